@@ -1,0 +1,113 @@
+"""Load and query the catalogue files in model_specs/data/ (validated once, cached)."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from model_specs.errors import CatalogueError, unknown_value_error
+from model_specs.schema import EngineSpec, InstanceSpec, ModelSpec, PriceBook, ServiceSpec
+
+DATA_DIR = Path(__file__).parent / "data"
+T = TypeVar("T", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    models: dict[str, ModelSpec]
+    engines: dict[str, EngineSpec]
+    instances: dict[str, InstanceSpec]
+    services: dict[str, ServiceSpec]
+    prices: PriceBook
+
+    def model(self, model_id: str) -> ModelSpec:
+        try:
+            return self.models[model_id]
+        except KeyError:
+            raise unknown_value_error("model id", model_id, self.models) from None
+
+    def engine(self, name: str) -> EngineSpec:
+        try:
+            return self.engines[name]
+        except KeyError:
+            raise unknown_value_error("engine type", name, self.engines) from None
+
+    def instance(self, name: str) -> InstanceSpec:
+        bare = name.removeprefix("ml.")
+        try:
+            return self.instances[bare]
+        except KeyError:
+            raise unknown_value_error("instance type", name, self.instances) from None
+
+    def service(self, name: str) -> ServiceSpec:
+        try:
+            return self.services[name]
+        except KeyError:
+            raise unknown_value_error("service type", name, self.services) from None
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise CatalogueError(f"{path}: not valid YAML: {exc}") from exc
+
+
+def _validate(cls: type[T], raw: Any, path: Path, entry: str) -> T:
+    try:
+        return cls.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"field {'.'.join(str(p) for p in err['loc']) or '<entry>'}: {err['msg']}" for err in exc.errors()
+        )
+        raise CatalogueError(f"{path.name}: entry {entry!r}: {problems}") from exc
+
+
+def _load_list(cls: type[T], path: Path, key: str) -> dict[str, T]:
+    raw = _read_yaml(path)
+    if not isinstance(raw, list):
+        raise CatalogueError(f"{path.name}: expected a list of entries at the top level")
+    out: dict[str, T] = {}
+    for i, item in enumerate(raw):
+        name = item.get(key, f"#{i}") if isinstance(item, dict) else f"#{i}"
+        spec = _validate(cls, item, path, str(name))
+        ident = getattr(spec, key)
+        if ident in out:
+            raise CatalogueError(f"{path.name}: entry {ident!r}: duplicate {key}")
+        out[ident] = spec
+    return out
+
+
+def load_catalogue(data_dir: Path = DATA_DIR) -> Catalogue:
+    """Read every catalogue file and check cross-references; raises CatalogueError naming file/entry/field."""
+    models: dict[str, ModelSpec] = {}
+    for path in sorted((data_dir / "models").glob("*.yaml")):
+        for ident, spec in _load_list(ModelSpec, path, "id").items():
+            if ident in models:
+                raise CatalogueError(f"{path.name}: entry {ident!r}: model id defined twice")
+            models[ident] = spec
+    engines = _load_list(EngineSpec, data_dir / "engines.yaml", "name")
+    instances = _load_list(InstanceSpec, data_dir / "instances.yaml", "name")
+    services = {str(k): v for k, v in _load_list(ServiceSpec, data_dir / "services.yaml", "name").items()}
+    prices = _validate(PriceBook, _read_yaml(data_dir / "prices.yaml"), data_dir / "prices.yaml", "prices")
+    for m in models.values():
+        for e in m.engines:
+            if e not in engines:
+                raise CatalogueError(f"models: entry {m.id!r}: field engines: unknown engine {e!r}")
+    for region, rp in prices.regions.items():
+        for table in (rp.ec2_hourly, rp.sagemaker_hourly):
+            for inst in table:
+                if inst not in instances:
+                    raise CatalogueError(f"prices.yaml: entry {region!r}: unknown instance {inst!r}")
+    return Catalogue(models=models, engines=engines, instances=instances, services=services, prices=prices)
+
+
+@functools.cache
+def catalogue() -> Catalogue:
+    """The packaged catalogue, loaded once per process."""
+    return load_catalogue()

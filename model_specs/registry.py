@@ -1,0 +1,49 @@
+"""The deployment registry contract shared by model stacks (writers) and the gateway (reader).
+
+Choice: one SSM String parameter per deployment at /emd/models/<model-id>/<tag>, created by the model
+stack itself (AWS::SSM::Parameter), so a deployment appears and disappears with its CloudFormation stack
+without a custom resource; standard parameters cost nothing; the gateway lists them with
+GetParametersByPath (paginated) and caches the result for a few seconds. A DynamoDB table would need a
+custom resource to write items from CloudFormation and one more stateful resource to clean up.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+REGISTRY_PREFIX = "/emd/models"
+SECRET_PREFIX = "emd"
+DEFAULT_TAG = "dev"
+
+
+def registry_parameter_name(model_id: str, model_tag: str) -> str:
+    return f"{REGISTRY_PREFIX}/{model_id}/{model_tag}"
+
+
+def api_key_secret_name(model_id: str, model_tag: str) -> str:
+    """Secrets Manager name of a deployment's API key (created by the CLI, never by a template)."""
+    return f"{SECRET_PREFIX}/{model_id}/{model_tag}/api-key"
+
+
+class RegistryEntry(BaseModel):
+    """JSON value of a registry parameter: where the gateway sends requests for <model_id>/<model_tag>."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    model_id: str
+    model_tag: str = DEFAULT_TAG
+    model_type: str = Field(description="llm | vlm | embedding | rerank | asr")
+    service_type: str
+    backend: Literal["sagemaker", "sagemaker_async", "http"]
+    endpoint_name: str | None = Field(default=None, description="SageMaker endpoint (sagemaker backends)")
+    base_url: str | None = Field(default=None, description="engine URL incl. /v1 prefix root (http backend)")
+    api_key_secret_name: str | None = Field(default=None, description="None only when public is true")
+    public: bool = False
+    region: str | None = None
+    stack_name: str | None = None
+
+    @property
+    def route(self) -> str:
+        return f"{self.model_id}/{self.model_tag}"

@@ -1,0 +1,4 @@
+"""What runs inside containers and CodeBuild: the gateway, the engine adapter, build steps, Dockerfiles.
+
+May import: model_specs only (plus aiohttp/httpx/boto3). Never aws_cdk, emd_stacks or emd_cli.
+"""
