@@ -1,0 +1,18 @@
+"""Session-wide test environment: no real AWS, no hub downloads, node 22 for jsii."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+os.environ.setdefault("CDK_DISABLE_CLI_TELEMETRY", "true")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+_node = ROOT / "node_modules" / ".bin" / "node"
+if _node.exists():
+    os.environ.setdefault("JSII_NODE", str(_node))
