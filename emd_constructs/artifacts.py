@@ -1,0 +1,81 @@
+"""The artifact bucket: model-weights cache (models/<model-id>/<revision>/), the pipeline source bundle
+(pipeline/source.zip) and pipeline artifacts (<pipeline-name>/), with its server-access-log bucket."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+import aws_cdk.aws_s3 as s3
+from cdk_nag import NagSuppressions
+from constructs import Construct
+
+SOURCE_KEY = "pipeline/source.zip"
+WEIGHTS_PREFIX = "models/"
+NONCURRENT_DAYS = 30
+PIPELINE_ARTIFACT_DAYS = 30
+ACCESS_LOG_DAYS = 90
+
+
+class ArtifactStore(Construct):
+    """`bucket` is versioned (the S3 pipeline source needs object versions) and SSE-S3 encrypted, so the
+    model stacks' roles read weights without a KMS grant. `retain_model_cache` keeps the bucket (and its
+    cached weights) when the stack is destroyed; otherwise `cdk destroy` empties and deletes it."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, pipeline_artifact_prefix: str, retain_model_cache: bool
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.access_logs = s3.Bucket(
+            self,
+            "AccessLogs",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[
+                s3.LifecycleRule(id="expire-access-logs", expiration=cdk.Duration.days(ACCESS_LOG_DAYS))
+            ],
+            removal_policy=cdk.RemovalPolicy.RETAIN if retain_model_cache else cdk.RemovalPolicy.DESTROY,
+            auto_delete_objects=not retain_model_cache,
+        )
+        NagSuppressions.add_resource_suppressions(
+            self.access_logs,
+            [
+                {
+                    "id": "AwsSolutions-S1",
+                    "reason": "This is the server-access-log target; logging it to itself would loop.",
+                }
+            ],
+        )
+        self.bucket = s3.Bucket(
+            self,
+            "Bucket",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="artifact-bucket/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="abort-incomplete-uploads",
+                    abort_incomplete_multipart_upload_after=cdk.Duration.days(7),
+                ),
+                s3.LifecycleRule(
+                    id="expire-noncurrent-versions",
+                    noncurrent_version_expiration=cdk.Duration.days(NONCURRENT_DAYS),
+                ),
+                s3.LifecycleRule(
+                    id="expire-pipeline-artifacts",
+                    prefix=pipeline_artifact_prefix,
+                    expiration=cdk.Duration.days(PIPELINE_ARTIFACT_DAYS),
+                ),
+                s3.LifecycleRule(
+                    id="expire-old-source-bundles",
+                    prefix="pipeline/",
+                    noncurrent_version_expiration=cdk.Duration.days(7),
+                ),
+            ],
+            removal_policy=cdk.RemovalPolicy.RETAIN if retain_model_cache else cdk.RemovalPolicy.DESTROY,
+            auto_delete_objects=not retain_model_cache,
+        )

@@ -1,0 +1,112 @@
+"""The CodeBuild project that runs the build stage (serving/build/buildspec.yml): weights to the S3 cache,
+engine image to ECR, parameters.json for the deploy stage. Privileged for Docker; KMS-encrypted; logs with
+retention. Its source is the S3 bundle, so it runs inside the pipeline and on its own (direct cdk mode)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aws_cdk as cdk
+import aws_cdk.aws_codebuild as codebuild
+import aws_cdk.aws_ecr as ecr
+import aws_cdk.aws_iam as iam
+import aws_cdk.aws_kms as kms
+import aws_cdk.aws_logs as logs
+import aws_cdk.aws_s3 as s3
+import yaml
+from cdk_nag import NagSuppressions
+from constructs import Construct
+
+from emd_constructs.artifacts import SOURCE_KEY
+
+BUILDSPEC_PATH = Path(__file__).resolve().parent.parent / "serving" / "build" / "buildspec.yml"
+HF_TOKEN_SECRET_NAME = "emd/hf-token"
+BUILD_IMAGE = codebuild.LinuxBuildImage.STANDARD_7_0
+LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+
+
+def load_buildspec() -> codebuild.BuildSpec:
+    return codebuild.BuildSpec.from_object(yaml.safe_load(BUILDSPEC_PATH.read_text()))
+
+
+class BuildProject(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        bucket: s3.IBucket,
+        repository: ecr.IRepository,
+        compute_type: codebuild.ComputeType,
+        timeout: cdk.Duration,
+        weights_hub: str,
+        pip_index_url: str | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = cdk.Stack.of(self)
+        self.key = kms.Key(
+            self,
+            "Key",
+            description="EMD build artifacts and logs",
+            enable_key_rotation=True,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        self.log_group = logs.LogGroup(
+            self, "Logs", retention=LOG_RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY
+        )
+        env = {
+            "EMD_ARTIFACT_BUCKET": bucket.bucket_name,
+            "EMD_ECR_REPOSITORY_URI": repository.repository_uri,
+            "EMD_ECR_REGISTRY": f"{stack.account}.dkr.ecr.{stack.region}.{stack.url_suffix}",
+            "EMD_URL_SUFFIX": stack.url_suffix,
+            "EMD_PARTITION": stack.partition,
+            "EMD_WEIGHTS_HUB": weights_hub,
+            "EMD_HF_TOKEN_SECRET": HF_TOKEN_SECRET_NAME,
+        }
+        if pip_index_url:
+            env["PIP_INDEX_URL"] = pip_index_url
+        self.project = codebuild.Project(
+            self,
+            "Project",
+            description="EMD build stage: model weights to S3, engine image to ECR, deploy parameters",
+            source=codebuild.Source.s3(bucket=bucket, path=SOURCE_KEY),
+            build_spec=load_buildspec(),
+            environment=codebuild.BuildEnvironment(
+                build_image=BUILD_IMAGE, compute_type=compute_type, privileged=True
+            ),
+            environment_variables={k: codebuild.BuildEnvironmentVariable(value=v) for k, v in env.items()},
+            encryption_key=self.key,
+            timeout=timeout,
+            logging=codebuild.LoggingOptions(
+                cloud_watch=codebuild.CloudWatchLoggingOptions(log_group=self.log_group)
+            ),
+        )
+        role = self.project.role
+        assert role is not None
+        bucket.grant_read_write(role)
+        repository.grant_pull_push(role)
+        repository.grant(role, "ecr:DescribeImages")
+        # the optional Hugging Face token; Secrets Manager appends a 6-character suffix to secret ARNs
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["secretsmanager:GetSecretValue"],
+                resources=[
+                    stack.format_arn(
+                        service="secretsmanager",
+                        resource="secret",
+                        resource_name=f"{HF_TOKEN_SECRET_NAME}-??????",
+                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
+        NagSuppressions.add_resource_suppressions(
+            self.project,
+            [
+                {
+                    "id": "AwsSolutions-CB3",
+                    "reason": "Privileged mode is required to run the Docker daemon that builds the engine "
+                    "image; the build runs only EMD's own buildspec from the repository.",
+                }
+            ],
+        )

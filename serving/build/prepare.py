@@ -1,0 +1,331 @@
+"""Build-stage steps, one per buildspec phase: `check`, `weights`, `image`, `parameters`.
+
+    python3 -m serving.build.prepare weights     # S3 cache keyed by model revision, marker written last
+    python3 -m serving.build.prepare image       # ECR tag = content hash; skipped when the tag exists
+    python3 -m serving.build.prepare parameters  # parameters.json for the CloudFormation deploy action
+
+Steps share state through .emd-build/state.json in the source directory. Secrets (the optional Hugging Face
+token) are passed to the hub client only, never printed or written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from serving.build import contract
+
+ROOT = Path(os.environ.get("CODEBUILD_SRC_DIR", ".")).resolve()
+STATE = ROOT / ".emd-build" / "state.json"
+ENGINE_DIR = "serving/engine"
+
+
+class BuildError(RuntimeError):
+    pass
+
+
+def log(message: str) -> None:
+    print(f"[emd-build] {message}", flush=True)
+
+
+def load_deployment(root: Path = ROOT) -> dict[str, Any]:
+    path = root / contract.BUNDLE_DEPLOYMENT
+    if not path.exists():
+        raise BuildError(f"{path} is missing: the source bundle must contain {contract.BUNDLE_DEPLOYMENT}")
+    data = json.loads(path.read_text())
+    for key in ("model_id", "model_tag", "engine_type", "stack_name"):
+        if not data.get(key):
+            raise BuildError(f"{contract.BUNDLE_DEPLOYMENT} has no {key!r}")
+    # the pipeline variables must describe the same deployment as the bundle (parallel executions)
+    for var, key in (
+        ("EMD_MODEL_ID", "model_id"),
+        ("EMD_MODEL_TAG", "model_tag"),
+        ("EMD_STACK_NAME", "stack_name"),
+    ):
+        given = os.environ.get(var)
+        if given and given != data[key]:
+            raise BuildError(
+                f"pipeline variable {var}={given!r} does not match {contract.BUNDLE_DEPLOYMENT} "
+                f"{key}={data[key]!r}"
+            )
+    return data
+
+
+def read_state() -> dict[str, Any]:
+    return json.loads(STATE.read_text()) if STATE.exists() else {}
+
+
+def write_state(**values: Any) -> None:
+    state = read_state()
+    state.update(values)
+    STATE.parent.mkdir(parents=True, exist_ok=True)
+    STATE.write_text(json.dumps(state, indent=2))
+
+
+def env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise BuildError(f"environment variable {name} is not set (it comes from the CodeBuild project)")
+    return value
+
+
+# ---------------------------------------------------------------- weights
+
+
+def weights_prefix(model_id: str, revision: str) -> str:
+    safe_revision = revision.replace("/", "_")
+    return f"{contract.WEIGHTS_PREFIX}/{model_id}/{safe_revision}/"
+
+
+def hf_token() -> str | None:
+    """The optional token from Secrets Manager (emd/hf-token); None when the secret does not exist."""
+    import boto3
+
+    name = os.environ.get("EMD_HF_TOKEN_SECRET")
+    if not name:
+        return None
+    client = boto3.client("secretsmanager")
+    try:
+        return client.get_secret_value(SecretId=name)["SecretString"].strip() or None
+    except client.exceptions.ResourceNotFoundException:
+        return None
+
+
+def resolve_revision(hub: str, repo: str, revision: str, token: str | None) -> str:
+    """A branch name (e.g. main) becomes the commit it points to, so the cache key never goes stale."""
+    if hub != "huggingface":
+        return revision
+    from huggingface_hub import HfApi
+
+    return HfApi(token=token).model_info(repo, revision=revision).sha or revision
+
+
+def download(hub: str, repo: str, revision: str, dest: Path, token: str | None, pattern: str | None) -> None:
+    if hub == "modelscope":
+        from modelscope import snapshot_download
+
+        kwargs: dict[str, Any] = {"allow_file_pattern": pattern} if pattern else {}
+        snapshot_download(model_id=repo, revision=revision, local_dir=str(dest), **kwargs)
+        return
+    from huggingface_hub import snapshot_download as hf_snapshot
+
+    hf_snapshot(
+        repo_id=repo,
+        revision=revision,
+        local_dir=str(dest),
+        token=token,
+        allow_patterns=[pattern] if pattern else None,
+    )
+
+
+def marker_exists(s3: Any, bucket: str, key: str) -> bool:
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+        return True
+    except s3.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return False
+        raise
+
+
+def step_weights() -> None:
+    import boto3
+
+    from model_specs.catalogue import catalogue
+
+    dep = load_deployment()
+    bucket = env("EMD_ARTIFACT_BUCKET")
+    model_params = dep.get("extra_params", {}).get("model_params", {}) or {}
+    given = model_params.get("model_files_s3_path")
+    if given:
+        log(f"weights: using the given location {given}")
+        write_state(model_data_s3_uri=given.rstrip("/") + "/")
+        return
+    model = catalogue().model(dep["model_id"])
+    hub = os.environ.get("EMD_WEIGHTS_HUB", "huggingface")
+    repo = model.modelscope_id if hub == "modelscope" else model.hf_id
+    if not repo:
+        hub, repo = "huggingface", model.hf_id
+        log(f"weights: {model.id} has no ModelScope id; downloading from Hugging Face")
+    pattern = model.engines[dep["engine_type"]].model_file
+    token = hf_token() if hub == "huggingface" else None
+    revision = resolve_revision(hub, repo, model_params.get("revision") or "main", token)
+    prefix = weights_prefix(model.id, revision)
+    uri = f"s3://{bucket}/{prefix}"
+    s3 = boto3.client("s3")
+    if marker_exists(s3, bucket, prefix + contract.COMPLETION_MARKER):
+        log(f"weights: cached at {uri}")
+        write_state(model_data_s3_uri=uri)
+        return
+    with tempfile.TemporaryDirectory(prefix="emd-weights-") as tmp:
+        log(f"weights: downloading {repo}@{revision} from {hub}")
+        download(hub, repo, revision, Path(tmp), token, pattern)
+        files = [p for p in Path(tmp).rglob("*") if p.is_file() and ".cache" not in p.parts]
+        size = sum(p.stat().st_size for p in files)
+        log(f"weights: {len(files)} files, {size / 2**30:.1f} GiB -> {uri}")
+        subprocess.run(
+            ["aws", "s3", "sync", tmp, uri, "--only-show-errors", "--exclude", ".cache/*"], check=True
+        )
+    marker = {"hub": hub, "repo": repo, "revision": revision, "files": len(files), "bytes": size}
+    s3.put_object(Bucket=bucket, Key=prefix + contract.COMPLETION_MARKER, Body=json.dumps(marker).encode())
+    write_state(model_data_s3_uri=uri)
+
+
+# ---------------------------------------------------------------- image
+
+
+def image_hash(root: Path, engine_entry: dict[str, Any], base_image: str) -> str:
+    """Content hash of serving/engine (paths and bytes), the catalogue's engine entry and the base image."""
+    digest = hashlib.sha256()
+    engine_dir = root / ENGINE_DIR
+    for path in sorted(p for p in engine_dir.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    digest.update(json.dumps(engine_entry, sort_keys=True).encode())
+    digest.update(base_image.encode())
+    return digest.hexdigest()
+
+
+def image_tag(engine: str, content_hash: str) -> str:
+    return f"{engine}-{content_hash[:20]}"
+
+
+def ecr_tag_exists(repository_name: str, tag: str) -> bool:
+    result = subprocess.run(
+        [
+            "aws",
+            "ecr",
+            "describe-images",
+            "--repository-name",
+            repository_name,
+            "--image-ids",
+            f"imageTag={tag}",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode == 0:
+        return True
+    if "ImageNotFoundException" in result.stderr:
+        return False
+    raise BuildError(f"aws ecr describe-images failed: {result.stderr.strip()}")
+
+
+def step_image() -> None:
+    from model_specs.catalogue import catalogue
+
+    dep = load_deployment()
+    engine = catalogue().engine(dep["engine_type"])
+    repo_uri = env("EMD_ECR_REPOSITORY_URI")
+    registry = env("EMD_ECR_REGISTRY")
+    repository_name = repo_uri.split("/", 1)[1]
+    tag = image_tag(engine.name, image_hash(ROOT, engine.model_dump(mode="json"), engine.base_image))
+    uri = f"{repo_uri}:{tag}"
+    if ecr_tag_exists(repository_name, tag):
+        log(f"image: {uri} exists, skipping the build")
+    else:
+        log(f"image: building {uri} from {engine.base_image}")
+        password = subprocess.run(
+            ["aws", "ecr", "get-login-password"], capture_output=True, text=True, check=True
+        ).stdout
+        subprocess.run(
+            ["docker", "login", "--username", "AWS", "--password-stdin", registry],
+            input=password,
+            text=True,
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [
+                "docker",
+                "build",
+                "--file",
+                f"{ENGINE_DIR}/Dockerfile",
+                "--build-arg",
+                f"BASE_IMAGE={engine.base_image}",
+                "--build-arg",
+                f"ENGINE={engine.name}",
+                "--tag",
+                uri,
+                ".",
+            ],
+            cwd=ROOT,
+            check=True,
+        )
+        subprocess.run(["docker", "push", uri], check=True)
+    write_state(engine_image_uri=uri)
+
+
+# ---------------------------------------------------------------- parameters
+
+
+def template_configuration(
+    template: dict[str, Any], state: dict[str, Any], dep: dict[str, Any]
+) -> dict[str, Any]:
+    """Fill the parameters the template declares; fail naming required ones the build cannot fill."""
+    known = {
+        contract.PARAM_ENGINE_IMAGE_URI: state.get("engine_image_uri"),
+        contract.PARAM_MODEL_DATA_S3_URI: state.get("model_data_s3_uri"),
+    }
+    declared = template.get("Parameters", {}) or {}
+    values: dict[str, str] = {}
+    missing = []
+    for name, spec in declared.items():
+        if known.get(name):
+            values[name] = str(known[name])
+        elif "Default" not in spec:
+            missing.append(name)
+    if missing:
+        raise BuildError(
+            f"template parameters with no default that the build cannot fill: {', '.join(sorted(missing))}; "
+            f"the build provides {', '.join(sorted(known))}"
+        )
+    return {
+        "Parameters": values,
+        "Tags": {"emd:model-id": dep["model_id"], "emd:tag": dep["model_tag"]},
+    }
+
+
+def step_parameters() -> None:
+    if os.environ.get("CODEBUILD_BUILD_SUCCEEDING") == "0":
+        raise BuildError("an earlier build phase failed; not writing parameters.json")
+    dep = load_deployment()
+    template_path = ROOT / contract.BUNDLE_TEMPLATE
+    if not template_path.exists():
+        raise BuildError(f"{template_path} is missing from the bundle")
+    config = template_configuration(json.loads(template_path.read_text()), read_state(), dep)
+    (ROOT / contract.OUTPUT_PARAMETERS).write_text(json.dumps(config, indent=2))
+    log(f"parameters: {', '.join(sorted(config['Parameters'])) or '(none)'}")
+
+
+def step_check() -> None:
+    dep = load_deployment()
+    log(
+        f"deployment {os.environ.get('EMD_DEPLOYMENT_ID', '?')}: {dep['model_id']}/{dep['model_tag']} "
+        f"-> {dep['stack_name']}"
+    )
+
+
+STEPS = {"check": step_check, "weights": step_weights, "image": step_image, "parameters": step_parameters}
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1 or argv[0] not in STEPS:
+        print(f"usage: python3 -m serving.build.prepare {{{'|'.join(STEPS)}}}", file=sys.stderr)
+        return 2
+    try:
+        STEPS[argv[0]]()
+    except BuildError as exc:
+        print(f"[emd-build] error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
