@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 import aws_cdk.aws_s3 as s3
-from cdk_nag import NagSuppressions
 from constructs import Construct
+
+from emd_constructs.nag import acknowledge
 
 SOURCE_KEY = "pipeline/source.zip"
 WEIGHTS_PREFIX = "models/"
@@ -37,14 +38,10 @@ class ArtifactStore(Construct):
             removal_policy=cdk.RemovalPolicy.RETAIN if retain_model_cache else cdk.RemovalPolicy.DESTROY,
             auto_delete_objects=not retain_model_cache,
         )
-        NagSuppressions.add_resource_suppressions(
+        acknowledge(
             self.access_logs,
-            [
-                {
-                    "id": "AwsSolutions-S1",
-                    "reason": "This is the server-access-log target; logging it to itself would loop.",
-                }
-            ],
+            "AwsSolutions-S1",
+            "This is the server-access-log target; logging it to itself would loop.",
         )
         self.bucket = s3.Bucket(
             self,

@@ -14,10 +14,10 @@ import aws_cdk.aws_kms as kms
 import aws_cdk.aws_logs as logs
 import aws_cdk.aws_s3 as s3
 import yaml
-from cdk_nag import NagSuppressions
 from constructs import Construct
 
 from emd_constructs.artifacts import SOURCE_KEY
+from emd_constructs.nag import acknowledge
 
 BUILDSPEC_PATH = Path(__file__).resolve().parent.parent / "serving" / "build" / "buildspec.yml"
 HF_TOKEN_SECRET_NAME = "emd/hf-token"
@@ -100,13 +100,9 @@ class BuildProject(Construct):
                 ],
             )
         )
-        NagSuppressions.add_resource_suppressions(
+        acknowledge(
             self.project,
-            [
-                {
-                    "id": "AwsSolutions-CB3",
-                    "reason": "Privileged mode is required to run the Docker daemon that builds the engine "
-                    "image; the build runs only EMD's own buildspec from the repository.",
-                }
-            ],
+            "AwsSolutions-CB3",
+            "Privileged mode is required to run the Docker daemon that builds the engine "
+            "image; the build runs only EMD's own buildspec from the repository.",
         )

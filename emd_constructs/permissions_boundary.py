@@ -7,7 +7,6 @@ from __future__ import annotations
 import aws_cdk as cdk
 import aws_cdk.aws_iam as iam
 import aws_cdk.aws_s3 as s3
-from cdk_nag import NagSuppressions
 from constructs import Construct
 
 from model_specs.deployment import STACK_PREFIX
@@ -95,17 +94,5 @@ class ModelPermissionsBoundary(Construct):
                     ],
                     resources=["*"],
                 ),
-            ],
-        )
-        NagSuppressions.add_resource_suppressions(
-            self.policy,
-            [
-                {
-                    "id": "AwsSolutions-IAM5",
-                    "reason": "A permissions boundary is a ceiling, not a grant: each model role policy "
-                    "scopes these actions. Wildcard resources are needed where resource names are chosen "
-                    "later (user async output paths, DLC images in AWS accounts, ECS agent, Session Manager "
-                    "and CloudWatch APIs that take no resource ARN).",
-                }
             ],
         )

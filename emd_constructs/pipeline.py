@@ -96,6 +96,33 @@ class DeployPipeline(Construct):
                 )
             ],
         )
+        self.deploy_action_role = deploy_action_role = iam.Role(
+            self,
+            "DeployActionRole",
+            assumed_by=iam.ArnPrincipal(self.pipeline.role.role_arn),
+            description="CodePipeline deploy action: create/update EMD-Model-* stacks",
+        )
+        model_stacks = stack.format_arn(
+            service="cloudformation", resource="stack", resource_name=f"{STACK_PREFIX}*/*"
+        )
+        deploy_action_role.add_to_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "cloudformation:CreateStack",
+                    "cloudformation:UpdateStack",
+                    "cloudformation:DescribeStacks",
+                    "cloudformation:DescribeStackEvents",
+                    "cloudformation:DescribeStackResources",
+                    "cloudformation:GetTemplate",
+                ],
+                resources=[model_stacks],
+            )
+        )
+        deploy_action_role.add_to_policy(
+            iam.PolicyStatement(actions=["iam:PassRole"], resources=[self.cfn_role.role_arn])
+        )
+        bucket.grant_read(deploy_action_role)
+        bucket.grant_read(self.cfn_role)
         self.pipeline.add_stage(
             stage_name="Deploy",
             actions=[
@@ -108,6 +135,10 @@ class DeployPipeline(Construct):
                     deployment_role=self.cfn_role,
                     cfn_capabilities=[cdk.CfnCapabilities.NAMED_IAM, cdk.CfnCapabilities.AUTO_EXPAND],
                     replace_on_failure=False,
+                    # CDK would grant this role CloudFormation rights on the literal ARN
+                    # ".../stack/#{variables.stack_name}/*" (variables are not resolved in IAM), so it gets an
+                    # immutable view and the real, EMD-Model-* scoped policy below.
+                    role=deploy_action_role.without_policy_updates(),
                 )
             ],
         )

@@ -4,13 +4,15 @@ permissions boundary; published through SSM parameters under /emd/bootstrap/ (no
 from __future__ import annotations
 
 import aws_cdk as cdk
+import aws_cdk.aws_iam as iam
 import aws_cdk.aws_ssm as ssm
-from cdk_nag import NagSuppressions
 from constructs import Construct
 
 from emd_constructs.artifacts import ArtifactStore
 from emd_constructs.build_project import BuildProject
 from emd_constructs.engine_repository import EngineRepository
+from emd_constructs.hygiene import drop_provider_role_dependencies, keep_only_policy_dependency
+from emd_constructs.nag import acknowledge, acknowledge_wildcards, default_policy
 from emd_constructs.permissions_boundary import ModelPermissionsBoundary
 from emd_constructs.pipeline import PIPELINE_NAME, DeployPipeline
 from emd_constructs.regional import regional_facts
@@ -78,24 +80,59 @@ class BootstrapStack(cdk.Stack):
             ssm.StringParameter(self, cid, parameter_name=name, string_value=value)
         tag_shared(self, "bootstrap")
         _suppress_generated(self)
+        _acknowledge_wildcards(build, deploy, boundary)
+        keep_only_policy_dependency(deploy.pipeline, deploy.pipeline.role)  # type: ignore[arg-type]
+        drop_provider_role_dependencies(self)
 
 
 def _suppress_generated(stack: cdk.Stack) -> None:
-    NagSuppressions.add_stack_suppressions(
-        stack,
-        [
-            {
-                "id": "AwsSolutions-IAM4",
-                "reason": "Only CDK's bucket/repository auto-delete custom-resource Lambda uses a managed "
-                "policy (AWSLambdaBasicExecutionRole, logs only); it runs solely on stack deletion.",
-                "appliesTo": [
-                    "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
-                ],
-            },
-            {
-                "id": "AwsSolutions-L1",
-                "reason": "The auto-delete custom-resource Lambda's runtime is chosen by aws-cdk-lib and "
-                "moves with its upgrades.",
-            },
-        ],
+    """Findings on the custom-resource Lambda that aws-cdk-lib adds for auto-delete (bucket, ECR)."""
+    for child in stack.node.find_all():
+        if child.node.id.startswith("Custom::") and "AutoDelete" in child.node.id:
+            acknowledge(
+                child,
+                "AwsSolutions-IAM4",
+                "aws-cdk-lib's auto-delete custom-resource Lambda uses AWSLambdaBasicExecutionRole (logs "
+                "only); it runs only when the stack is deleted.",
+            )
+            acknowledge(
+                child,
+                "AwsSolutions-L1",
+                "The auto-delete Lambda's runtime is chosen by aws-cdk-lib and moves with its upgrades.",
+            )
+
+
+def _acknowledge_wildcards(
+    build: BuildProject, deploy: DeployPipeline, boundary: ModelPermissionsBoundary
+) -> None:
+    """AwsSolutions-IAM5 (wildcards), one reason per policy."""
+    bucket_objects = (
+        "objects in the one artifact bucket (<bucket>/*: weights, bundles and pipeline artifacts have "
+        "run-time keys) through aws-cdk-lib grants whose action groups (s3:GetObject*, s3:List*, "
+        "s3:Abort*, s3:DeleteObject*) stay on that bucket"
     )
+    reasons = {
+        default_policy(build.project.role): f"Build role: {bucket_objects}; the project's own log group and "
+        "report groups; kms:GenerateDataKey*/ReEncrypt* on its own key; ecr:GetAuthorizationToken takes no "
+        "resource ARN (Resource *).",
+        default_policy(deploy.pipeline.role): f"Pipeline role: {bucket_objects}.",
+        default_policy(deploy.deploy_action_role): f"Deploy action role: {bucket_objects}; stacks are "
+        "addressed as stack/EMD-Model-*/* because the stack name is a pipeline variable.",
+        default_policy(deploy.cfn_role): "CloudFormation deploys model stacks whose resource names are "
+        "generated at deploy time (SageMaker endpoints/configs/models, ECS services, alarms, topics, "
+        "launch templates), so those service actions cannot be scoped to ARNs in advance; IAM is limited to "
+        "roles/instance profiles named EMD-Model-* and role creation requires the EMD permissions boundary; "
+        "SSM writes are limited to /emd/models/*, secrets to emd/*, S3 to the artifact bucket.",
+        boundary.policy: "A permissions boundary is a ceiling, not a grant: each model role policy scopes "
+        "these actions. Wildcard resources are needed where names are chosen later (user async output "
+        "paths, AWS Deep Learning Container images in AWS accounts, ECS agent, Session Manager and "
+        "CloudWatch APIs that take no resource ARN).",
+    }
+    for policy, reason in reasons.items():
+        acknowledge_wildcards(policy, reason)
+    for child in deploy.pipeline.node.find_all():
+        if isinstance(child, iam.Role) and child.node.id == "CodePipelineActionRole":
+            acknowledge_wildcards(
+                default_policy(child),
+                f"Source action role: {bucket_objects}.",
+            )
