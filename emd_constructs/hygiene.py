@@ -31,3 +31,16 @@ def keep_only_policy_dependency(resource: IConstruct, role: iam.Role) -> None:
         policy_cfn = policy.node.default_child
         assert isinstance(policy_cfn, cdk.CfnResource)
         cfn.add_override("DependsOn", [cdk.Stack.of(resource).get_logical_id(policy_cfn)])
+
+
+def set_depends_on(resource: IConstruct, targets: list[IConstruct]) -> None:
+    """Replace `resource`'s DependsOn with `targets` (those not already implied by a Ref/GetAtt)."""
+    cfn = resource.node.default_child or resource
+    assert isinstance(cfn, cdk.CfnResource)
+    stack = cdk.Stack.of(resource)
+    ids = []
+    for target in targets:
+        t = target.node.default_child or target
+        assert isinstance(t, cdk.CfnResource)
+        ids.append(stack.get_logical_id(t))
+    cfn.add_override("DependsOn", ids)

@@ -1,0 +1,260 @@
+"""The gateway: ECS Fargate service (arm64 where offered) behind an Application Load Balancer.
+
+HTTP by default; with a certificate an HTTPS listener (TLS 1.2+/1.3 policy) and HTTP redirects to it.
+Health check GET /health; autoscaling on ALB requests per target; deployment circuit breaker with rollback.
+The task role reads only the deployment registry (/emd/models/*), API-key secrets under emd/, and invokes
+only EMD SageMaker endpoints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import aws_cdk as cdk
+import aws_cdk.aws_ec2 as ec2
+import aws_cdk.aws_ecr_assets as ecr_assets
+import aws_cdk.aws_ecs as ecs
+import aws_cdk.aws_elasticloadbalancingv2 as elbv2
+import aws_cdk.aws_iam as iam
+import aws_cdk.aws_logs as logs
+import aws_cdk.aws_s3 as s3
+from constructs import Construct
+
+from emd_constructs.hygiene import set_depends_on
+from emd_constructs.nag import acknowledge
+from emd_constructs.regional import RegionalFacts
+from model_specs.errors import EmdUserError
+from model_specs.registry import REGISTRY_PREFIX, SECRET_PREFIX
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+GATEWAY_DOCKERFILE = "serving/gateway/Dockerfile"
+CONTAINER_PORT = 8080
+HEALTH_PATH = "/health"
+ENDPOINT_NAME_PREFIX = "emd-"
+ASSET_EXCLUDES = [
+    ".venv", "node_modules", "cdk.out", "cdk.out*", ".git", "tests", "bench", "**/__pycache__",
+    ".pytest_cache", ".ruff_cache", ".hypothesis", "*.egg-info", "**/*.pyc",
+]  # fmt: skip
+LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+
+
+@dataclass(frozen=True)
+class GatewayScaling:
+    min_tasks: int = 2
+    max_tasks: int = 10
+    requests_per_target: int = 500
+    cpu: int = 512
+    memory_mib: int = 1024
+
+
+def gateway_image(facts: RegionalFacts, root: Path = REPO_ROOT) -> ecs.ContainerImage:
+    """The gateway image built by `cdk deploy` from the repository (build context: the repo root)."""
+    if not (root / GATEWAY_DOCKERFILE).exists():
+        raise EmdUserError(
+            f"{root / GATEWAY_DOCKERFILE} is missing: the gateway image is built from it. Synthesize with "
+            f"-c gateway=false to deploy without the gateway"
+        )
+    platform = ecr_assets.Platform.LINUX_ARM64 if facts.fargate_arm64 else ecr_assets.Platform.LINUX_AMD64
+    return ecs.ContainerImage.from_asset(
+        str(root), file=GATEWAY_DOCKERFILE, platform=platform, exclude=ASSET_EXCLUDES
+    )
+
+
+class GatewayService(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        vpc: ec2.IVpc,
+        task_subnets: list[ec2.ISubnet],
+        image: ecs.ContainerImage,
+        facts: RegionalFacts,
+        certificate_arn: str | None,
+        allowed_cidrs: tuple[str, ...],
+        internal: bool,
+        scaling: GatewayScaling | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        scaling = scaling or GatewayScaling()
+        stack = cdk.Stack.of(self)
+
+        self.access_logs = s3.Bucket(
+            self,
+            "AlbAccessLogs",
+            encryption=s3.BucketEncryption.S3_MANAGED,  # ALB access logs support SSE-S3 only
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[s3.LifecycleRule(id="expire-alb-logs", expiration=cdk.Duration.days(90))],
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+            auto_delete_objects=True,
+        )
+        acknowledge(
+            self.access_logs,
+            "AwsSolutions-S1",
+            "This bucket is the ALB access-log target; logging it again adds cost and no insight.",
+        )
+        self.alb_security_group = ec2.SecurityGroup(
+            self,
+            "AlbSecurityGroup",
+            vpc=vpc,
+            description="EMD gateway load balancer",
+            allow_all_outbound=False,
+        )
+        ports = [443, 80] if certificate_arn else [80]
+        for cidr in allowed_cidrs or ("0.0.0.0/0",):
+            peer = ec2.Peer.ipv6(cidr) if ":" in cidr else ec2.Peer.ipv4(cidr)
+            for port in ports:
+                self.alb_security_group.add_ingress_rule(peer, ec2.Port.tcp(port), f"clients {cidr}")
+        self.alb = elbv2.ApplicationLoadBalancer(
+            self,
+            "Alb",
+            vpc=vpc,
+            internet_facing=not internal,
+            vpc_subnets=ec2.SubnetSelection(
+                subnets=task_subnets if internal else None,
+                subnet_type=None if internal else ec2.SubnetType.PUBLIC,
+            ),
+            security_group=self.alb_security_group,
+            drop_invalid_header_fields=True,
+            idle_timeout=cdk.Duration.seconds(600),  # long streaming completions
+        )
+        self.alb.log_access_logs(self.access_logs, "alb")
+
+        self.cluster = ecs.Cluster(
+            self, "Cluster", vpc=vpc, container_insights_v2=ecs.ContainerInsights.ENABLED
+        )
+        self.task_definition = ecs.FargateTaskDefinition(
+            self,
+            "Task",
+            cpu=scaling.cpu,
+            memory_limit_mib=scaling.memory_mib,
+            runtime_platform=ecs.RuntimePlatform(
+                cpu_architecture=facts.cpu_architecture,
+                operating_system_family=ecs.OperatingSystemFamily.LINUX,
+            ),
+        )
+        self.log_group = logs.LogGroup(
+            self, "Logs", retention=LOG_RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY
+        )
+        self.task_definition.add_container(
+            "gateway",
+            image=image,
+            port_mappings=[ecs.PortMapping(container_port=CONTAINER_PORT)],
+            environment={"EMD_REGISTRY_PREFIX": REGISTRY_PREFIX, "AWS_REGION": stack.region},
+            logging=ecs.LogDrivers.aws_logs(stream_prefix="gateway", log_group=self.log_group),
+            readonly_root_filesystem=True,
+        )
+        grant_gateway_access(self.task_definition.task_role, stack)
+
+        self.security_group = ec2.SecurityGroup(
+            self, "TaskSecurityGroup", vpc=vpc, description="EMD gateway tasks", allow_all_outbound=True
+        )
+        self.service = ecs.FargateService(
+            self,
+            "Service",
+            cluster=self.cluster,
+            task_definition=self.task_definition,
+            desired_count=scaling.min_tasks,
+            security_groups=[self.security_group],
+            vpc_subnets=ec2.SubnetSelection(subnets=task_subnets),
+            assign_public_ip=False,
+            circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
+            min_healthy_percent=100,
+            max_healthy_percent=200,
+        )
+
+        if certificate_arn:
+            listener = self.alb.add_listener(
+                "Https",
+                port=443,
+                protocol=elbv2.ApplicationProtocol.HTTPS,
+                certificates=[elbv2.ListenerCertificate.from_arn(certificate_arn)],
+                ssl_policy=facts.ssl_policy,
+                open=False,
+            )
+            self.alb.add_redirect(source_port=80, target_port=443, open=False)
+        else:
+            listener = self.alb.add_listener(
+                "Http", port=80, protocol=elbv2.ApplicationProtocol.HTTP, open=False
+            )
+        self.listener = listener
+        self.target_group = listener.add_targets(
+            "Gateway",
+            port=CONTAINER_PORT,
+            protocol=elbv2.ApplicationProtocol.HTTP,
+            targets=[self.service],
+            health_check=elbv2.HealthCheck(
+                path=HEALTH_PATH, healthy_http_codes="200", interval=cdk.Duration.seconds(15)
+            ),
+            deregistration_delay=cdk.Duration.seconds(120),
+        )
+        # the service's LoadBalancers property already references the target group (cfn-lint W3005)
+        task_role = self.task_definition.task_role
+        set_depends_on(self.service, [listener, task_role.node.find_child("DefaultPolicy"), task_role])
+        scaling_target = self.service.auto_scale_task_count(
+            min_capacity=scaling.min_tasks, max_capacity=scaling.max_tasks
+        )
+        scaling_target.scale_on_request_count(
+            "RequestsPerTarget",
+            requests_per_target=scaling.requests_per_target,
+            target_group=self.target_group,
+        )
+        scheme = "https" if certificate_arn else "http"
+        self.url = f"{scheme}://{self.alb.load_balancer_dns_name}"
+
+
+def grant_gateway_access(role: iam.IRole, stack: cdk.Stack) -> None:
+    """Registry read, API-key secrets read, EMD SageMaker endpoints invoke: nothing else."""
+    registry = REGISTRY_PREFIX.lstrip("/")
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid="ReadDeploymentRegistry",
+            actions=["ssm:GetParametersByPath", "ssm:GetParameter", "ssm:GetParameters"],
+            resources=[
+                stack.format_arn(service="ssm", resource="parameter", resource_name=registry),
+                stack.format_arn(service="ssm", resource="parameter", resource_name=f"{registry}/*"),
+            ],
+        )
+    )
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid="ReadApiKeys",
+            actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+            resources=[
+                stack.format_arn(
+                    service="secretsmanager",
+                    resource="secret",
+                    resource_name=f"{SECRET_PREFIX}/*",
+                    arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                )
+            ],
+        )
+    )
+    invoke = [
+        "sagemaker:InvokeEndpoint",
+        "sagemaker:InvokeEndpointWithResponseStream",
+        "sagemaker:InvokeEndpointAsync",
+    ]
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid="InvokeEmdEndpointsByName",
+            actions=invoke,
+            resources=[
+                stack.format_arn(
+                    service="sagemaker", resource="endpoint", resource_name=f"{ENDPOINT_NAME_PREFIX}*"
+                )
+            ],
+        )
+    )
+    # endpoints with a user-chosen name (service_params.sagemaker_endpoint_name) carry the emd:model-id tag
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid="InvokeEmdEndpointsByTag",
+            actions=invoke,
+            resources=[stack.format_arn(service="sagemaker", resource="endpoint", resource_name="*")],
+            conditions={"Null": {"aws:ResourceTag/emd:model-id": "false"}},
+        )
+    )

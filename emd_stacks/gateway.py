@@ -1,0 +1,126 @@
+"""EMD-Gateway: the OpenAI-compatible front door (ALB + Fargate), its VPC and the Cloud Map namespace that
+ECS model services register in; published through SSM parameters under /emd/gateway/.
+
+Independent of EMD-Bootstrap: SageMaker users can skip it (context gateway=false) and no ALB is created.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+import aws_cdk.aws_ecs as ecs
+import aws_cdk.aws_servicediscovery as servicediscovery
+import aws_cdk.aws_ssm as ssm
+from constructs import Construct
+
+from emd_constructs.gateway_service import GatewayScaling, GatewayService, gateway_image
+from emd_constructs.hygiene import drop_provider_role_dependencies
+from emd_constructs.nag import acknowledge, acknowledge_wildcards, default_policy
+from emd_constructs.network import GatewayNetwork
+from emd_constructs.regional import regional_facts
+from emd_constructs.tagging import tag_shared
+from emd_stacks.context import AppConfig
+
+STACK_NAME = "EMD-Gateway"
+NAMESPACE_NAME = "emd.internal"
+PARAM_PREFIX = "/emd/gateway"
+PARAM_VPC_ID = f"{PARAM_PREFIX}/vpc-id"
+PARAM_SUBNETS = f"{PARAM_PREFIX}/private-subnet-ids"
+PARAM_SECURITY_GROUP = f"{PARAM_PREFIX}/security-group-id"
+PARAM_NAMESPACE_ID = f"{PARAM_PREFIX}/namespace-id"
+PARAM_NAMESPACE_NAME = f"{PARAM_PREFIX}/namespace-name"
+PARAM_NAMESPACE_ARN = f"{PARAM_PREFIX}/namespace-arn"
+PARAM_URL = f"{PARAM_PREFIX}/url"
+
+
+class GatewayStack(cdk.Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        *,
+        config: AppConfig,
+        env: cdk.Environment | None = None,
+        image: ecs.ContainerImage | None = None,
+        scaling: GatewayScaling | None = None,
+    ) -> None:
+        super().__init__(
+            scope,
+            STACK_NAME,
+            env=env,
+            description="EMD gateway: OpenAI-compatible, API-key-protected endpoint for EMD deployments",
+        )
+        facts = regional_facts(config.region)
+        network = GatewayNetwork(self, "Network", vpc_id=config.vpc_id)
+        self.vpc = network.vpc
+        self.namespace = servicediscovery.PrivateDnsNamespace(
+            self, "Namespace", name=NAMESPACE_NAME, vpc=network.vpc, description="EMD model services"
+        )
+        gateway = GatewayService(
+            self,
+            "Gateway",
+            vpc=network.vpc,
+            task_subnets=network.private_subnets,
+            image=image or gateway_image(facts),
+            facts=facts,
+            certificate_arn=config.certificate_arn,
+            allowed_cidrs=config.allowed_cidrs,
+            internal=config.internal_alb,
+            scaling=scaling,
+        )
+        self.gateway = gateway
+
+        subnet_ids = [s.subnet_id for s in network.private_subnets]
+        for cid, name, value in [
+            ("VpcIdParam", PARAM_VPC_ID, network.vpc.vpc_id),
+            ("SecurityGroupParam", PARAM_SECURITY_GROUP, gateway.security_group.security_group_id),
+            ("NamespaceIdParam", PARAM_NAMESPACE_ID, self.namespace.namespace_id),
+            ("NamespaceNameParam", PARAM_NAMESPACE_NAME, self.namespace.namespace_name),
+            ("NamespaceArnParam", PARAM_NAMESPACE_ARN, self.namespace.namespace_arn),
+            ("UrlParam", PARAM_URL, gateway.url),
+        ]:
+            ssm.StringParameter(self, cid, parameter_name=name, string_value=value)
+        ssm.StringListParameter(
+            self, "SubnetIdsParam", parameter_name=PARAM_SUBNETS, string_list_value=subnet_ids
+        )
+        cdk.CfnOutput(self, "GatewayUrl", value=gateway.url, description="OpenAI base URL is <this>/v1")
+
+        tag_shared(self, "gateway")
+        drop_provider_role_dependencies(self)
+        self._acknowledge(config, gateway)
+
+    def _acknowledge(self, config: AppConfig, gateway: GatewayService) -> None:
+        acknowledge_wildcards(
+            default_policy(gateway.task_definition.task_role),
+            "Gateway task role: registry parameters /emd/models/* (one per deployment), API-key secrets "
+            "emd/* (one per deployment, created later by the CLI) and SageMaker endpoints named emd-* or "
+            "tagged emd:model-id; the names exist only after each model deployment.",
+        )
+        acknowledge_wildcards(
+            default_policy(gateway.task_definition.execution_role),
+            "Execution role from aws-cdk-lib: ecr:GetAuthorizationToken takes no resource ARN.",
+        )
+        acknowledge(
+            gateway.task_definition,
+            "AwsSolutions-ECS2",
+            "Only non-secret configuration is passed as environment (registry prefix, region); API keys are "
+            "read at run time from Secrets Manager by ARN, never through the environment.",
+        )
+        if not config.allowed_cidrs and not config.internal_alb:
+            acknowledge(
+                gateway.alb_security_group,
+                "AwsSolutions-EC23",
+                "The gateway is a public API entry point protected by per-deployment API keys; restrict it "
+                "with context allowed_cidrs or make it internal with internal_alb=true.",
+            )
+        for child in self.node.find_all():
+            if child.node.id.startswith("Custom::") and child.node.id.endswith("CustomResourceProvider"):
+                acknowledge(
+                    child,
+                    "AwsSolutions-IAM4",
+                    "aws-cdk-lib's custom-resource Lambda (auto-delete of the ALB log bucket, default "
+                    "security group restriction) uses AWSLambdaBasicExecutionRole: CloudWatch Logs only.",
+                )
+                acknowledge(
+                    child,
+                    "AwsSolutions-L1",
+                    "The custom-resource Lambda runtime is chosen by aws-cdk-lib and moves with it.",
+                )
