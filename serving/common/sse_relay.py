@@ -1,0 +1,72 @@
+"""Pass an upstream SSE response through to a client chunk by chunk, with no buffering.
+
+A stream that breaks, or ends without [DONE], is closed with an OpenAI-format error event so the client
+raises instead of waiting for more.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import aiohttp
+from aiohttp import web
+
+from serving.common.openai_format import SSE_CONTENT_TYPE, is_event_boundary, sse_error_event
+
+log = logging.getLogger("emd.sse")
+
+
+def stream_headers() -> dict[str, str]:
+    return {"Content-Type": SSE_CONTENT_TYPE, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class StreamTail:
+    """Remembers the last bytes written, to tell a complete stream ([DONE] seen) from a cut one."""
+
+    def __init__(self) -> None:
+        self.tail = b""
+        self.sent = 0
+
+    def feed(self, chunk: bytes) -> None:
+        self.sent += len(chunk)
+        self.tail = (self.tail + chunk)[-32:]
+
+    @property
+    def done(self) -> bool:
+        return b"[DONE]" in self.tail
+
+    async def fail(self, resp: web.StreamResponse, message: str) -> None:
+        """Close an interrupted stream with an error event (after finishing a half-written event)."""
+        try:
+            if not is_event_boundary(self.tail):
+                await resp.write(b"\n\n")
+            await resp.write(sse_error_event(message))
+            await resp.write_eof()
+        except (ConnectionError, RuntimeError):
+            pass
+
+
+async def relay_sse(request: web.Request, upstream: aiohttp.ClientResponse, label: str) -> web.StreamResponse:
+    resp = web.StreamResponse(status=200, headers=stream_headers())
+    await resp.prepare(request)
+    seen = StreamTail()
+    while True:
+        try:
+            chunk = await upstream.content.readany()
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            log.warning("%s failed mid-stream: %s", label, type(exc).__name__)
+            await seen.fail(resp, f"{label} failed during the stream")
+            return resp
+        if not chunk:
+            break
+        try:
+            await resp.write(chunk)
+        except ConnectionError:
+            return resp  # the client went away
+        seen.feed(chunk)
+    if not seen.done:
+        await seen.fail(resp, f"{label} ended the stream early")
+        return resp
+    await resp.write_eof()
+    request["emd_bytes_out"] = seen.sent
+    return resp

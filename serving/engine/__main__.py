@@ -1,0 +1,30 @@
+"""`python -m serving.engine [serve]`: the model container's entry point (SageMaker passes `serve`)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from aiohttp import web
+
+from serving.engine.adapter import ENGINE, create_app
+from serving.engine.settings import AdapterSettings
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stdout)
+    settings = AdapterSettings.from_env()
+    app = create_app(settings)
+    web.run_app(
+        app,
+        host="0.0.0.0",
+        port=settings.port,
+        access_log=None,
+        print=None,
+        shutdown_timeout=settings.drain_seconds,
+    )
+    sys.exit(1 if app[ENGINE].failed else 0)
+
+
+if __name__ == "__main__":
+    main()

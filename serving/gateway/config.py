@@ -1,0 +1,51 @@
+"""Gateway settings, read once from the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from model_specs.registry import REGISTRY_PREFIX
+
+MAX_KEY_CACHE_TTL = 60.0  # a rotated key must take effect within a minute
+
+
+def _float(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SystemExit(f"{name}={raw!r} is not a number") from None
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    port: int = 8080
+    host: str = "0.0.0.0"
+    registry_prefix: str = REGISTRY_PREFIX
+    region: str | None = None
+    registry_ttl: float = 10.0
+    key_cache_ttl: float = 30.0
+    max_body_bytes: int = 25 * 1024 * 1024
+    connect_timeout: float = 10.0
+    # longest silence tolerated between two bytes from a backend (not a cap on the whole response)
+    read_timeout: float = 300.0
+    max_streams: int = 512
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> GatewayConfig:
+        env = dict(os.environ if env is None else env)
+        return cls(
+            port=int(env.get("EMD_GATEWAY_PORT") or 8080),
+            host=env.get("EMD_GATEWAY_HOST") or "0.0.0.0",
+            registry_prefix=(env.get("EMD_REGISTRY_PREFIX") or REGISTRY_PREFIX).rstrip("/"),
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"),
+            registry_ttl=_float(env, "EMD_REGISTRY_TTL", 10.0),
+            key_cache_ttl=min(_float(env, "EMD_KEY_CACHE_TTL", 30.0), MAX_KEY_CACHE_TTL),
+            max_body_bytes=int(_float(env, "EMD_MAX_BODY_BYTES", 25 * 1024 * 1024)),
+            connect_timeout=_float(env, "EMD_UPSTREAM_CONNECT_TIMEOUT", 10.0),
+            read_timeout=_float(env, "EMD_UPSTREAM_READ_TIMEOUT", 300.0),
+            max_streams=int(_float(env, "EMD_MAX_STREAMS", 512)),
+        )
