@@ -39,7 +39,7 @@ def regional_facts(region: str) -> RegionalFacts:
             region=info.name,
             is_china=True,
             fargate_arm64=False,
-            ssl_policy=elbv2.SslPolicy.FORWARD_SECRECY_TLS12_RES,
+            ssl_policy=elbv2.SslPolicy.FORWARD_SECRECY_TLS12_RES_GCM,
             weights_hub="modelscope",
             pip_index_url="https://mirrors.aliyun.com/pypi/simple/",
         )
