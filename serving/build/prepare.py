@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -21,9 +22,18 @@ from typing import Any
 
 from serving.build import contract
 
-ROOT = Path(os.environ.get("CODEBUILD_SRC_DIR", ".")).resolve()
-STATE = ROOT / ".emd-build" / "state.json"
+
+def src_root() -> Path:
+    """The unpacked source bundle (CodeBuild's primary source directory)."""
+    return Path(os.environ.get("CODEBUILD_SRC_DIR", ".")).resolve()
+
+
+def state_path() -> Path:
+    return src_root() / ".emd-build" / "state.json"
+
+
 ENGINE_DIR = "serving/engine"
+COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
 class BuildError(RuntimeError):
@@ -34,8 +44,8 @@ def log(message: str) -> None:
     print(f"[emd-build] {message}", flush=True)
 
 
-def load_deployment(root: Path = ROOT) -> dict[str, Any]:
-    path = root / contract.BUNDLE_DEPLOYMENT
+def load_deployment(root: Path | None = None) -> dict[str, Any]:
+    path = (root or src_root()) / contract.BUNDLE_DEPLOYMENT
     if not path.exists():
         raise BuildError(f"{path} is missing: the source bundle must contain {contract.BUNDLE_DEPLOYMENT}")
     data = json.loads(path.read_text())
@@ -58,14 +68,16 @@ def load_deployment(root: Path = ROOT) -> dict[str, Any]:
 
 
 def read_state() -> dict[str, Any]:
-    return json.loads(STATE.read_text()) if STATE.exists() else {}
+    path = state_path()
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def write_state(**values: Any) -> None:
     state = read_state()
     state.update(values)
-    STATE.parent.mkdir(parents=True, exist_ok=True)
-    STATE.write_text(json.dumps(state, indent=2))
+    path = state_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(state, indent=2))
 
 
 def env(name: str) -> str:
@@ -99,7 +111,7 @@ def hf_token() -> str | None:
 
 def resolve_revision(hub: str, repo: str, revision: str, token: str | None) -> str:
     """A branch name (e.g. main) becomes the commit it points to, so the cache key never goes stale."""
-    if hub != "huggingface":
+    if hub != "huggingface" or COMMIT_SHA.fullmatch(revision):
         return revision
     from huggingface_hub import HfApi
 
@@ -122,6 +134,19 @@ def download(hub: str, repo: str, revision: str, dest: Path, token: str | None, 
         token=token,
         allow_patterns=[pattern] if pattern else None,
     )
+
+
+def upload_tree(s3: Any, root: Path, bucket: str, prefix: str, workers: int = 8) -> None:
+    """Parallel multipart uploads of every file under root (the hub's .cache folder excluded)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    files = [p for p in sorted(root.rglob("*")) if p.is_file() and ".cache" not in p.relative_to(root).parts]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for future in [
+            pool.submit(s3.upload_file, str(p), bucket, prefix + p.relative_to(root).as_posix())
+            for p in files
+        ]:
+            future.result()
 
 
 def marker_exists(s3: Any, bucket: str, key: str) -> bool:
@@ -166,12 +191,10 @@ def step_weights() -> None:
     with tempfile.TemporaryDirectory(prefix="emd-weights-") as tmp:
         log(f"weights: downloading {repo}@{revision} from {hub}")
         download(hub, repo, revision, Path(tmp), token, pattern)
-        files = [p for p in Path(tmp).rglob("*") if p.is_file() and ".cache" not in p.parts]
+        files = [p for p in Path(tmp).rglob("*") if p.is_file() and ".cache" not in p.relative_to(tmp).parts]
         size = sum(p.stat().st_size for p in files)
         log(f"weights: {len(files)} files, {size / 2**30:.1f} GiB -> {uri}")
-        subprocess.run(
-            ["aws", "s3", "sync", tmp, uri, "--only-show-errors", "--exclude", ".cache/*"], check=True
-        )
+        upload_tree(s3, Path(tmp), bucket, prefix)
     marker = {"hub": hub, "repo": repo, "revision": revision, "files": len(files), "bytes": size}
     s3.put_object(Bucket=bucket, Key=prefix + contract.COMPLETION_MARKER, Body=json.dumps(marker).encode())
     write_state(model_data_s3_uri=uri)
@@ -197,24 +220,14 @@ def image_tag(engine: str, content_hash: str) -> str:
 
 
 def ecr_tag_exists(repository_name: str, tag: str) -> bool:
-    result = subprocess.run(
-        [
-            "aws",
-            "ecr",
-            "describe-images",
-            "--repository-name",
-            repository_name,
-            "--image-ids",
-            f"imageTag={tag}",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode == 0:
+    import boto3
+
+    ecr = boto3.client("ecr")
+    try:
+        ecr.describe_images(repositoryName=repository_name, imageIds=[{"imageTag": tag}])
         return True
-    if "ImageNotFoundException" in result.stderr:
+    except ecr.exceptions.ImageNotFoundException:
         return False
-    raise BuildError(f"aws ecr describe-images failed: {result.stderr.strip()}")
 
 
 def step_image() -> None:
@@ -225,7 +238,7 @@ def step_image() -> None:
     repo_uri = env("EMD_ECR_REPOSITORY_URI")
     registry = env("EMD_ECR_REGISTRY")
     repository_name = repo_uri.split("/", 1)[1]
-    tag = image_tag(engine.name, image_hash(ROOT, engine.model_dump(mode="json"), engine.base_image))
+    tag = image_tag(engine.name, image_hash(src_root(), engine.model_dump(mode="json"), engine.base_image))
     uri = f"{repo_uri}:{tag}"
     if ecr_tag_exists(repository_name, tag):
         log(f"image: {uri} exists, skipping the build")
@@ -255,7 +268,7 @@ def step_image() -> None:
                 uri,
                 ".",
             ],
-            cwd=ROOT,
+            cwd=src_root(),
             check=True,
         )
         subprocess.run(["docker", "push", uri], check=True)
@@ -296,11 +309,11 @@ def step_parameters() -> None:
     if os.environ.get("CODEBUILD_BUILD_SUCCEEDING") == "0":
         raise BuildError("an earlier build phase failed; not writing parameters.json")
     dep = load_deployment()
-    template_path = ROOT / contract.BUNDLE_TEMPLATE
+    template_path = src_root() / contract.BUNDLE_TEMPLATE
     if not template_path.exists():
         raise BuildError(f"{template_path} is missing from the bundle")
     config = template_configuration(json.loads(template_path.read_text()), read_state(), dep)
-    (ROOT / contract.OUTPUT_PARAMETERS).write_text(json.dumps(config, indent=2))
+    (src_root() / contract.OUTPUT_PARAMETERS).write_text(json.dumps(config, indent=2))
     log(f"parameters: {', '.join(sorted(config['Parameters'])) or '(none)'}")
 
 
