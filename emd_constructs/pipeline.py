@@ -244,6 +244,41 @@ def model_stack_statements(
             ],
         ),
         iam.PolicyStatement(
+            sid="ModelStackFunctions",  # custom-resource Lambdas a model stack may contain
+            actions=[
+                "lambda:CreateFunction",
+                "lambda:DeleteFunction",
+                "lambda:GetFunction",
+                "lambda:GetFunctionConfiguration",
+                "lambda:UpdateFunctionCode",
+                "lambda:UpdateFunctionConfiguration",
+                "lambda:InvokeFunction",
+                "lambda:AddPermission",
+                "lambda:RemovePermission",
+                "lambda:TagResource",
+                "lambda:UntagResource",
+                "lambda:ListTags",
+            ],
+            resources=[arn("lambda", "function", f"{STACK_PREFIX}*")],
+        ),
+        iam.PolicyStatement(
+            sid="ModelStackBuckets",  # e.g. async-inference output; CloudFormation names them emd-model-...
+            actions=[
+                "s3:CreateBucket",
+                "s3:DeleteBucket",
+                "s3:PutBucket*",
+                "s3:GetBucket*",
+                "s3:PutEncryptionConfiguration",
+                "s3:GetEncryptionConfiguration",
+                "s3:PutLifecycleConfiguration",
+                "s3:GetLifecycleConfiguration",
+                "s3:ListBucket",
+            ],
+            resources=[
+                stack.format_arn(service="s3", resource=f"{STACK_PREFIX.lower()}*", region="", account="")
+            ],
+        ),
+        iam.PolicyStatement(
             sid="ReadArtifacts",
             actions=["s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket", "s3:GetBucketLocation"],
             resources=[bucket.bucket_arn, bucket.arn_for_objects("*")],
