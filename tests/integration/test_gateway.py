@@ -1,0 +1,324 @@
+"""The gateway with the real `openai` client on 127.0.0.1, in front of a real llama.cpp engine (through the
+engine adapter, as ECS/EC2 run it), a SageMaker-runtime stand-in speaking the real event-stream wire format
+(moto 5 has no InvokeEndpointWithResponseStream), and moto for SSM, Secrets Manager and InvokeEndpoint."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from model_specs.registry import RegistryEntry, api_key_secret_name, registry_parameter_name
+from tests.integration.conftest import Gateway, free_port, start_llama, stop
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+MODEL = "SmolLM2-135M-Instruct"
+KEY_DEV = "sk-dev-0123456789abcdef"
+KEY_SM = "sk-sm-fedcba9876543210"
+KEY_VICTIM = "sk-victim-5555"
+PROMPT_MARKER = "zebra-lighthouse-prompt"
+MESSAGES = [{"role": "user", "content": f"Say hello. ({PROMPT_MARKER})"}]
+
+
+def register(
+    aws: dict[str, Any], entry: RegistryEntry, key: str | None = None, json_secret: bool = False
+) -> None:
+    aws["ssm"].put_parameter(
+        Name=registry_parameter_name(entry.model_id, entry.model_tag),
+        Value=entry.model_dump_json(),
+        Type="String",
+        Overwrite=True,
+    )
+    if key is not None and entry.api_key_secret_name:
+        value = json.dumps({"api_key": key}) if json_secret else key
+        aws["secrets"].create_secret(Name=entry.api_key_secret_name, SecretString=value)
+
+
+def http_entry(
+    model_id: str, tag: str, base_url: str, public: bool = False, secret: bool = True
+) -> RegistryEntry:
+    return RegistryEntry(
+        model_id=model_id,
+        model_tag=tag,
+        model_type="llm",
+        service_type="ecs",
+        backend="http",
+        base_url=base_url,
+        api_key_secret_name=api_key_secret_name(model_id, tag) if secret and not public else None,
+        public=public,
+    )
+
+
+def sm_entry(model_id: str, tag: str, endpoint: str, backend: str = "sagemaker") -> RegistryEntry:
+    return RegistryEntry(
+        model_id=model_id,
+        model_tag=tag,
+        model_type="llm",
+        service_type="sagemaker_realtime",
+        backend=backend,  # type: ignore[arg-type]
+        endpoint_name=endpoint,
+        api_key_secret_name=api_key_secret_name(model_id, tag),
+    )
+
+
+@pytest.fixture(scope="module")
+def registered(aws: dict[str, Any], adapter: str) -> dict[str, Any]:
+    register(aws, http_entry(MODEL, "dev", adapter + "/v1"), KEY_DEV)
+    register(aws, sm_entry(MODEL, "sm", "emd-smollm2-sm"), KEY_SM, json_secret=True)
+    register(aws, sm_entry(MODEL, "broken", "emd-broken"), KEY_SM)
+    register(aws, http_entry("open-model", "dev", adapter, public=True))
+    register(aws, http_entry("nokey-model", "dev", adapter, secret=False))
+    register(aws, sm_entry("async-model", "dev", "emd-async", backend="sagemaker_async"), KEY_DEV)
+    return aws
+
+
+@pytest.fixture(scope="module")
+def gw(
+    registered: dict[str, Any], sagemaker_runtime: str, gateway_factory: Callable[..., Gateway]
+) -> Gateway:
+    return gateway_factory(sagemaker_runtime)
+
+
+def client(gw: Gateway, key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gw.url + "/v1", api_key=key, max_retries=0, timeout=60)
+
+
+def collect_stream(stream: Any) -> tuple[str, list[Any]]:
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    return text, chunks
+
+
+def test_chat_non_streaming_http_backend(gw: Gateway) -> None:
+    resp = client(gw, KEY_DEV).chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=8)
+    assert resp.choices[0].message.content
+    assert resp.usage is not None and resp.usage.completion_tokens > 0
+    assert resp.model == MODEL  # the engine serves the model under its id
+
+
+def test_chat_streaming_http_backend_passes_sse_through(gw: Gateway) -> None:
+    stream = client(gw, KEY_DEV).chat.completions.create(
+        model=f"{MODEL}/dev", messages=MESSAGES, max_tokens=8, stream=True
+    )
+    text, chunks = collect_stream(stream)
+    assert text and len(chunks) >= 3
+    assert chunks[-1].choices[0].finish_reason in ("length", "stop")
+    # the raw stream ends with the engine's [DONE]
+    with httpx.stream(
+        "POST",
+        gw.url + "/v1/chat/completions",
+        headers={"Authorization": f"Bearer {KEY_DEV}"},
+        json={"model": MODEL, "messages": MESSAGES, "max_tokens": 4, "stream": True},
+        timeout=60,
+    ) as raw:
+        assert raw.headers["content-type"].startswith("text/event-stream")
+        body = b"".join(raw.iter_bytes())
+    assert body.rstrip().endswith(b"data: [DONE]")
+
+
+def test_sagemaker_backend_non_streaming_and_streaming(gw: Gateway) -> None:
+    c = client(gw, KEY_SM)
+    resp = c.chat.completions.create(model=f"{MODEL}/sm", messages=MESSAGES, max_tokens=8)
+    assert resp.choices[0].message.content
+    text, chunks = collect_stream(
+        c.chat.completions.create(model=f"{MODEL}/sm", messages=MESSAGES, max_tokens=8, stream=True)
+    )
+    assert text and chunks[-1].choices[0].finish_reason in ("length", "stop")
+
+
+def test_sagemaker_stream_error_mid_stream_becomes_error_event(gw: Gateway) -> None:
+    stream = client(gw, KEY_SM).chat.completions.create(
+        model=f"{MODEL}/broken", messages=MESSAGES, max_tokens=64, stream=True
+    )
+    with pytest.raises(openai.APIError, match="failed during the stream"):
+        list(stream)
+
+
+def test_embeddings(gw: Gateway) -> None:
+    resp = client(gw, KEY_DEV).embeddings.create(model=MODEL, input="hello world", encoding_format="float")
+    assert len(resp.data) == 1
+    vector = resp.data[0].embedding
+    # llama-cpp-python returns one vector per token for this model (no pooling): flatten to check values
+    flat = [x for row in vector for x in (row if isinstance(row, list) else [row])]
+    assert len(flat) >= 64 and all(isinstance(x, float) for x in flat)
+
+
+def test_missing_and_wrong_key_are_401_in_openai_format(gw: Gateway) -> None:
+    r = httpx.post(gw.url + "/v1/chat/completions", json={"model": MODEL, "messages": MESSAGES}, timeout=10)
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "invalid_api_key"
+    with pytest.raises(openai.AuthenticationError):
+        client(gw, "sk-wrong").chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=2)
+    with pytest.raises(openai.AuthenticationError):  # a key of another deployment
+        client(gw, KEY_SM).chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=2)
+
+
+def test_unknown_model_404_lists_existing(gw: Gateway) -> None:
+    with pytest.raises(openai.NotFoundError) as err:
+        client(gw, KEY_DEV).chat.completions.create(model="no-such-model", messages=MESSAGES, max_tokens=2)
+    message = err.value.body["message"]  # type: ignore[index]
+    assert "no-such-model" in message
+    assert f"{MODEL}/dev" in message and "open-model/dev" in message
+    assert f"{MODEL}/sm" not in message  # not usable with this key
+
+
+def test_models_lists_only_what_the_key_may_use(gw: Gateway) -> None:
+    dev = {m.id for m in client(gw, KEY_DEV).models.list()}
+    assert {f"{MODEL}/dev", "async-model/dev", "open-model/dev"} <= dev
+    assert not dev & {f"{MODEL}/sm", f"{MODEL}/broken", "nokey-model/dev"}
+    sm = {m.id for m in client(gw, KEY_SM).models.list()}
+    assert {f"{MODEL}/sm", f"{MODEL}/broken", "open-model/dev"} <= sm
+    assert not sm & {f"{MODEL}/dev", "async-model/dev", "nokey-model/dev"}
+    anonymous = httpx.get(gw.url + "/v1/models", timeout=10).json()
+    assert [m["id"] for m in anonymous["data"]] == ["open-model/dev"]
+    with pytest.raises(openai.AuthenticationError):
+        client(gw, "sk-wrong").models.list()
+
+
+def test_public_deployment_needs_no_key_and_keyless_private_is_refused(gw: Gateway) -> None:
+    r = httpx.post(
+        gw.url + "/v1/chat/completions",
+        json={"model": "open-model", "messages": MESSAGES, "max_tokens": 4},
+        timeout=60,
+    )
+    assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"]
+    with pytest.raises(openai.AuthenticationError):
+        client(gw, KEY_DEV).chat.completions.create(model="nokey-model", messages=MESSAGES, max_tokens=2)
+
+
+def test_async_deployment_gets_a_clear_400(gw: Gateway) -> None:
+    with pytest.raises(openai.BadRequestError, match="asynchronous"):
+        client(gw, KEY_DEV).chat.completions.create(model="async-model", messages=MESSAGES, max_tokens=2)
+
+
+def test_body_too_large_is_413(gw: Gateway) -> None:
+    big = [{"role": "user", "content": "x" * 70_000}]
+    with pytest.raises(openai.APIStatusError) as err:
+        client(gw, KEY_DEV).chat.completions.create(model=MODEL, messages=big, max_tokens=2)
+    assert err.value.status_code == 413
+    assert "limit" in err.value.body["message"]  # type: ignore[index]
+
+
+def test_missing_model_is_400(gw: Gateway) -> None:
+    r = httpx.post(gw.url + "/v1/embeddings", json={"input": "x"}, headers={"Authorization": "Bearer k"})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "model"
+
+
+def eventually(fn: Callable[[], Any], within: float, what: str) -> Any:
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return fn()
+        except (openai.AuthenticationError, openai.NotFoundError):
+            if time.monotonic() > deadline:
+                pytest.fail(f"{what} not within {within} s")
+            time.sleep(0.2)
+
+
+def tiny_chat(gw: Gateway, key: str, model: str) -> Any:
+    return client(gw, key).chat.completions.create(model=model, messages=MESSAGES, max_tokens=1)
+
+
+def test_new_deployment_is_found_without_waiting_for_the_cache(
+    gw: Gateway, registered: dict[str, Any], adapter: str
+) -> None:
+    client(gw, KEY_DEV).models.list()  # the registry is cached for 30 s in these tests
+    register(registered, http_entry("fresh-model", "v2", adapter), "sk-fresh")
+    # an unknown model refreshes the registry at most once a second
+    resp = eventually(lambda: tiny_chat(gw, "sk-fresh", "fresh-model/v2"), 3, "the new deployment")
+    assert resp.choices
+
+
+def test_key_rotation_takes_effect_within_the_ttl(
+    gw: Gateway, registered: dict[str, Any], adapter: str
+) -> None:
+    entry = http_entry("rotating-model", "dev", adapter)
+    register(registered, entry, "sk-old")
+    eventually(lambda: tiny_chat(gw, "sk-old", "rotating-model"), 3, "the first key")
+    registered["secrets"].put_secret_value(SecretId=entry.api_key_secret_name, SecretString="sk-new")
+    rotated_at = time.monotonic()
+    eventually(lambda: tiny_chat(gw, "sk-new", "rotating-model"), 10, "the new key")  # EMD_KEY_CACHE_TTL=1
+    assert time.monotonic() - rotated_at < 5
+    with pytest.raises(openai.AuthenticationError):
+        tiny_chat(gw, "sk-old", "rotating-model")
+
+
+def test_backend_killed_mid_stream_ends_with_an_error_not_a_hang(
+    gw: Gateway, registered: dict[str, Any]
+) -> None:
+    port = free_port()
+    engine = start_llama(port)
+    try:
+        register(registered, http_entry("victim-model", "dev", f"http://127.0.0.1:{port}"), KEY_VICTIM)
+        c = openai.OpenAI(base_url=gw.url + "/v1", api_key=KEY_VICTIM, max_retries=0, timeout=30)
+        stream = c.chat.completions.create(
+            model="victim-model", messages=MESSAGES, max_tokens=400, stream=True
+        )
+        started = time.monotonic()
+        got = 0
+        with pytest.raises(openai.APIError, match="victim-model"):
+            for _ in stream:
+                got += 1
+                if got == 2:
+                    engine.send_signal(signal.SIGKILL)
+        assert got >= 2 and time.monotonic() - started < 20
+    finally:
+        stop(engine)
+    # the gateway keeps serving the other models
+    assert client(gw, KEY_DEV).chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=2).choices
+
+
+def test_moto_invoke_endpoint_through_the_gateway(
+    registered: dict[str, Any], gateway_factory: Callable[..., Gateway]
+) -> None:
+    """InvokeEndpoint against moto's sagemaker-runtime (canned result): the gateway returns its body."""
+    canned = {
+        "id": "x",
+        "object": "chat.completion",
+        "model": "canned",
+        "created": 0,
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {"role": "assistant", "content": "canned answer"},
+            }
+        ],
+    }
+    httpx.post(
+        registered["moto_url"] + "/moto-api/static/sagemaker/endpoint-results",
+        json={
+            "results": [
+                {
+                    "Body": json.dumps(canned),
+                    "ContentType": "application/json",
+                    "InvokedProductionVariant": "AllTraffic",
+                    "CustomAttributes": "",
+                }
+            ]
+        },
+        timeout=10,
+    ).raise_for_status()
+    register(registered, sm_entry("canned-model", "dev", "emd-canned"), "sk-canned")
+    moto_gw = gateway_factory(registered["moto_url"], name="gateway-moto")
+    resp = client(moto_gw, "sk-canned").chat.completions.create(model="canned-model", messages=MESSAGES)
+    assert resp.choices[0].message.content == "canned answer"
+
+
+def test_access_logs_are_json_without_keys_or_prompts(gw: Gateway) -> None:
+    client(gw, KEY_DEV).chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=2)
+    lines = [json.loads(line) for line in gw.log_lines() if line.startswith("{")]
+    assert any(
+        r["path"] == "/v1/chat/completions" and r["model"] == f"{MODEL}/dev" and r["status"] == 200
+        for r in lines
+    )
+    text = gw.log.read_text()
+    for secret in (KEY_DEV, KEY_SM, "sk-old", "sk-new", PROMPT_MARKER):
+        assert secret not in text
