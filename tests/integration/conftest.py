@@ -116,8 +116,10 @@ def adapter_env(port: int, engine_port: int, **extra: str) -> dict[str, str]:
     }
 
 
-def start_adapter(log_path: Path, **extra: str) -> tuple[subprocess.Popen, str]:
-    port, engine_port = free_port(), free_port()
+def start_adapter(
+    log_path: Path, engine_port: int | None = None, **extra: str
+) -> tuple[subprocess.Popen, str]:
+    port, engine_port = free_port(), engine_port or free_port()
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             [PY, "-m", "serving.engine", "serve"],

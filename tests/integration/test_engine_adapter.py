@@ -1,0 +1,135 @@
+"""The engine adapter as the model image runs it: llama.cpp (SmolLM2 GGUF) behind /ping, /invocations
+and /v1/*, and its SIGTERM drain."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from tests.integration.conftest import SERVED_NAME, free_port, start_adapter, stop
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+CHAT = {"messages": [{"role": "user", "content": "Write a long story about a cat."}], "max_tokens": 8}
+
+
+def sse_events(body: bytes) -> list[str]:
+    return [line[len(b"data: ") :].decode() for line in body.splitlines() if line.startswith(b"data: ")]
+
+
+def test_ping_is_503_until_the_engine_is_ready(logs_dir: Path) -> None:
+    proc, url = start_adapter(logs_dir / "adapter-ping.log")
+    try:
+        statuses: list[int] = []
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and (not statuses or statuses[-1] != 200):
+            try:
+                statuses.append(httpx.get(url + "/ping", timeout=5).status_code)
+                if statuses[-1] == 503:
+                    early = httpx.post(url + "/invocations", json=CHAT, timeout=5)
+                    assert early.status_code in (503, 200)
+                    if early.status_code == 503:
+                        assert early.json()["error"]["code"] == "engine_not_ready"
+            except httpx.ConnectError:
+                pass
+            time.sleep(0.05)
+        assert statuses[0] == 503, statuses
+        assert statuses[-1] == 200, statuses
+        assert set(statuses) <= {503, 200}
+    finally:
+        stop(proc)
+
+
+def test_invocations_routes_by_shape_or_custom_attributes(adapter: str) -> None:
+    chat = httpx.post(adapter + "/invocations", json=CHAT, timeout=60)
+    assert chat.status_code == 200
+    assert chat.json()["object"] == "chat.completion" and chat.json()["model"] == SERVED_NAME
+
+    completion = httpx.post(adapter + "/invocations", json={"prompt": "Once", "max_tokens": 4}, timeout=60)
+    assert completion.json()["object"] == "text_completion"
+
+    emb = httpx.post(
+        adapter + "/invocations",
+        json={"input": "hello"},
+        headers={"X-Amzn-SageMaker-Custom-Attributes": "route=/v1/embeddings"},
+        timeout=60,
+    )
+    assert emb.status_code == 200 and emb.json()["data"][0]["embedding"]
+
+    unknown = httpx.post(adapter + "/invocations", json={"foo": 1}, timeout=10)
+    assert unknown.status_code == 400 and "messages" in unknown.json()["error"]["message"]
+
+
+def test_invocations_stream_is_the_sse_byte_stream(adapter: str) -> None:
+    with httpx.stream("POST", adapter + "/invocations", json={**CHAT, "stream": True}, timeout=60) as resp:
+        assert resp.headers["content-type"].startswith("text/event-stream")
+        body = b"".join(resp.iter_bytes())
+    events = sse_events(body)
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    assert chunks[-1]["choices"][0]["finish_reason"] in ("length", "stop")
+
+
+def test_v1_routes_are_served_directly_for_ecs(adapter: str) -> None:
+    client = openai.OpenAI(base_url=adapter + "/v1", api_key="unused", max_retries=0, timeout=60)
+    assert [m.id for m in client.models.list()] == [SERVED_NAME]
+    text = "".join(
+        c.choices[0].delta.content or ""
+        for c in client.chat.completions.create(model="anything", stream=True, **CHAT)  # type: ignore[call-overload]
+        if c.choices
+    )
+    assert text
+
+
+def test_sigterm_finishes_in_flight_stream_then_stops_the_engine(logs_dir: Path) -> None:
+    log = logs_dir / "adapter-drain.log"
+    engine_port = free_port()
+    proc, url = start_adapter(log, engine_port, EMD_DRAIN_SECONDS="60")
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url + "/ping", timeout=5).status_code == 200:
+                    break
+            except httpx.ConnectError:
+                pass
+            time.sleep(0.1)
+        first_chunk = threading.Event()
+        result: dict[str, Any] = {}
+
+        def consume() -> None:
+            body = b""
+            with httpx.stream(
+                "POST", url + "/invocations", json={**CHAT, "max_tokens": 200, "stream": True}, timeout=60
+            ) as resp:
+                for chunk in resp.iter_bytes():
+                    body += chunk
+                    first_chunk.set()
+            result["body"] = body
+
+        reader = threading.Thread(target=consume)
+        reader.start()
+        assert first_chunk.wait(60)
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        with pytest.raises(httpx.ConnectError):  # no new connections while draining
+            httpx.get(url + "/ping", timeout=2)
+        reader.join(60)
+        events = sse_events(result["body"])
+        assert events[-1] == "[DONE]", events[-3:]
+        assert len(events) > 10  # the stream ran to the end after SIGTERM
+        assert proc.wait(60) == 0
+        assert "draining" in log.read_text()
+        with pytest.raises(httpx.ConnectError):  # the engine was stopped with the adapter
+            httpx.get(f"http://127.0.0.1:{engine_port}/v1/models", timeout=2)
+    finally:
+        stop(proc)

@@ -1,0 +1,43 @@
+"""Gateway pieces that need no server: key parsing, bearer parsing, URL joining, settings."""
+
+from __future__ import annotations
+
+from serving.common.openai_format import error_body, is_event_boundary, sse_error_event
+from serving.gateway.auth import bearer_token, digest, key_from_secret_string
+from serving.gateway.backends import http_url
+from serving.gateway.config import GatewayConfig
+
+
+def test_secret_string_plain_or_json() -> None:
+    assert key_from_secret_string("sk-abc\n") == "sk-abc"
+    assert key_from_secret_string('{"api_key": "sk-json"}') == "sk-json"
+    assert key_from_secret_string('{"other": 1}') is None
+    assert key_from_secret_string("{not json") is None
+    assert key_from_secret_string("") is None
+
+
+def test_bearer_token() -> None:
+    assert bearer_token("Bearer sk-1") == "sk-1"
+    assert bearer_token("bearer   sk-2 ") == "sk-2"
+    assert bearer_token("Basic abc") is None
+    assert bearer_token("Bearer ") is None
+    assert bearer_token(None) is None
+    assert digest("a") != digest("b") and len(digest("a")) == 32
+
+
+def test_http_url_with_or_without_v1() -> None:
+    assert http_url("http://h:8080", "/v1/embeddings") == "http://h:8080/v1/embeddings"
+    assert http_url("http://h:8080/v1/", "/v1/embeddings") == "http://h:8080/v1/embeddings"
+
+
+def test_config_caps_key_ttl_at_a_minute() -> None:
+    cfg = GatewayConfig.from_env({"EMD_KEY_CACHE_TTL": "3600", "EMD_GATEWAY_PORT": "9000"})
+    assert cfg.key_cache_ttl == 60 and cfg.port == 9000 and cfg.registry_prefix == "/emd/models"
+    assert GatewayConfig.from_env({}).port == 8080
+
+
+def test_openai_error_shapes() -> None:
+    assert error_body("m", 401)["error"]["type"] == "authentication_error"
+    assert error_body("m", 503)["error"]["type"] == "server_error"
+    assert sse_error_event("boom").startswith(b"data: {") and sse_error_event("boom").endswith(b"\n\n")
+    assert is_event_boundary(b"data: x\n\n") and not is_event_boundary(b"data: x")
