@@ -259,7 +259,14 @@ def model_stack_statements(
                 "lambda:UntagResource",
                 "lambda:ListTags",
             ],
-            resources=[arn("lambda", "function", f"{STACK_PREFIX}*")],
+            resources=[
+                stack.format_arn(
+                    service="lambda",
+                    resource="function",
+                    resource_name=f"{STACK_PREFIX}*",
+                    arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                )
+            ],
         ),
         iam.PolicyStatement(
             sid="ModelStackBuckets",  # e.g. async-inference output; CloudFormation names them emd-model-...

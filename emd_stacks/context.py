@@ -31,20 +31,6 @@ _FALSE = {"false", "0", "no", "off", ""}
 _VPC_ID = re.compile(r"^vpc-[0-9a-f]{8}([0-9a-f]{9})?$")
 _CERT_ARN = re.compile(r"^arn:(aws|aws-cn|aws-us-gov):acm:([a-z0-9-]+):(\d{12}):certificate/[0-9a-f-]{36}$")
 
-KNOWN_KEYS = frozenset(
-    {
-        "region",
-        "certificate_arn",
-        "allowed_cidrs",
-        "internal_alb",
-        "vpc_id",
-        "retain_model_cache",
-        "codebuild_compute_type",
-        "codebuild_timeout_minutes",
-        "gateway",
-    }
-)
-
 
 @dataclass(frozen=True)
 class AppConfig:

@@ -321,6 +321,10 @@ def test_cloudformation_role_creates_roles_only_with_the_boundary(us_east):
     assert deny["Action"] == "iam:DeleteRolePermissionsBoundary"
     registry = next(s for s in statements if "ssm:PutParameter" in as_list(s["Action"]))
     assert "parameter/emd/models/*" in json.dumps(registry["Resource"])
+    functions = next(s for s in statements if "lambda:CreateFunction" in as_list(s["Action"]))
+    assert ":function:EMD-Model-*" in json.dumps(functions["Resource"])
+    buckets = next(s for s in statements if "s3:CreateBucket" in as_list(s["Action"]))
+    assert buckets["Resource"] == "arn:aws:s3:::emd-model-*"
 
 
 def test_deploy_action_role_only_touches_model_stacks(us_east):

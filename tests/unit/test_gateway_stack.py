@@ -133,6 +133,13 @@ def existing_vpc(tmp_path_factory, image_root):
 # ------------------------------------------------------------------ load balancer
 
 
+def test_stateful_logical_ids_are_pinned(default):
+    res = default.template["Resources"]
+    assert res["NetworkVpc7FB7348F"]["Type"] == "AWS::EC2::VPC"
+    assert res["Namespace9B63B8C8"]["Type"] == "AWS::ServiceDiscovery::PrivateDnsNamespace"
+    assert res["GatewayAlbB8EF1839"]["Type"] == "AWS::ElasticLoadBalancingV2::LoadBalancer"
+
+
 def test_default_alb_is_public_http_with_access_logs(default, default_t):
     default_t.has_resource_properties(
         "AWS::ElasticLoadBalancingV2::LoadBalancer",
