@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 from aiohttp import web
 
 SSE_CONTENT_TYPE = "text/event-stream"
+# before Python 3.11 asyncio.TimeoutError is not the builtin; engine images may ship 3.10
+TIMEOUT_ERRORS: tuple[type[BaseException], ...] = (TimeoutError, asyncio.TimeoutError)
 
 _TYPES = {
     400: "invalid_request_error",

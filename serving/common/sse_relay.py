@@ -11,7 +11,7 @@ import logging
 import aiohttp
 from aiohttp import web
 
-from serving.common.openai_format import SSE_CONTENT_TYPE, is_event_boundary, sse_error_event
+from serving.common.openai_format import SSE_CONTENT_TYPE, TIMEOUT_ERRORS, is_event_boundary, sse_error_event
 
 log = logging.getLogger("emd.sse")
 
@@ -53,7 +53,7 @@ async def relay_sse(request: web.Request, upstream: aiohttp.ClientResponse, labe
     while True:
         try:
             chunk = await upstream.content.readany()
-        except (TimeoutError, aiohttp.ClientError) as exc:
+        except (*TIMEOUT_ERRORS, aiohttp.ClientError) as exc:
             log.warning("%s failed mid-stream: %s", label, type(exc).__name__)
             await seen.fail(resp, f"{label} failed during the stream")
             return resp

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from serving.common.openai_format import SSE_CONTENT_TYPE, error_response
+from serving.common.openai_format import SSE_CONTENT_TYPE, TIMEOUT_ERRORS, error_response
 from serving.common.sse_relay import relay_sse
 from serving.engine.command import EngineLaunch
 from serving.engine.routing import (
@@ -44,10 +44,22 @@ class Engine:
         self.stopping = False
         self._tasks: list[asyncio.Task[Any]] = []
 
+    def engine_env(self) -> dict[str, str]:
+        """The container's environment, with the image's own PYTHONPATH (the entrypoint swapped in the
+        adapter's) and the engine-specific additions."""
+        env = {**os.environ, **self.launch.env}
+        if "EMD_ENGINE_PYTHONPATH" in env:
+            original = env.pop("EMD_ENGINE_PYTHONPATH")
+            if original:
+                env["PYTHONPATH"] = original
+            else:
+                env.pop("PYTHONPATH", None)
+        return env
+
     async def start(self, session: aiohttp.ClientSession) -> None:
         log.info("starting engine: %s", " ".join(self.launch.command))
         self.proc = await asyncio.create_subprocess_exec(
-            *self.launch.command, env={**os.environ, **self.launch.env}, start_new_session=True
+            *self.launch.command, env=self.engine_env(), start_new_session=True
         )
         self._tasks = [
             asyncio.create_task(self._become_ready(session)),
@@ -63,7 +75,7 @@ class Engine:
                 async with session.get(url, timeout=timeout) as resp:
                     if resp.status == 200:
                         break
-            except (aiohttp.ClientError, TimeoutError):
+            except (aiohttp.ClientError, *TIMEOUT_ERRORS):
                 pass
             await asyncio.sleep(0.2)
         else:
@@ -71,7 +83,7 @@ class Engine:
             self._fail()
             return
         for cmd in self.launch.after_ready:
-            step = await asyncio.create_subprocess_exec(*cmd, env={**os.environ, **self.launch.env})
+            step = await asyncio.create_subprocess_exec(*cmd, env=self.engine_env())
             if await step.wait() != 0:
                 log.error("engine setup step failed: %s", cmd[0])
                 self._fail()
@@ -105,7 +117,7 @@ class Engine:
             await asyncio.wait_for(proc.wait(), self.settings.engine_stop_seconds)
         except ProcessLookupError:
             return
-        except TimeoutError:
+        except TIMEOUT_ERRORS:
             log.warning("engine ignored SIGTERM for %.0f s; killing it", self.settings.engine_stop_seconds)
             os.killpg(proc.pid, signal.SIGKILL)
             await proc.wait()
@@ -137,7 +149,7 @@ async def _proxy(request: web.Request, path: str, body: bytes) -> web.StreamResp
     url = request.app[ENGINE].base + path
     try:
         upstream = await session.request(request.method, url, data=body or None, headers=headers)
-    except TimeoutError:
+    except TIMEOUT_ERRORS:
         return error_response("the engine did not answer in time", 504, "engine_timeout")
     except aiohttp.ClientError:
         return error_response("the engine is unavailable", 502, "engine_unavailable")
@@ -146,7 +158,7 @@ async def _proxy(request: web.Request, path: str, body: bytes) -> web.StreamResp
             return await relay_sse(request, upstream, "the engine")
         try:
             data = await upstream.read()
-        except (TimeoutError, aiohttp.ClientError):
+        except (aiohttp.ClientError, *TIMEOUT_ERRORS):
             return error_response("the engine failed mid-response", 502, "engine_failed")
         return web.Response(
             body=data,
@@ -169,7 +181,7 @@ async def _native_rerank(request: web.Request, body: dict[str, Any]) -> web.Resp
             data = await up.json(content_type=None)
             if up.status != 200:
                 return web.json_response(data, status=up.status)
-    except (TimeoutError, aiohttp.ClientError, ValueError):
+    except (aiohttp.ClientError, ValueError, *TIMEOUT_ERRORS):
         return error_response("the engine failed to rerank", 502, "engine_failed")
     return web.json_response(tei_rerank_response(data, body, engine.settings.served_model_name))
 

@@ -106,6 +106,7 @@ def adapter_env(port: int, engine_port: int, **extra: str) -> dict[str, str]:
         **os.environ,
         "HF_HUB_OFFLINE": "1",
         "PYTHONPATH": str(ROOT),
+        "EMD_PYTHON": PY,
         "EMD_ENGINE": "llama.cpp",
         "EMD_MODEL_ID": SERVED_NAME,
         "EMD_MODEL_DIR": smollm_gguf(),
@@ -122,7 +123,7 @@ def start_adapter(
     port, engine_port = free_port(), engine_port or free_port()
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            [PY, "-m", "serving.engine", "serve"],
+            [str(ROOT / "serving/engine/entrypoint.sh"), "serve"],  # as the image starts it
             cwd=ROOT,
             env=adapter_env(port, engine_port, **extra),
             stdout=log,
