@@ -32,10 +32,9 @@ GATEWAY_DOCKERFILE = "serving/gateway/Dockerfile"
 CONTAINER_PORT = 8080
 HEALTH_PATH = "/health"
 ENDPOINT_NAME_PREFIX = "emd-"
-ASSET_EXCLUDES = [
-    ".venv", "node_modules", "cdk.out", "cdk.out*", ".git", "tests", "bench", "**/__pycache__",
-    ".pytest_cache", ".ruff_cache", ".hypothesis", "*.egg-info", "**/*.pyc",
-]  # fmt: skip
+# .dockerignore semantics: only what the Dockerfile copies is hashed and shipped, so editing the README or
+# tests does not rebuild or redeploy the gateway (and .venv, node_modules, cdk.out, .git never travel).
+ASSET_EXCLUDES = ["*", "!model_specs", "!serving", "**/__pycache__", "**/*.pyc", "serving/**/tests"]
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 
 
@@ -57,7 +56,11 @@ def gateway_image(facts: RegionalFacts, root: Path = REPO_ROOT) -> ecs.Container
         )
     platform = ecr_assets.Platform.LINUX_ARM64 if facts.fargate_arm64 else ecr_assets.Platform.LINUX_AMD64
     return ecs.ContainerImage.from_asset(
-        str(root), file=GATEWAY_DOCKERFILE, platform=platform, exclude=ASSET_EXCLUDES
+        str(root),
+        file=GATEWAY_DOCKERFILE,
+        platform=platform,
+        exclude=ASSET_EXCLUDES,
+        ignore_mode=cdk.IgnoreMode.DOCKER,
     )
 
 
