@@ -1,8 +1,15 @@
-"""`python -m serving.gateway`: the gateway container's entry point."""
+"""`python -m serving.gateway`: the gateway container's entry point.
+
+EMD_GATEWAY_WORKERS > 1 forks that many processes sharing the port (SO_REUSEPORT); the first process
+receives the container's SIGTERM, drains, then stops and waits for the others (which drain too).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import signal
 import sys
 
 import boto3
@@ -12,10 +19,10 @@ from botocore.config import Config
 from serving.gateway.app import create_app
 from serving.gateway.config import GatewayConfig
 
+DRAIN_SECONDS = 30
 
-def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
-    config = GatewayConfig.from_env()
+
+def serve(config: GatewayConfig, reuse_port: bool) -> None:
     session = boto3.session.Session(region_name=config.region)
     aws = Config(
         connect_timeout=config.connect_timeout,
@@ -29,7 +36,40 @@ def main() -> None:
         secrets=session.client("secretsmanager", config=aws),
         sagemaker_runtime=session.client("sagemaker-runtime", config=aws),
     )
-    web.run_app(app, host=config.host, port=config.port, access_log=None, print=None, shutdown_timeout=30)
+    web.run_app(
+        app,
+        host=config.host,
+        port=config.port,
+        reuse_port=reuse_port or None,
+        access_log=None,
+        print=None,
+        shutdown_timeout=DRAIN_SECONDS,
+    )
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    config = GatewayConfig.from_env()
+    if config.workers == 1:
+        serve(config, reuse_port=False)
+        return
+    children: list[int] = []
+    for _ in range(config.workers - 1):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                serve(config, reuse_port=True)
+            finally:
+                os._exit(0)
+        children.append(pid)
+    try:
+        serve(config, reuse_port=True)
+    finally:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        for pid in children:
+            os.waitpid(pid, 0)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ class GatewayConfig:
     # longest silence tolerated between two bytes from a backend (not a cap on the whole response)
     read_timeout: float = 300.0
     max_streams: int = 512
+    # processes sharing the port (SO_REUSEPORT); one per vCPU of the task is a good start
+    workers: int = 1
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> GatewayConfig:
@@ -48,4 +50,5 @@ class GatewayConfig:
             connect_timeout=_float(env, "EMD_UPSTREAM_CONNECT_TIMEOUT", 10.0),
             read_timeout=_float(env, "EMD_UPSTREAM_READ_TIMEOUT", 300.0),
             max_streams=int(_float(env, "EMD_MAX_STREAMS", 512)),
+            workers=max(1, int(_float(env, "EMD_GATEWAY_WORKERS", 1))),
         )
