@@ -3,4 +3,4 @@
 # with the image's original PYTHONPATH (EMD_ENGINE_PYTHONPATH) so the engine's packages are untouched.
 # SageMaker starts the container as `<image> serve`: the argument is accepted and ignored.
 export EMD_ENGINE_PYTHONPATH="${PYTHONPATH:-}"
-PYTHONPATH="/opt/emd/deps:/opt/emd" exec "${EMD_PYTHON:-python3}" -m serving.engine "$@"
+PYTHONPATH="${EMD_ADAPTER_PATH:-/opt/emd/deps:/opt/emd}" exec "${EMD_PYTHON:-python3}" -m serving.engine "$@"

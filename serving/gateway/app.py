@@ -185,23 +185,25 @@ async def access_log_middleware(request: web.Request, handler: Any) -> web.Strea
         access_log.exception("unhandled error")
         return error_response("internal gateway error", 500, "internal_error")
     finally:
-        access_log.info(
-            json.dumps(
-                {
-                    "request_id": request_id,
-                    "method": request.method,
-                    "path": request.path,
-                    "status": status,
-                    "model": request.get("emd_model"),
-                    "backend": request.get("emd_backend"),
-                    "stream": request.get("emd_stream"),
-                    "bytes_in": request.content_length,
-                    "duration_ms": round((time.perf_counter() - start) * 1000, 2),
-                    "remote": request.remote,
-                },
-                separators=(",", ":"),
+        if request.path != "/health":  # load balancer probes every few seconds: not worth a line each
+            access_log.info(
+                json.dumps(
+                    {
+                        "request_id": request_id,
+                        "method": request.method,
+                        "path": request.path,
+                        "status": status,
+                        "model": request.get("emd_model"),
+                        "backend": request.get("emd_backend"),
+                        "stream": request.get("emd_stream"),
+                        "bytes_in": request.content_length,
+                        "bytes_out": request.get("emd_bytes_out"),
+                        "duration_ms": round((time.perf_counter() - start) * 1000, 2),
+                        "remote": request.headers.get("X-Forwarded-For", request.remote),
+                    },
+                    separators=(",", ":"),
+                )
             )
-        )
 
 
 def create_app(

@@ -133,3 +133,15 @@ def test_sigterm_finishes_in_flight_stream_then_stops_the_engine(logs_dir: Path)
             httpx.get(f"http://127.0.0.1:{engine_port}/v1/models", timeout=2)
     finally:
         stop(proc)
+
+
+def test_engine_that_dies_makes_the_adapter_exit_non_zero(logs_dir: Path, tmp_path: Path) -> None:
+    """SageMaker/ECS must replace a container whose engine is gone, not keep answering /ping 503."""
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"not a gguf file")
+    proc, _ = start_adapter(logs_dir / "adapter-broken.log", EMD_MODEL_DIR=str(broken))
+    try:
+        assert proc.wait(60) == 1
+        assert "engine exited" in (logs_dir / "adapter-broken.log").read_text()
+    finally:
+        stop(proc)

@@ -4,6 +4,7 @@ engine adapter, as ECS/EC2 run it), a SageMaker-runtime stand-in speaking the re
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import time
@@ -15,7 +16,7 @@ import openai
 import pytest
 
 from model_specs.registry import RegistryEntry, api_key_secret_name, registry_parameter_name
-from tests.integration.conftest import Gateway, free_port, start_llama, stop
+from tests.integration.conftest import Gateway, ServerThread, free_port, start_llama, stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -322,3 +323,60 @@ def test_access_logs_are_json_without_keys_or_prompts(gw: Gateway) -> None:
     text = gw.log.read_text()
     for secret in (KEY_DEV, KEY_SM, "sk-old", "sk-new", PROMPT_MARKER):
         assert secret not in text
+
+
+def _fake_engine() -> Any:
+    """A real local HTTP engine for routes llama.cpp lacks: a transcription endpoint echoing what it got,
+    and a chat endpoint slower than the gateway's read timeout."""
+    from aiohttp import web
+
+    async def transcribe(request: web.Request) -> web.Response:
+        form = await request.post()
+        audio = form["file"]
+        return web.json_response(
+            {"text": f"{form['model']}:{len(audio.file.read())} bytes"}  # type: ignore[union-attr]
+        )
+
+    async def slow_chat(request: web.Request) -> web.Response:
+        await asyncio.sleep(5)
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_post("/v1/audio/transcriptions", transcribe)
+    app.router.add_post("/v1/chat/completions", slow_chat)
+    return app
+
+
+@pytest.fixture(scope="module")
+def fake_engine() -> Any:
+    with ServerThread(_fake_engine()) as server:
+        yield server.url
+
+
+def test_audio_transcription_multipart_is_routed_by_its_model_field(
+    gw: Gateway, registered: dict[str, Any], fake_engine: str
+) -> None:
+    register(registered, http_entry("whisper-tiny", "dev", fake_engine), "sk-asr")
+    c = openai.OpenAI(base_url=gw.url + "/v1", api_key="sk-asr", max_retries=0, timeout=30)
+    resp = eventually(
+        lambda: c.audio.transcriptions.create(model="whisper-tiny", file=("a.wav", b"RIFF" + b"\0" * 996)),
+        3,
+        "the whisper deployment",
+    )
+    assert resp.text == "whisper-tiny:1000 bytes"
+    with pytest.raises(openai.AuthenticationError):
+        client(gw, KEY_DEV).audio.transcriptions.create(model="whisper-tiny", file=("a.wav", b"RIFF"))
+
+
+def test_upstream_read_timeout_is_504(
+    registered: dict[str, Any],
+    fake_engine: str,
+    sagemaker_runtime: str,
+    gateway_factory: Callable[..., Gateway],
+) -> None:
+    register(registered, http_entry("slow-model", "dev", fake_engine), "sk-slow")
+    quick = gateway_factory(sagemaker_runtime, name="gateway-timeout", EMD_UPSTREAM_READ_TIMEOUT="0.5")
+    started = time.monotonic()
+    with pytest.raises(openai.APIStatusError) as err:
+        client(quick, "sk-slow").chat.completions.create(model="slow-model", messages=MESSAGES)
+    assert err.value.status_code == 504 and time.monotonic() - started < 4
