@@ -19,7 +19,7 @@ from serving.common.openai_format import error_response
 from serving.gateway.auth import KeyStore, bearer_token
 from serving.gateway.backends import HttpBackend, SageMakerBackend
 from serving.gateway.config import GatewayConfig
-from serving.gateway.registry import Registry, load_entries
+from serving.gateway.registry import Registry, RegistryUnavailable, load_entries
 
 access_log = logging.getLogger("emd.gateway.access")
 
@@ -70,7 +70,8 @@ async def list_models(request: web.Request) -> web.Response:
     token = bearer_token(request.headers.get("Authorization"))
     entries = await request.app[REGISTRY].entries()
     routes = await _allowed_routes(request, token)
-    if token is not None and not any(not entries[r].public for r in routes):
+    if token is not None and not routes:
+        # a key that opens nothing, and no public deployment to show: as OpenAI answers a wrong key
         return error_response("Incorrect API key provided.", 401, "invalid_api_key")
     data = [
         {
@@ -181,6 +182,12 @@ async def access_log_middleware(request: web.Request, handler: Any) -> web.Strea
     except web.HTTPException as exc:
         status = exc.status
         raise
+    except RegistryUnavailable:
+        access_log.exception("deployment registry unavailable")
+        status = 503
+        return error_response(
+            "the deployment registry is unavailable; retry shortly", 503, "registry_unavailable"
+        )
     except Exception:
         access_log.exception("unhandled error")
         return error_response("internal gateway error", 500, "internal_error")

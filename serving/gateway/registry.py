@@ -32,6 +32,10 @@ def load_entries(ssm: Any, prefix: str) -> dict[str, RegistryEntry]:
     return entries
 
 
+class RegistryUnavailable(Exception):
+    """The registry could not be read and there is no earlier copy to serve."""
+
+
 class Registry:
     def __init__(
         self,
@@ -52,9 +56,9 @@ class Registry:
                 return  # another request refreshed it while we waited
             try:
                 self._entries = await self._run_blocking(self._loader)
-            except Exception:
+            except Exception as exc:
                 if self._loaded_at == float("-inf"):
-                    raise
+                    raise RegistryUnavailable(str(exc)) from exc
                 log.exception("registry refresh failed; serving the previous entries")
             self._loaded_at = time.monotonic()
 
