@@ -325,6 +325,9 @@ def test_access_logs_are_json_without_keys_or_prompts(gw: Gateway) -> None:
         assert secret not in text
 
 
+ENGINE_EVENTS: list[str] = []
+
+
 def _fake_engine() -> Any:
     """A real local HTTP engine for routes llama.cpp lacks: a transcription endpoint echoing what it got,
     and a chat endpoint slower than the gateway's read timeout."""
@@ -341,7 +344,21 @@ def _fake_engine() -> Any:
         await asyncio.sleep(5)
         return web.json_response({})
 
+    async def endless_completion(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        try:
+            for i in range(400):
+                await resp.write(f'data: {{"choices":[{{"index":0,"text":"{i} "}}]}}\n\n'.encode())
+                await asyncio.sleep(0.025)
+        except ConnectionError:
+            ENGINE_EVENTS.append("client gone")
+            raise
+        ENGINE_EVENTS.append("generated everything")
+        return resp
+
     app = web.Application()
+    app.router.add_post("/v1/completions", endless_completion)
     app.router.add_post("/v1/audio/transcriptions", transcribe)
     app.router.add_post("/v1/chat/completions", slow_chat)
     return app
@@ -391,3 +408,24 @@ def test_registry_unreachable_is_503_not_a_crash(
         client(lost, KEY_DEV).chat.completions.create(model=MODEL, messages=MESSAGES)
     assert err.value.status_code == 503
     assert httpx.get(lost.url + "/health", timeout=5).status_code == 200
+
+
+def test_client_disconnect_mid_stream_stops_the_upstream_request(
+    gw: Gateway, registered: dict[str, Any], fake_engine: str
+) -> None:
+    register(registered, http_entry("endless-model", "dev", fake_engine), "sk-endless")
+    body = {"model": "endless-model", "prompt": "x", "stream": True}
+    deadline = time.monotonic() + 5
+    while True:  # the registry refresh on a miss is rate-limited to once a second
+        with httpx.stream("POST", gw.url + "/v1/completions", json=body, timeout=10,
+                          headers={"Authorization": "Bearer sk-endless"}) as resp:  # fmt: skip
+            if resp.status_code == 404 and time.monotonic() < deadline:
+                time.sleep(0.3)
+                continue
+            assert resp.status_code == 200
+            next(resp.iter_bytes())  # read a little, then hang up
+            break
+    waited = time.monotonic()
+    while not ENGINE_EVENTS and time.monotonic() - waited < 5:
+        time.sleep(0.05)
+    assert ENGINE_EVENTS == ["client gone"]  # the engine stopped within seconds, not after 400 chunks
