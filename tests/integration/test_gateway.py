@@ -429,3 +429,15 @@ def test_client_disconnect_mid_stream_stops_the_upstream_request(
     while not ENGINE_EVENTS and time.monotonic() - waited < 5:
         time.sleep(0.05)
     assert ENGINE_EVENTS == ["client gone"]  # the engine stopped within seconds, not after 400 chunks
+
+
+def test_sagemaker_model_error_keeps_the_engines_status(gw: Gateway, adapter: str) -> None:
+    """An error from the container comes back from SageMaker as ModelError; the client gets the engine's
+    status and OpenAI-format body, as if it had called the engine itself."""
+    bad = {"model": f"{MODEL}/sm", "messages": "not a list"}
+    direct = httpx.post(adapter + "/invocations", json=bad, timeout=30)
+    r = httpx.post(gw.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {KEY_SM}"}, json=bad,
+                   timeout=30)  # fmt: skip
+    assert direct.status_code >= 400
+    assert r.status_code == direct.status_code
+    assert r.json()["error"]["message"] == direct.json()["error"]["message"]
