@@ -4,7 +4,9 @@ and /v1/*, and its SIGTERM drain."""
 from __future__ import annotations
 
 import json
+import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -14,7 +16,7 @@ import httpx
 import openai
 import pytest
 
-from tests.integration.conftest import SERVED_NAME, free_port, start_adapter, stop
+from tests.integration.conftest import SERVED_NAME, free_port, start_adapter, stop, wait_http
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -143,5 +145,60 @@ def test_engine_that_dies_makes_the_adapter_exit_non_zero(logs_dir: Path, tmp_pa
     try:
         assert proc.wait(60) == 1
         assert "engine exited" in (logs_dir / "adapter-broken.log").read_text()
+    finally:
+        stop(proc)
+
+
+FAKE_TEI = """#!{python}
+# A stand-in for text-embeddings-inference's router: the flags the adapter passes, /health and /rerank.
+import argparse, json
+from aiohttp import web
+p = argparse.ArgumentParser()
+for flag in ("--model-id", "--served-model-name", "--hostname", "--port"):
+    p.add_argument(flag)
+a = p.parse_args()
+with open({record!r}, "w") as fh:
+    json.dump(vars(a), fh)
+async def health(request):
+    return web.json_response({{}})
+async def rerank(request):
+    body = await request.json()
+    words = set(body["query"].split())
+    return web.json_response([{{"index": i, "score": len(words & set(t.split())) / 10}}
+                              for i, t in enumerate(body["texts"])])
+app = web.Application()
+app.router.add_get("/health", health)
+app.router.add_post("/rerank", rerank)
+web.run_app(app, host=a.hostname, port=int(a.port), print=None)
+"""
+
+
+def test_huggingface_engine_rerank_is_translated(logs_dir: Path, tmp_path: Path) -> None:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    record = tmp_path / "args.json"
+    router = bindir / "text-embeddings-router"
+    router.write_text(FAKE_TEI.format(python=sys.executable, record=str(record)))
+    router.chmod(0o755)
+    proc, url = start_adapter(
+        logs_dir / "adapter-tei.log",
+        EMD_ENGINE="huggingface",
+        EMD_MODEL_ID="bge-reranker-v2-m3",
+        EMD_ENGINE_ARGS="",
+        EMD_MODEL_DIR=str(tmp_path),
+        PATH=f"{bindir}:{os.environ['PATH']}",
+    )
+    try:
+        wait_http(url + "/ping", timeout=30, proc=proc)
+        r = httpx.post(
+            url + "/invocations",
+            json={"query": "red cat", "documents": ["a dog", "red cat sat", "the cat"], "top_n": 2},
+            timeout=10,
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["model"] == "bge-reranker-v2-m3"
+        assert [x["index"] for x in r.json()["results"]] == [1, 2]
+        args = json.loads(record.read_text())
+        assert args["served_model_name"] == "bge-reranker-v2-m3" and args["model_id"] == str(tmp_path)
     finally:
         stop(proc)
