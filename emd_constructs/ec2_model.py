@@ -1,0 +1,142 @@
+"""An engine on a single EC2 instance: ECS-optimized GPU AMI (Docker + NVIDIA runtime, no ECS agent use) from its
+public SSM parameter, a systemd unit that copies the weights, pulls the engine image and runs it with
+Restart=always; reachable only from the gateway's security group on the engine port; Session Manager, no SSH key;
+IMDSv2 (hop limit 2 so the aws-cli container can reach the instance credentials); encrypted gp3."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+import aws_cdk.aws_cloudwatch as cw
+import aws_cdk.aws_ec2 as ec2
+import aws_cdk.aws_iam as iam
+import aws_cdk.aws_logs as logs
+from constructs import Construct
+
+from emd_constructs.engine_settings import ENGINE_PORT, MODEL_DIR, engine_environment
+from emd_constructs.gpu_host import AWS_CLI_IMAGE, docker_device_flags, machine_image, root_volume
+from emd_constructs.model_alarms import UnhealthyAlarm
+from emd_constructs.model_artifacts import ModelArtifacts
+from emd_constructs.model_network import ModelNetwork
+from model_specs.deployment import Deployment
+
+UNIT = "emd-engine"
+ENV_FILE = "/etc/emd/engine.env"
+LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+
+
+def _prepare_script(artifacts: ModelArtifacts, region: str) -> str:
+    aws = f"docker run --rm --network host -v {MODEL_DIR}:{MODEL_DIR} {AWS_CLI_IMAGE}"
+    registry = cdk.Fn.select(0, cdk.Fn.split("/", artifacts.image_uri))
+    return "\n".join(
+        [
+            "#!/bin/bash",
+            "set -euo pipefail",
+            f"mkdir -p {MODEL_DIR}",
+            f"{aws} s3 sync {artifacts.model_data_s3_uri} {MODEL_DIR} --only-show-errors --region {region}",
+            f"{aws} ecr get-login-password --region {region} | docker login --username AWS --password-stdin {registry}",
+            f"docker pull {artifacts.image_uri}",
+        ]
+    )
+
+
+def _unit(deployment: Deployment, artifacts: ModelArtifacts, log_group: logs.ILogGroup, region: str) -> str:
+    logging = f"--log-driver awslogs --log-opt awslogs-group={log_group.log_group_name} --log-opt awslogs-region={region}"
+    return "\n".join(
+        [
+            "[Unit]",
+            f"Description=EMD engine {deployment.route}",
+            "After=docker.service network-online.target",
+            "Requires=docker.service",
+            "",
+            "[Service]",
+            "Restart=always",
+            "RestartSec=15",
+            "TimeoutStartSec=0",
+            f"ExecStartPre=-/usr/bin/docker rm -f {UNIT}",
+            "ExecStartPre=/usr/local/bin/emd-prepare",
+            f"ExecStart=/usr/bin/docker run --rm --name {UNIT} {docker_device_flags(deployment)} "
+            f"-p {ENGINE_PORT}:{ENGINE_PORT} --env-file {ENV_FILE} -v {MODEL_DIR}:{MODEL_DIR}:ro {logging} "
+            f"{artifacts.image_uri}",
+            f"ExecStop=/usr/bin/docker stop -t 90 {UNIT}",
+            "",
+            "[Install]",
+            "WantedBy=multi-user.target",
+        ]
+    )
+
+
+class Ec2ModelInstance(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        deployment: Deployment,
+        artifacts: ModelArtifacts,
+        network: ModelNetwork,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        d = deployment
+        region = cdk.Stack.of(self).region
+        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"))
+        artifacts.grant_weights(self.role)
+        artifacts.grant_image(self.role)
+        self.log_group = logs.LogGroup(
+            self, "Logs", retention=LOG_RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY
+        )
+        self.log_group.grant_write(self.role)
+
+        env_lines = "\n".join(f"{k}={v}" for k, v in sorted(engine_environment(d).items()))
+        user_data = ec2.UserData.for_linux()
+        user_data.add_commands(
+            "set -euo pipefail",
+            "mkdir -p /etc/emd",
+            f"cat > {ENV_FILE} <<'EMD_ENV'\n{env_lines}\nEMD_ENV",
+            f"cat > /usr/local/bin/emd-prepare <<'EMD_PREPARE'\n{_prepare_script(artifacts, region)}\nEMD_PREPARE",
+            "chmod 0755 /usr/local/bin/emd-prepare",
+            f"cat > /etc/systemd/system/{UNIT}.service <<'EMD_UNIT'\n{_unit(d, artifacts, self.log_group, region)}\nEMD_UNIT",
+            # the ECS agent is not used on this host
+            "systemctl disable --now ecs || true",
+            "systemctl daemon-reload",
+            f"systemctl enable --now --no-block {UNIT}.service",
+        )
+        self.instance = ec2.Instance(
+            self,
+            "Instance",
+            vpc=network.vpc,
+            vpc_subnets=ec2.SubnetSelection(subnets=network.subnets.subnets[:1]),
+            instance_type=ec2.InstanceType(d.instance_type),
+            machine_image=machine_image(d),
+            security_group=network.engine_security_group,
+            role=self.role,
+            user_data=user_data,
+            user_data_causes_replacement=True,
+            require_imdsv2=True,
+            block_devices=[root_volume(d)],
+            detailed_monitoring=True,
+            ssm_session_permissions=True,
+        )
+        # the subnet decides the AZ; CDK would render its imported placeholder
+        self.instance.instance.add_property_deletion_override("AvailabilityZone")
+        # IMDSv2 with one extra hop: the aws-cli container reads the instance role's credentials
+        cfn_template = self.instance.node.try_find_child("LaunchTemplate")
+        if cfn_template is not None and isinstance(cfn_template.node.default_child, cdk.CfnResource):
+            cfn_template.node.default_child.add_property_override(
+                "LaunchTemplateData.MetadataOptions.HttpPutResponseHopLimit", 2
+            )
+        self.base_url = cdk.Fn.join("", ["http://", self.instance.instance_private_ip, f":{ENGINE_PORT}/v1"])
+        UnhealthyAlarm(
+            self,
+            "StatusCheckFailed",
+            metric=cw.Metric(
+                namespace="AWS/EC2",
+                metric_name="StatusCheckFailed",
+                dimensions_map={"InstanceId": self.instance.instance_id},
+                statistic="Maximum",
+                period=cdk.Duration.minutes(1),
+            ),
+            threshold=0,
+            comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            description=f"{d.route}: the engine instance fails its status checks",
+        )
+

@@ -1,0 +1,44 @@
+"""The engine container's contract with the adapter (serving/engine): port 8080 and the EMD_* environment.
+
+SageMaker mounts the weights at /opt/ml/model; ECS and EC2 copy them to the same path before the engine starts,
+so the adapter sees one layout everywhere.
+"""
+
+from __future__ import annotations
+
+from model_specs.deployment import Deployment
+
+ENGINE_PORT = 8080
+MODEL_DIR = "/opt/ml/model"
+HEALTH_PATH = "/ping"
+
+
+def engine_environment(deployment: Deployment, model_dir: str = MODEL_DIR) -> dict[str, str]:
+    """Catalogue + user engine environment, then the adapter's EMD_* variables (those win)."""
+    env = deployment.engine_environment()
+    env.update(
+        {
+            "EMD_ENGINE": deployment.engine_type,
+            "EMD_MODEL_ID": deployment.model_id,
+            "EMD_SERVED_MODEL_NAME": deployment.model_id,
+            "EMD_ENGINE_ARGS": deployment.engine_cli_args(),
+            "EMD_TENSOR_PARALLEL": str(deployment.tensor_parallel_degree),
+            "EMD_MODEL_DIR": model_dir,
+        }
+    )
+    return env
+
+
+def load_seconds(deployment: Deployment) -> int:
+    """Time to load the weights into accelerator memory, generous: 30 s + 8 s per GiB."""
+    return int(30 + 8 * deployment.model.weights_gib)
+
+
+def download_seconds(deployment: Deployment) -> int:
+    """S3 -> instance storage at a conservative 100 MiB/s, doubled, at least 10 minutes."""
+    return int(max(600, 2 * deployment.model.weights_gib * 1024 / 100))
+
+
+def root_volume_gib(deployment: Deployment) -> int:
+    """OS + container images (~60 GiB for GPU engines) + the weights twice (download and page cache headroom)."""
+    return int(100 + 2 * deployment.model.weights_gib)

@@ -1,0 +1,47 @@
+"""Facts shared by the ECS and EC2 hosts: the AMI for the instance's accelerator, the root volume, device flags."""
+
+from __future__ import annotations
+
+import aws_cdk.aws_ec2 as ec2
+import aws_cdk.aws_ecs as ecs
+
+from emd_constructs.engine_settings import root_volume_gib
+from model_specs.deployment import Deployment
+from model_specs.schema import Accelerator
+
+# aws-cli image used to copy weights from S3 and to log in to ECR on hosts without the CLI
+AWS_CLI_IMAGE = "public.ecr.aws/aws-cli/aws-cli:2.22.35"
+
+
+def ami_hardware(deployment: Deployment) -> ecs.AmiHardwareType:
+    return {
+        Accelerator.gpu: ecs.AmiHardwareType.GPU,
+        Accelerator.inferentia: ecs.AmiHardwareType.NEURON,
+        Accelerator.cpu: ecs.AmiHardwareType.STANDARD,
+    }[deployment.instance.accelerator]
+
+
+def machine_image(deployment: Deployment) -> ec2.IMachineImage:
+    """ECS-optimized Amazon Linux 2 (GPU / Neuron / standard) through its public SSM parameter."""
+    return ecs.EcsOptimizedImage.amazon_linux2(ami_hardware(deployment))
+
+
+def root_volume(deployment: Deployment) -> ec2.BlockDevice:
+    return ec2.BlockDevice(
+        device_name="/dev/xvda",
+        volume=ec2.BlockDeviceVolume.ebs(
+            root_volume_gib(deployment),
+            volume_type=ec2.EbsDeviceVolumeType.GP3,
+            encrypted=True,
+            delete_on_termination=True,
+        ),
+    )
+
+
+def docker_device_flags(deployment: Deployment) -> str:
+    inst = deployment.instance
+    if inst.accelerator is Accelerator.gpu:
+        return "--gpus all"
+    if inst.accelerator is Accelerator.inferentia:
+        return " ".join(f"--device /dev/neuron{i}" for i in range(inst.gpus))
+    return ""

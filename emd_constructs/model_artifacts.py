@@ -1,0 +1,124 @@
+"""Where a model stack's engine image and weights come from, and the grants to read them.
+
+Three modes, decided at synth time:
+- given: image_uri / model_data_s3_uri props (or model_params.model_files_s3_path) are used as they are;
+- parameters: the template declares the CloudFormation parameters EngineImageUri / ModelDataS3Uri that the
+  pipeline's build stage fills in parameters.json (serving/build/contract.py);
+- derived (direct `cdk deploy -c ...`): the bootstrap's ECR repository and artifact bucket (read from SSM)
+  with deterministic keys: <repository>:<engine image tag> and s3://<bucket>/models/<model-id>/<revision>/,
+  the same keys the bootstrap's CodeBuild project writes, so no local Docker is needed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+import aws_cdk.aws_ecr as ecr
+import aws_cdk.aws_iam as iam
+import aws_cdk.aws_s3 as s3
+import aws_cdk.aws_ssm as ssm
+from constructs import Construct
+
+from model_specs.deployment import Deployment
+
+PARAM_ARTIFACT_BUCKET = "/emd/bootstrap/artifact-bucket-name"
+PARAM_ECR_REPOSITORY = "/emd/bootstrap/ecr-repository-name"
+PARAM_BOUNDARY_ARN = "/emd/bootstrap/model-permissions-boundary-arn"
+# serving/build/contract.py (the build stage fills parameters with exactly these names)
+PARAM_ENGINE_IMAGE_URI = "EngineImageUri"
+PARAM_MODEL_DATA_S3_URI = "ModelDataS3Uri"
+WEIGHTS_PREFIX = "models"
+DEFAULT_REVISION = "main"
+_S3_URI = re.compile(r"^s3://([^/]+)/?(.*)$")
+
+
+def weights_key_prefix(deployment: Deployment) -> str:
+    """models/<model-id>/<revision or main>/ inside the artifact bucket."""
+    revision = deployment.extra_params.model_params.revision or DEFAULT_REVISION
+    return f"{WEIGHTS_PREFIX}/{deployment.model_id}/{revision}/"
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    m = _S3_URI.match(uri)
+    if not m:
+        raise ValueError(f"{uri!r} is not an s3:// URI")
+    return m.group(1), m.group(2)
+
+
+@dataclass(frozen=True)
+class ArtifactInputs:
+    """image_uri / model_data_s3_uri: literal values (given mode); parameters: declare CfnParameters;
+    image_tag: the ECR tag for derived mode (emd_stacks.model_inputs.engine_image_tag)."""
+
+    image_uri: str | None = None
+    model_data_s3_uri: str | None = None
+    parameters: bool = False
+    image_tag: str | None = None
+
+
+class ModelArtifacts(Construct):
+    """Resolves `.image_uri` and `.model_data_s3_uri` (strings or tokens) and grants read access to them."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, deployment: Deployment, inputs: ArtifactInputs
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.artifact_bucket = s3.Bucket.from_bucket_name(
+            self, "ArtifactBucket", ssm.StringParameter.value_for_string_parameter(self, PARAM_ARTIFACT_BUCKET)
+        )
+        self.repository = ecr.Repository.from_repository_name(
+            self, "Repository", ssm.StringParameter.value_for_string_parameter(self, PARAM_ECR_REPOSITORY)
+        )
+        stack = cdk.Stack.of(self)
+
+        if inputs.image_uri:
+            self.image_uri = inputs.image_uri
+        elif inputs.parameters:
+            self.image_uri = cdk.CfnParameter(
+                stack,
+                PARAM_ENGINE_IMAGE_URI,
+                type="String",
+                description="Engine image URI (filled by the EMD build stage)",
+            ).value_as_string
+        else:
+            if not inputs.image_tag:
+                raise ValueError("derived mode needs ArtifactInputs.image_tag")
+            self.image_uri = self.repository.repository_uri_for_tag(inputs.image_tag)
+
+        user_path = deployment.extra_params.model_params.model_files_s3_path
+        given = inputs.model_data_s3_uri or user_path
+        self._weights_bucket: s3.IBucket = self.artifact_bucket
+        self._weights_prefix = weights_key_prefix(deployment)
+        if given:
+            bucket_name, key = split_s3_uri(given)
+            self.model_data_s3_uri = given if given.endswith("/") else given + "/"
+            self._weights_prefix = key if not key or key.endswith("/") else key + "/"
+            if not cdk.Token.is_unresolved(bucket_name):
+                self._weights_bucket = s3.Bucket.from_bucket_name(self, "WeightsBucket", bucket_name)
+        elif inputs.parameters:
+            self.model_data_s3_uri = cdk.CfnParameter(
+                stack,
+                PARAM_MODEL_DATA_S3_URI,
+                type="String",
+                allowed_pattern=r"^s3://.+/$",
+                description="S3 prefix of the model weights (filled by the EMD build stage)",
+            ).value_as_string
+        else:
+            self.model_data_s3_uri = f"s3://{self.artifact_bucket.bucket_name}/{self._weights_prefix}"
+
+    def weights_statements(self) -> list[iam.PolicyStatement]:
+        return [
+            iam.PolicyStatement(
+                actions=["s3:GetObject"], resources=[self._weights_bucket.arn_for_objects(f"{self._weights_prefix}*")]
+            ),
+            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[self._weights_bucket.bucket_arn]),
+        ]
+
+    def grant_weights(self, grantee: iam.IGrantable) -> None:
+        for statement in self.weights_statements():
+            grantee.grant_principal.add_to_principal_policy(statement)
+
+    def grant_image(self, grantee: iam.IGrantable) -> None:
+        self.repository.grant_pull(grantee)

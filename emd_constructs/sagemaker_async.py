@@ -1,0 +1,149 @@
+"""SageMaker asynchronous endpoint: requests are S3 objects, results land under an S3 output prefix and SNS
+topics (KMS-encrypted, SSL enforced) announce success and failure.
+
+Autoscaling: target tracking on ApproximateBacklogSizePerInstance with min 0 (scale to zero when the queue is
+empty) and a step policy on HasBacklogWithoutCapacity that adds an instance when work waits with none running.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+import aws_cdk.aws_applicationautoscaling as appscaling
+import aws_cdk.aws_cloudwatch as cw
+import aws_cdk.aws_iam as iam
+import aws_cdk.aws_kms as kms
+import aws_cdk.aws_sagemaker as sagemaker
+import aws_cdk.aws_sns as sns
+from constructs import Construct
+
+from emd_constructs.model_alarms import SageMakerAlarms
+from emd_constructs.model_artifacts import ModelArtifacts, split_s3_uri
+from emd_constructs.sagemaker_endpoint import (
+    SCALE_IN_COOLDOWN,
+    SCALE_OUT_COOLDOWN,
+    VARIANT_NAME,
+    SageMakerModel,
+    capacity,
+    startup_timeouts,
+)
+from model_specs.deployment import Deployment
+
+BACKLOG_PER_INSTANCE_TARGET = 5
+MAX_CONCURRENT_INVOCATIONS_PER_INSTANCE = 4
+ASYNC_PREFIX = "async"
+
+
+class SageMakerAsyncEndpoint(Construct):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, deployment: Deployment, artifacts: ModelArtifacts
+    ) -> None:
+        super().__init__(scope, construct_id)
+        d = deployment
+        self.endpoint_name = d.sagemaker_endpoint_name
+        model = SageMakerModel(self, "Model", deployment=d, artifacts=artifacts)
+        self.role: iam.Role = model.role
+
+        given = d.extra_params.service_params.s3_output_path
+        if given:
+            bucket_name, key = split_s3_uri(given)
+            prefix = key.rstrip("/") + "/" if key else ""
+            io_bucket_arn = cdk.Stack.of(self).format_arn(
+                service="s3", region="", account="", resource=bucket_name
+            )
+        else:
+            bucket_name = artifacts.artifact_bucket.bucket_name
+            prefix = f"{ASYNC_PREFIX}/{d.model_id}/{d.model_tag}/"
+            io_bucket_arn = artifacts.artifact_bucket.bucket_arn
+        self.output_path = f"s3://{bucket_name}/{prefix}output/"
+        self.failure_path = f"s3://{bucket_name}/{prefix}failure/"
+        self.input_path = f"s3://{bucket_name}/{prefix}input/"
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
+                resources=[f"{io_bucket_arn}/{prefix}*"],
+            )
+        )
+
+        sns_key = kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns")
+        self.success_topic = sns.Topic(self, "SuccessTopic", master_key=sns_key, enforce_ssl=True)
+        self.error_topic = sns.Topic(self, "ErrorTopic", master_key=sns_key, enforce_ssl=True)
+        for topic in (self.success_topic, self.error_topic):
+            topic.grant_publish(self.role)
+
+        _, max_cap, initial = capacity(d)
+        config = sagemaker.CfnEndpointConfig(
+            self,
+            "EndpointConfig",
+            production_variants=[
+                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                    variant_name=VARIANT_NAME,
+                    model_name=model.model.attr_model_name,
+                    instance_type=d.sagemaker_instance_type,
+                    initial_instance_count=initial,
+                    **startup_timeouts(d),
+                )
+            ],
+            async_inference_config=sagemaker.CfnEndpointConfig.AsyncInferenceConfigProperty(
+                output_config=sagemaker.CfnEndpointConfig.AsyncInferenceOutputConfigProperty(
+                    s3_output_path=self.output_path,
+                    s3_failure_path=self.failure_path,
+                    notification_config=sagemaker.CfnEndpointConfig.AsyncInferenceNotificationConfigProperty(
+                        success_topic=self.success_topic.topic_arn,
+                        error_topic=self.error_topic.topic_arn,
+                    ),
+                ),
+                client_config=sagemaker.CfnEndpointConfig.AsyncInferenceClientConfigProperty(
+                    max_concurrent_invocations_per_instance=MAX_CONCURRENT_INVOCATIONS_PER_INSTANCE
+                ),
+            ),
+        )
+        self.endpoint = sagemaker.CfnEndpoint(
+            self, "Endpoint", endpoint_name=self.endpoint_name, endpoint_config_name=config.attr_endpoint_config_name
+        )
+        policy = self.role.node.try_find_child("DefaultPolicy")
+        if policy is not None:
+            self.endpoint.node.add_dependency(policy)
+
+        target = appscaling.ScalableTarget(
+            self,
+            "ScalableTarget",
+            service_namespace=appscaling.ServiceNamespace.SAGEMAKER,
+            resource_id=f"endpoint/{self.endpoint_name}/variant/{VARIANT_NAME}",
+            scalable_dimension="sagemaker:variant:DesiredInstanceCount",
+            min_capacity=capacity(d)[0],
+            max_capacity=max_cap,
+        )
+        target.node.add_dependency(self.endpoint)
+        target.scale_to_track_metric(
+            "Backlog",
+            target_value=BACKLOG_PER_INSTANCE_TARGET,
+            custom_metric=cw.Metric(
+                namespace="AWS/SageMaker",
+                metric_name="ApproximateBacklogSizePerInstance",
+                dimensions_map={"EndpointName": self.endpoint_name},
+                statistic="Average",
+                period=cdk.Duration.minutes(1),
+            ),
+            scale_in_cooldown=SCALE_IN_COOLDOWN,
+            scale_out_cooldown=SCALE_OUT_COOLDOWN,
+        )
+        target.scale_on_metric(
+            "ScaleOutFromZero",
+            metric=cw.Metric(
+                namespace="AWS/SageMaker",
+                metric_name="HasBacklogWithoutCapacity",
+                dimensions_map={"EndpointName": self.endpoint_name},
+                statistic="Average",
+                period=cdk.Duration.minutes(1),
+            ),
+            scaling_steps=[
+                appscaling.ScalingInterval(upper=0.5, change=0),
+                appscaling.ScalingInterval(lower=0.5, change=1),
+            ],
+            adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
+            cooldown=SCALE_OUT_COOLDOWN,
+        )
+        self.scalable_target = target
+        SageMakerAlarms(
+            self, "Alarms", dimensions={"EndpointName": self.endpoint_name, "VariantName": VARIANT_NAME}, route=d.route
+        )

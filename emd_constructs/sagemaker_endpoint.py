@@ -1,0 +1,240 @@
+"""SageMaker real-time endpoint for one deployment.
+
+Weights: ModelDataSource S3Prefix (uncompressed), so SageMaker copies them to /opt/ml/model before the container
+starts; the download and startup health-check timeouts are sized from the model's weights.
+
+Autoscaling: target tracking on SageMakerVariantConcurrentRequestsPerModelHighResolution. LLM requests are long and
+streamed, so in-flight requests measure load where InvocationsPerInstance (a per-minute count) does not, and the
+high-resolution metric reacts in seconds rather than minutes.
+
+Scale to zero (service_params.min_capacity = 0): the endpoint hosts the model as an inference component on a variant
+with managed instance scaling (min 0). The component's copy count scales 0..max on concurrent requests per copy;
+a step policy on NoCapacityInvocationFailures adds a copy when a request arrives with no copy running. Cold start:
+the first request after idle fails fast (the gateway returns 503 and clients retry) while SageMaker provisions an
+instance, downloads the weights and starts the engine: minutes, not seconds.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+import aws_cdk.aws_applicationautoscaling as appscaling
+import aws_cdk.aws_cloudwatch as cw
+import aws_cdk.aws_iam as iam
+import aws_cdk.aws_sagemaker as sagemaker
+from constructs import Construct
+
+from emd_constructs.engine_settings import download_seconds, engine_environment, load_seconds
+from emd_constructs.model_alarms import SageMakerAlarms
+from emd_constructs.model_artifacts import ModelArtifacts
+from emd_constructs.sagemaker_role import sagemaker_execution_role
+from model_specs.deployment import Deployment
+from model_specs.schema import Accelerator, ModelType
+
+VARIANT_NAME = "AllTraffic"
+MAX_TIMEOUT_SECONDS = 3600
+# target in-flight requests per instance (or per copy): LLM engines batch well up to about this many
+CONCURRENCY_TARGET = {ModelType.llm: 8, ModelType.vlm: 4}
+DEFAULT_CONCURRENCY_TARGET = 32
+SCALE_IN_COOLDOWN = cdk.Duration.minutes(10)
+SCALE_OUT_COOLDOWN = cdk.Duration.minutes(2)
+
+
+def concurrency_target(deployment: Deployment) -> int:
+    return CONCURRENCY_TARGET.get(deployment.model.type, DEFAULT_CONCURRENCY_TARGET)
+
+
+def capacity(deployment: Deployment) -> tuple[int, int, int]:
+    """(min, max, initial) instances; min 0 means scale to zero."""
+    sp = deployment.extra_params.service_params
+    min_cap = 1 if sp.min_capacity is None else sp.min_capacity
+    max_cap = max(sp.max_capacity or max(min_cap, 1), min_cap, 1)
+    initial = sp.desired_capacity if sp.desired_capacity else max(min_cap, 1)
+    return min_cap, max_cap, min(max(initial, 1), max_cap)
+
+
+def startup_timeouts(deployment: Deployment) -> dict[str, int]:
+    return {
+        "model_data_download_timeout_in_seconds": min(MAX_TIMEOUT_SECONDS, download_seconds(deployment)),
+        "container_startup_health_check_timeout_in_seconds": min(
+            MAX_TIMEOUT_SECONDS, max(600, 3 * load_seconds(deployment))
+        ),
+    }
+
+
+class SageMakerModel(Construct):
+    """CfnModel + execution role shared by the real-time and async endpoints."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, deployment: Deployment, artifacts: ModelArtifacts
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.role = sagemaker_execution_role(self, "ExecutionRole", artifacts)
+        self.model = sagemaker.CfnModel(
+            self,
+            "Model",
+            execution_role_arn=self.role.role_arn,
+            primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
+                image=artifacts.image_uri,
+                environment=engine_environment(deployment),
+                model_data_source=sagemaker.CfnModel.ModelDataSourceProperty(
+                    s3_data_source=sagemaker.CfnModel.S3DataSourceProperty(
+                        s3_uri=artifacts.model_data_s3_uri, s3_data_type="S3Prefix", compression_type="None"
+                    )
+                ),
+            ),
+        )
+        # the role's policy must exist before SageMaker validates image and weights access
+        policy = self.role.node.try_find_child("DefaultPolicy")
+        if policy is not None:
+            self.model.node.add_dependency(policy)
+
+
+class SageMakerRealtimeEndpoint(Construct):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, deployment: Deployment, artifacts: ModelArtifacts
+    ) -> None:
+        super().__init__(scope, construct_id)
+        d = deployment
+        self.endpoint_name = d.sagemaker_endpoint_name
+        self.scale_to_zero = capacity(d)[0] == 0
+        model = SageMakerModel(self, "Model", deployment=d, artifacts=artifacts)
+        self.role: iam.Role = model.role
+        self.inference_component_name: str | None = None
+        if self.scale_to_zero:
+            self._inference_component(d, model)
+        else:
+            self._classic(d, model)
+
+    def _classic(self, d: Deployment, model: SageMakerModel) -> None:
+        min_cap, max_cap, initial = capacity(d)
+        config = sagemaker.CfnEndpointConfig(
+            self,
+            "EndpointConfig",
+            production_variants=[
+                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                    variant_name=VARIANT_NAME,
+                    model_name=model.model.attr_model_name,
+                    instance_type=d.sagemaker_instance_type,
+                    initial_instance_count=initial,
+                    routing_config=sagemaker.CfnEndpointConfig.RoutingConfigProperty(
+                        routing_strategy="LEAST_OUTSTANDING_REQUESTS"
+                    ),
+                    **startup_timeouts(d),
+                )
+            ],
+        )
+        self.endpoint = sagemaker.CfnEndpoint(
+            self, "Endpoint", endpoint_name=self.endpoint_name, endpoint_config_name=config.attr_endpoint_config_name
+        )
+        target = appscaling.ScalableTarget(
+            self,
+            "ScalableTarget",
+            service_namespace=appscaling.ServiceNamespace.SAGEMAKER,
+            resource_id=f"endpoint/{self.endpoint_name}/variant/{VARIANT_NAME}",
+            scalable_dimension="sagemaker:variant:DesiredInstanceCount",
+            min_capacity=max(min_cap, 1),
+            max_capacity=max_cap,
+        )
+        target.node.add_dependency(self.endpoint)
+        target.scale_to_track_metric(
+            "ConcurrentRequests",
+            target_value=concurrency_target(d),
+            predefined_metric=appscaling.PredefinedMetric.SAGEMAKER_VARIANT_CONCURRENT_REQUESTS_PER_MODEL_HIGH_RESOLUTION,
+            scale_in_cooldown=SCALE_IN_COOLDOWN,
+            scale_out_cooldown=SCALE_OUT_COOLDOWN,
+        )
+        self.scalable_target = target
+        SageMakerAlarms(
+            self, "Alarms", dimensions={"EndpointName": self.endpoint_name, "VariantName": VARIANT_NAME}, route=d.route
+        )
+
+    def _inference_component(self, d: Deployment, model: SageMakerModel) -> None:
+        _, max_cap, _ = capacity(d)
+        config = sagemaker.CfnEndpointConfig(
+            self,
+            "EndpointConfig",
+            execution_role_arn=model.role.role_arn,
+            production_variants=[
+                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                    variant_name=VARIANT_NAME,
+                    instance_type=d.sagemaker_instance_type,
+                    initial_instance_count=1,
+                    managed_instance_scaling=sagemaker.CfnEndpointConfig.ManagedInstanceScalingProperty(
+                        status="ENABLED", min_instance_count=0, max_instance_count=max_cap
+                    ),
+                    routing_config=sagemaker.CfnEndpointConfig.RoutingConfigProperty(
+                        routing_strategy="LEAST_OUTSTANDING_REQUESTS"
+                    ),
+                )
+            ],
+        )
+        config.node.add_dependency(model.model)
+        self.endpoint = sagemaker.CfnEndpoint(
+            self, "Endpoint", endpoint_name=self.endpoint_name, endpoint_config_name=config.attr_endpoint_config_name
+        )
+        instance = d.instance
+        timeouts = startup_timeouts(d)
+        devices = instance.gpus if instance.accelerator is not Accelerator.cpu else None
+        self.inference_component_name = f"{self.endpoint_name[:59]}-ic"
+        component = sagemaker.CfnInferenceComponent(
+            self,
+            "InferenceComponent",
+            inference_component_name=self.inference_component_name,
+            endpoint_name=self.endpoint.attr_endpoint_name,
+            variant_name=VARIANT_NAME,
+            specification=sagemaker.CfnInferenceComponent.InferenceComponentSpecificationProperty(
+                model_name=model.model.attr_model_name,
+                compute_resource_requirements=sagemaker.CfnInferenceComponent.InferenceComponentComputeResourceRequirementsProperty(
+                    number_of_accelerator_devices_required=devices,
+                    # leave room for the OS and the SageMaker agents
+                    min_memory_required_in_mb=int(instance.memory_gib * 1024 * 0.75),
+                ),
+                startup_parameters=sagemaker.CfnInferenceComponent.InferenceComponentStartupParametersProperty(
+                    model_data_download_timeout_in_seconds=timeouts["model_data_download_timeout_in_seconds"],
+                    container_startup_health_check_timeout_in_seconds=timeouts[
+                        "container_startup_health_check_timeout_in_seconds"
+                    ],
+                ),
+            ),
+            runtime_config=sagemaker.CfnInferenceComponent.InferenceComponentRuntimeConfigProperty(copy_count=1),
+        )
+        self.component = component
+        target = appscaling.ScalableTarget(
+            self,
+            "ScalableTarget",
+            service_namespace=appscaling.ServiceNamespace.SAGEMAKER,
+            resource_id=f"inference-component/{self.inference_component_name}",
+            scalable_dimension="sagemaker:inference-component:DesiredCopyCount",
+            min_capacity=0,
+            max_capacity=max_cap,
+        )
+        target.node.add_dependency(component)
+        target.scale_to_track_metric(
+            "ConcurrentRequestsPerCopy",
+            target_value=concurrency_target(d),
+            predefined_metric=(
+                appscaling.PredefinedMetric.SAGEMAKER_INFERENCE_COMPONENT_CONCURRENT_REQUESTS_PER_COPY_HIGH_RESOLUTION
+            ),
+            scale_in_cooldown=SCALE_IN_COOLDOWN,
+            scale_out_cooldown=SCALE_OUT_COOLDOWN,
+        )
+        target.scale_on_metric(
+            "ScaleOutFromZero",
+            metric=cw.Metric(
+                namespace="AWS/SageMaker",
+                metric_name="NoCapacityInvocationFailures",
+                dimensions_map={"InferenceComponentName": self.inference_component_name},
+                statistic="Maximum",
+                period=cdk.Duration.minutes(1),
+            ),
+            scaling_steps=[
+                appscaling.ScalingInterval(upper=0, change=0),
+                appscaling.ScalingInterval(lower=1, change=1),
+            ],
+            adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
+            cooldown=SCALE_OUT_COOLDOWN,
+        )
+        self.scalable_target = target
+        SageMakerAlarms(
+            self, "Alarms", dimensions={"InferenceComponentName": self.inference_component_name}, route=d.route
+        )

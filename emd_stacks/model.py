@@ -1,0 +1,165 @@
+"""EMD-Model-<slug>: one deployment (<model-id>/<tag>) on SageMaker real-time, SageMaker async, ECS or EC2,
+registered in the gateway's registry (/emd/models/<model-id>/<tag>). Every role carries the bootstrap's
+permissions boundary."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+import aws_cdk.aws_iam as iam
+import aws_cdk.aws_ssm as ssm
+from constructs import Construct
+
+from emd_constructs.ec2_model import Ec2ModelInstance
+from emd_constructs.ecs_model import EcsModelService
+from emd_constructs.model_artifacts import PARAM_BOUNDARY_ARN, ArtifactInputs, ModelArtifacts
+from emd_constructs.model_network import ModelNetwork
+from emd_constructs.model_registration import ModelRegistration
+from emd_constructs.nag import acknowledge, acknowledge_wildcards, default_policy
+from emd_constructs.sagemaker_async import SageMakerAsyncEndpoint
+from emd_constructs.sagemaker_endpoint import SageMakerRealtimeEndpoint
+from emd_constructs.tagging import tag_deployment
+from emd_stacks.model_inputs import engine_image_tag
+from model_specs.deployment import Deployment
+from model_specs.schema import ServiceType
+
+
+class ModelStack(cdk.Stack):
+    """image_uri / model_data_s3_uri: use these artifacts as given. artifact_parameters: declare the
+    EngineImageUri / ModelDataS3Uri parameters the pipeline's build stage fills. Neither: derive both from the
+    bootstrap's ECR repository and artifact bucket with deterministic keys (direct `cdk deploy`)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        deployment: Deployment,
+        *,
+        image_uri: str | None = None,
+        model_data_s3_uri: str | None = None,
+        artifact_parameters: bool = False,
+        image_tag: str | None = None,
+    ) -> None:
+        d = deployment
+        if d.service_type is ServiceType.local:
+            from model_specs.errors import EmdUserError
+
+            raise EmdUserError("service type 'local' runs on this machine and has no CloudFormation stack")
+        super().__init__(
+            scope,
+            d.stack_name,
+            stack_name=d.stack_name,
+            env=cdk.Environment(region=d.region),
+            description=f"EMD model {d.route}: {d.engine_type} on {d.instance_type} ({d.service_type.value})",
+        )
+        self.deployment = d
+        boundary = iam.ManagedPolicy.from_managed_policy_arn(
+            self, "PermissionsBoundary", ssm.StringParameter.value_for_string_parameter(self, PARAM_BOUNDARY_ARN)
+        )
+        iam.PermissionsBoundary.of(self).apply(boundary)
+
+        derived = not image_uri and not artifact_parameters
+        inputs = ArtifactInputs(
+            image_uri=image_uri,
+            model_data_s3_uri=model_data_s3_uri,
+            parameters=artifact_parameters,
+            image_tag=image_tag or (engine_image_tag(d) if derived else None),
+        )
+        self.artifacts = ModelArtifacts(self, "Artifacts", deployment=d, inputs=inputs)
+
+        self.endpoint_name: str | None = None
+        self.base_url: str | None = None
+        extra: dict[str, str] = {}
+        roles: list[iam.IRole | None] = []
+        if d.service_type is ServiceType.sagemaker_realtime:
+            rt = SageMakerRealtimeEndpoint(self, "Endpoint", deployment=d, artifacts=self.artifacts)
+            self.endpoint_name, backend = rt.endpoint_name, "sagemaker"
+            if rt.inference_component_name:
+                extra["inference_component_name"] = rt.inference_component_name
+            roles.append(rt.role)
+        elif d.service_type is ServiceType.sagemaker_async:
+            asy = SageMakerAsyncEndpoint(self, "Endpoint", deployment=d, artifacts=self.artifacts)
+            self.endpoint_name, backend = asy.endpoint_name, "sagemaker_async"
+            extra["s3_input_path"] = asy.input_path
+            roles.append(asy.role)
+            for topic in (asy.success_topic, asy.error_topic):
+                cdk.CfnOutput(self, f"{topic.node.id}Arn", value=topic.topic_arn)
+        else:
+            network = ModelNetwork(self, "Network", deployment=d)
+            if d.service_type is ServiceType.ecs:
+                svc = EcsModelService(self, "Engine", deployment=d, artifacts=self.artifacts, network=network)
+                self.base_url = svc.base_url
+                roles += [svc.service.task_definition.task_role, svc.service.task_definition.execution_role]
+                roles.append(svc.auto_scaling_group.role)
+                self._ecs_acknowledgements(svc)
+            else:
+                ec2m = Ec2ModelInstance(self, "Engine", deployment=d, artifacts=self.artifacts, network=network)
+                self.base_url = ec2m.base_url
+                roles.append(ec2m.role)
+                self._ec2_acknowledgements(ec2m)
+            backend = "http"
+
+        self.registration = ModelRegistration(
+            self,
+            "Registration",
+            deployment=d,
+            backend=backend,
+            endpoint_name=self.endpoint_name,
+            base_url=self.base_url,
+            extra=extra,
+        )
+        if self.endpoint_name:
+            cdk.CfnOutput(self, "EndpointName", value=self.endpoint_name)
+        if self.base_url:
+            cdk.CfnOutput(self, "BaseUrl", value=self.base_url)
+        cdk.CfnOutput(self, "Route", value=d.route)
+        cdk.CfnOutput(self, "ImageUri", value=self.artifacts.image_uri)
+        cdk.CfnOutput(self, "ModelDataS3Uri", value=self.artifacts.model_data_s3_uri)
+
+        for role in roles:
+            acknowledge_wildcards(
+                default_policy(role),
+                "scoped to this deployment's weights prefix (models/<model-id>/<revision>/*), its async I/O prefix, "
+                "its log streams and ecr:GetAuthorizationToken (which has no resource-level permissions); the "
+                "permissions boundary caps every role",
+            )
+        if d.service_type in (ServiceType.sagemaker_realtime, ServiceType.sagemaker_async):
+            self._sagemaker_acknowledgements()
+        tag_deployment(self, d.model_id, d.model_tag)
+
+    def _sagemaker_acknowledgements(self) -> None:
+        acknowledge(
+            self,
+            "AwsSolutions-SM1",
+            "the engine needs no VPC resources: it reads weights from S3 and is reached through the SageMaker "
+            "runtime API with IAM auth",
+        )
+        acknowledge(
+            self,
+            "AwsSolutions-SM2",
+            "instance storage holds only public model weights; SageMaker encrypts it with an AWS-managed key",
+        )
+
+    def _ecs_acknowledgements(self, svc: EcsModelService) -> None:
+        acknowledge(
+            svc.auto_scaling_group,
+            "AwsSolutions-AS3",
+            "the ECS capacity provider owns this group's scaling; task-level alarms cover engine health",
+        )
+        acknowledge(
+            svc,
+            "AwsSolutions-ECS2",
+            "environment holds only non-secret engine settings (model id, engine arguments); no secret is passed",
+        )
+
+    def _ec2_acknowledgements(self, ec2m: Ec2ModelInstance) -> None:
+        acknowledge(
+            ec2m,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]",
+            "Session Manager access instead of SSH: the AWS-managed core policy (not *FullAccess) is the documented "
+            "minimum for the SSM agent, and the permissions boundary caps it",
+        )
+        acknowledge(
+            ec2m,
+            "AwsSolutions-EC29",
+            "the instance is replaceable (weights in S3, image in ECR); termination protection would block "
+            "`emd destroy` and stack deletion",
+        )
