@@ -5,6 +5,8 @@ npx cdk synth                                   # EMD-Bootstrap + EMD-Gateway
 npx cdk deploy EMD-Bootstrap -c region=us-west-2
 npx cdk deploy EMD-Gateway -c certificate_arn=arn:... -c allowed_cidrs=203.0.113.0/24
 npx cdk synth -c gateway=false                  # SageMaker-only: no ALB, no VPC
+npx cdk deploy -c model_id=Qwen2.5-7B-Instruct -c instance_type=g5.2xlarge -c engine_type=vllm \
+    -c service_type=sagemaker_realtime [-c model_tag=dev] [-c extra_params='{...}']   # one model stack only
 """
 
 from __future__ import annotations
@@ -26,16 +28,25 @@ def main() -> None:
         config = parse_context(app.node.try_get_context)
         env = cdk.Environment(account=config.account, region=config.region)
 
-        from emd_stacks.bootstrap import BootstrapStack
-        from emd_stacks.gateway import GatewayStack
-
-        BootstrapStack(app, config=config, env=env)
-        if config.gateway:
-            GatewayStack(app, config=config, env=env)
-
         # --- model stack (emd_stacks.model) ---
-        # (the model-stack engineer adds the block that resolves a Deployment from -c model_id=... here)
+        # -c model_id=... synthesizes exactly one model stack and nothing else
+        from emd_stacks.model_context import model_context
+
+        model = model_context(app.node.try_get_context, region=config.region)
+        if model is not None:
+            from emd_stacks.model import ModelStack
+
+            ModelStack(
+                app, model.deployment, image_uri=model.image_uri, model_data_s3_uri=model.model_data_s3_uri
+            )
         # --- end model stack ---
+        else:
+            from emd_stacks.bootstrap import BootstrapStack
+            from emd_stacks.gateway import GatewayStack
+
+            BootstrapStack(app, config=config, env=env)
+            if config.gateway:
+                GatewayStack(app, config=config, env=env)
     except EmdUserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -1,6 +1,8 @@
-"""An engine on a single EC2 instance: ECS-optimized GPU AMI (Docker + NVIDIA runtime, no ECS agent use) from its
+"""An engine on a single EC2 instance: ECS-optimized GPU AMI (Docker + NVIDIA runtime, no ECS agent use) from
+its
 public SSM parameter, a systemd unit that copies the weights, pulls the engine image and runs it with
-Restart=always; reachable only from the gateway's security group on the engine port; Session Manager, no SSH key;
+Restart=always; reachable only from the gateway's security group on the engine port; Session Manager, no SSH
+key;
 IMDSv2 (hop limit 2 so the aws-cli container can reach the instance credentials); encrypted gp3."""
 
 from __future__ import annotations
@@ -33,14 +35,18 @@ def _prepare_script(artifacts: ModelArtifacts, region: str) -> str:
             "set -euo pipefail",
             f"mkdir -p {MODEL_DIR}",
             f"{aws} s3 sync {artifacts.model_data_s3_uri} {MODEL_DIR} --only-show-errors --region {region}",
-            f"{aws} ecr get-login-password --region {region} | docker login --username AWS --password-stdin {registry}",
+            f"{aws} ecr get-login-password --region {region}"
+            f" | docker login --username AWS --password-stdin {registry}",
             f"docker pull {artifacts.image_uri}",
         ]
     )
 
 
 def _unit(deployment: Deployment, artifacts: ModelArtifacts, log_group: logs.ILogGroup, region: str) -> str:
-    logging = f"--log-driver awslogs --log-opt awslogs-group={log_group.log_group_name} --log-opt awslogs-region={region}"
+    logging = (
+        f"--log-driver awslogs --log-opt awslogs-group={log_group.log_group_name} "
+        f"--log-opt awslogs-region={region}"
+    )
     return "\n".join(
         [
             "[Unit]",
@@ -87,14 +93,16 @@ class Ec2ModelInstance(Construct):
         self.log_group.grant_write(self.role)
 
         env_lines = "\n".join(f"{k}={v}" for k, v in sorted(engine_environment(d).items()))
+        prepare = _prepare_script(artifacts, region)
+        unit = _unit(d, artifacts, self.log_group, region)
         user_data = ec2.UserData.for_linux()
         user_data.add_commands(
             "set -euo pipefail",
             "mkdir -p /etc/emd",
             f"cat > {ENV_FILE} <<'EMD_ENV'\n{env_lines}\nEMD_ENV",
-            f"cat > /usr/local/bin/emd-prepare <<'EMD_PREPARE'\n{_prepare_script(artifacts, region)}\nEMD_PREPARE",
+            f"cat > /usr/local/bin/emd-prepare <<'EMD_PREPARE'\n{prepare}\nEMD_PREPARE",
             "chmod 0755 /usr/local/bin/emd-prepare",
-            f"cat > /etc/systemd/system/{UNIT}.service <<'EMD_UNIT'\n{_unit(d, artifacts, self.log_group, region)}\nEMD_UNIT",
+            f"cat > /etc/systemd/system/{UNIT}.service <<'EMD_UNIT'\n{unit}\nEMD_UNIT",
             # the ECS agent is not used on this host
             "systemctl disable --now ecs || true",
             "systemctl daemon-reload",
@@ -111,19 +119,26 @@ class Ec2ModelInstance(Construct):
             role=self.role,
             user_data=user_data,
             user_data_causes_replacement=True,
-            require_imdsv2=True,
             block_devices=[root_volume(d)],
             detailed_monitoring=True,
             ssm_session_permissions=True,
         )
         # the subnet decides the AZ; CDK would render its imported placeholder
         self.instance.instance.add_property_deletion_override("AvailabilityZone")
-        # IMDSv2 with one extra hop: the aws-cli container reads the instance role's credentials
-        cfn_template = self.instance.node.try_find_child("LaunchTemplate")
-        if cfn_template is not None and isinstance(cfn_template.node.default_child, cdk.CfnResource):
-            cfn_template.node.default_child.add_property_override(
-                "LaunchTemplateData.MetadataOptions.HttpPutResponseHopLimit", 2
-            )
+        # IMDSv2 required, with one extra hop so the aws-cli container can read the instance role's
+        # credentials
+        metadata = ec2.CfnLaunchTemplate(
+            self,
+            "MetadataOptions",
+            launch_template_data=ec2.CfnLaunchTemplate.LaunchTemplateDataProperty(
+                metadata_options=ec2.CfnLaunchTemplate.MetadataOptionsProperty(
+                    http_tokens="required", http_put_response_hop_limit=2, http_endpoint="enabled"
+                )
+            ),
+        )
+        self.instance.instance.launch_template = ec2.CfnInstance.LaunchTemplateSpecificationProperty(
+            launch_template_id=metadata.ref, version=metadata.attr_latest_version_number
+        )
         self.base_url = cdk.Fn.join("", ["http://", self.instance.instance_private_ip, f":{ENGINE_PORT}/v1"])
         UnhealthyAlarm(
             self,
@@ -139,4 +154,3 @@ class Ec2ModelInstance(Construct):
             comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
             description=f"{d.route}: the engine instance fails its status checks",
         )
-

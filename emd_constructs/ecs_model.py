@@ -1,8 +1,11 @@
-"""An engine as an ECS service on GPU EC2 capacity: ECS GPU AMI, launch template (encrypted gp3 sized to the model,
-IMDSv2), Auto Scaling group behind a capacity provider with managed scaling, awsvpc tasks with a GPU reservation,
+"""An engine as an ECS service on GPU EC2 capacity: ECS GPU AMI, launch template (encrypted gp3 sized to the
+model,
+IMDSv2), Auto Scaling group behind a capacity provider with managed scaling, awsvpc tasks with a GPU
+reservation,
 a real health check on /ping, Cloud Map registration for the gateway, and task autoscaling.
 
-A 'weights' init container (aws-cli) copies the weights from S3 to a host volume mounted at /opt/ml/model; the engine
+A 'weights' init container (aws-cli) copies the weights from S3 to a host volume mounted at /opt/ml/model; the
+engine
 container starts after it succeeded.
 """
 
@@ -19,7 +22,13 @@ import aws_cdk.aws_servicediscovery as servicediscovery
 import aws_cdk.aws_ssm as ssm
 from constructs import Construct
 
-from emd_constructs.engine_settings import ENGINE_PORT, HEALTH_PATH, MODEL_DIR, engine_environment, load_seconds
+from emd_constructs.engine_settings import (
+    ENGINE_PORT,
+    HEALTH_PATH,
+    MODEL_DIR,
+    engine_environment,
+    load_seconds,
+)
 from emd_constructs.gpu_host import AWS_CLI_IMAGE, machine_image, root_volume
 from emd_constructs.model_alarms import UnhealthyAlarm
 from emd_constructs.model_artifacts import ModelArtifacts
@@ -103,7 +112,9 @@ class EcsModelService(Construct):
         task.add_volume(name="weights", host=ecs.Host(source_path=f"/opt/emd/{d.slug}"))
         artifacts.grant_weights(task.task_role)
         artifacts.grant_image(task.obtain_execution_role())
-        log_group = logs.LogGroup(self, "Logs", retention=LOG_RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY)
+        log_group = logs.LogGroup(
+            self, "Logs", retention=LOG_RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY
+        )
 
         weights = task.add_container(
             "weights",
@@ -113,13 +124,18 @@ class EcsModelService(Construct):
             memory_reservation_mib=512,
             logging=ecs.LogDriver.aws_logs(stream_prefix="weights", log_group=log_group),
         )
-        weights.add_mount_points(ecs.MountPoint(container_path=MODEL_DIR, source_volume="weights", read_only=False))
+        weights.add_mount_points(
+            ecs.MountPoint(container_path=MODEL_DIR, source_volume="weights", read_only=False)
+        )
 
         linux = None
         if inst.accelerator is Accelerator.inferentia:
             linux = ecs.LinuxParameters(self, "Devices")
             linux.add_devices(
-                *[ecs.Device(host_path=f"/dev/neuron{i}", container_path=f"/dev/neuron{i}") for i in range(inst.gpus)]
+                *[
+                    ecs.Device(host_path=f"/dev/neuron{i}", container_path=f"/dev/neuron{i}")
+                    for i in range(inst.gpus)
+                ]
             )
         interval = min(300, max(30, load_seconds(d) // 10))
         self.engine = task.add_container(
@@ -140,7 +156,9 @@ class EcsModelService(Construct):
             stop_timeout=cdk.Duration.seconds(120),
             logging=ecs.LogDriver.aws_logs(stream_prefix="engine", log_group=log_group),
         )
-        self.engine.add_mount_points(ecs.MountPoint(container_path=MODEL_DIR, source_volume="weights", read_only=True))
+        self.engine.add_mount_points(
+            ecs.MountPoint(container_path=MODEL_DIR, source_volume="weights", read_only=True)
+        )
         self.engine.add_container_dependencies(
             ecs.ContainerDependency(container=weights, condition=ecs.ContainerDependencyCondition.SUCCESS)
         )
@@ -170,7 +188,9 @@ class EcsModelService(Construct):
             security_groups=[network.engine_security_group],
             vpc_subnets=network.subnets,
             capacity_provider_strategies=[
-                ecs.CapacityProviderStrategy(capacity_provider=self.capacity_provider.capacity_provider_name, weight=1)
+                ecs.CapacityProviderStrategy(
+                    capacity_provider=self.capacity_provider.capacity_provider_name, weight=1
+                )
             ],
             cloud_map_options=ecs.CloudMapOptions(
                 cloud_map_namespace=namespace,
@@ -193,7 +213,10 @@ class EcsModelService(Construct):
             cw.Metric(
                 namespace="ECS/ContainerInsights",
                 metric_name=name,
-                dimensions_map={"ClusterName": self.cluster.cluster_name, "ServiceName": self.service.service_name},
+                dimensions_map={
+                    "ClusterName": self.cluster.cluster_name,
+                    "ServiceName": self.service.service_name,
+                },
                 statistic="Average",
                 period=cdk.Duration.minutes(5),
             )

@@ -1,6 +1,7 @@
 """The engine container's contract with the adapter (serving/engine): port 8080 and the EMD_* environment.
 
-SageMaker mounts the weights at /opt/ml/model; ECS and EC2 copy them to the same path before the engine starts,
+SageMaker mounts the weights at /opt/ml/model; ECS and EC2 copy them to the same path before the engine
+starts,
 so the adapter sees one layout everywhere.
 """
 
@@ -40,5 +41,5 @@ def download_seconds(deployment: Deployment) -> int:
 
 
 def root_volume_gib(deployment: Deployment) -> int:
-    """OS + container images (~60 GiB for GPU engines) + the weights twice (download and page cache headroom)."""
+    """OS + container images (~60 GiB for GPU engines) + the weights twice (download, page-cache headroom)."""
     return int(100 + 2 * deployment.model.weights_gib)

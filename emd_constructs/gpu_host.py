@@ -1,4 +1,4 @@
-"""Facts shared by the ECS and EC2 hosts: the AMI for the instance's accelerator, the root volume, device flags."""
+"""Facts shared by the ECS and EC2 hosts: AMI for the instance's accelerator, root volume, device flags."""
 
 from __future__ import annotations
 

@@ -25,7 +25,9 @@ def _alarm(scope: Construct, cid: str, metric: cw.Metric, threshold: float, desc
 
 
 class SageMakerAlarms(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, dimensions: dict[str, str], route: str) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, dimensions: dict[str, str], route: str
+    ) -> None:
         super().__init__(scope, construct_id)
         errors = cw.Metric(
             namespace="AWS/SageMaker",
@@ -41,17 +43,31 @@ class SageMakerAlarms(Construct):
             statistic="p90",
             period=PERIOD,
         )
-        self.errors = _alarm(self, "Invocation5XXErrors", errors, 0, f"{route}: the model returned 5XX errors")
+        self.errors = _alarm(
+            self, "Invocation5XXErrors", errors, 0, f"{route}: the model returned 5XX errors"
+        )
         self.latency = _alarm(
-            self, "ModelLatency", latency, MODEL_LATENCY_P90_MICROSECONDS, f"{route}: p90 model latency above 2 min"
+            self,
+            "ModelLatency",
+            latency,
+            MODEL_LATENCY_P90_MICROSECONDS,
+            f"{route}: p90 model latency above 2 min",
         )
 
 
 class UnhealthyAlarm(Construct):
     """Fires when fewer healthy engines run than wanted, from a metric the target provides."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, metric: cw.IMetric, threshold: float,
-                 comparison: cw.ComparisonOperator, description: str) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        metric: cw.IMetric,
+        threshold: float,
+        comparison: cw.ComparisonOperator,
+        description: str,
+    ) -> None:
         super().__init__(scope, construct_id)
         self.alarm = metric.create_alarm(
             self,

@@ -65,9 +65,6 @@ class ModelArtifacts(Construct):
         self, scope: Construct, construct_id: str, *, deployment: Deployment, inputs: ArtifactInputs
     ) -> None:
         super().__init__(scope, construct_id)
-        self.artifact_bucket = s3.Bucket.from_bucket_name(
-            self, "ArtifactBucket", ssm.StringParameter.value_for_string_parameter(self, PARAM_ARTIFACT_BUCKET)
-        )
         self.repository = ecr.Repository.from_repository_name(
             self, "Repository", ssm.StringParameter.value_for_string_parameter(self, PARAM_ECR_REPOSITORY)
         )
@@ -89,7 +86,8 @@ class ModelArtifacts(Construct):
 
         user_path = deployment.extra_params.model_params.model_files_s3_path
         given = inputs.model_data_s3_uri or user_path
-        self._weights_bucket: s3.IBucket = self.artifact_bucket
+        self._artifact_bucket: s3.IBucket | None = None
+        self._weights_bucket: s3.IBucket | None = None
         self._weights_prefix = weights_key_prefix(deployment)
         if given:
             bucket_name, key = split_s3_uri(given)
@@ -108,12 +106,21 @@ class ModelArtifacts(Construct):
         else:
             self.model_data_s3_uri = f"s3://{self.artifact_bucket.bucket_name}/{self._weights_prefix}"
 
+    @property
+    def artifact_bucket(self) -> s3.IBucket:
+        """The bootstrap's artifact bucket (its SSM parameter is declared only when something uses it)."""
+        if self._artifact_bucket is None:
+            name = ssm.StringParameter.value_for_string_parameter(self, PARAM_ARTIFACT_BUCKET)
+            self._artifact_bucket = s3.Bucket.from_bucket_name(self, "ArtifactBucket", name)
+        return self._artifact_bucket
+
     def weights_statements(self) -> list[iam.PolicyStatement]:
+        bucket = self._weights_bucket or self.artifact_bucket
         return [
             iam.PolicyStatement(
-                actions=["s3:GetObject"], resources=[self._weights_bucket.arn_for_objects(f"{self._weights_prefix}*")]
+                actions=["s3:GetObject"], resources=[bucket.arn_for_objects(f"{self._weights_prefix}*")]
             ),
-            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[self._weights_bucket.bucket_arn]),
+            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[bucket.bucket_arn]),
         ]
 
     def grant_weights(self, grantee: iam.IGrantable) -> None:

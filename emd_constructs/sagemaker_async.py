@@ -98,7 +98,10 @@ class SageMakerAsyncEndpoint(Construct):
             ),
         )
         self.endpoint = sagemaker.CfnEndpoint(
-            self, "Endpoint", endpoint_name=self.endpoint_name, endpoint_config_name=config.attr_endpoint_config_name
+            self,
+            "Endpoint",
+            endpoint_name=self.endpoint_name,
+            endpoint_config_name=config.attr_endpoint_config_name,
         )
         policy = self.role.node.try_find_child("DefaultPolicy")
         if policy is not None:
@@ -110,7 +113,8 @@ class SageMakerAsyncEndpoint(Construct):
             service_namespace=appscaling.ServiceNamespace.SAGEMAKER,
             resource_id=f"endpoint/{self.endpoint_name}/variant/{VARIANT_NAME}",
             scalable_dimension="sagemaker:variant:DesiredInstanceCount",
-            min_capacity=capacity(d)[0],
+            # min 0 unless the user asks for warm capacity: queued requests wait for scale-out from zero
+            min_capacity=d.extra_params.service_params.min_capacity or 0,
             max_capacity=max_cap,
         )
         target.node.add_dependency(self.endpoint)
@@ -145,5 +149,8 @@ class SageMakerAsyncEndpoint(Construct):
         )
         self.scalable_target = target
         SageMakerAlarms(
-            self, "Alarms", dimensions={"EndpointName": self.endpoint_name, "VariantName": VARIANT_NAME}, route=d.route
+            self,
+            "Alarms",
+            dimensions={"EndpointName": self.endpoint_name, "VariantName": VARIANT_NAME},
+            route=d.route,
         )

@@ -1,16 +1,23 @@
 """SageMaker real-time endpoint for one deployment.
 
-Weights: ModelDataSource S3Prefix (uncompressed), so SageMaker copies them to /opt/ml/model before the container
+Weights: ModelDataSource S3Prefix (uncompressed), so SageMaker copies them to /opt/ml/model before the
+container
 starts; the download and startup health-check timeouts are sized from the model's weights.
 
-Autoscaling: target tracking on SageMakerVariantConcurrentRequestsPerModelHighResolution. LLM requests are long and
-streamed, so in-flight requests measure load where InvocationsPerInstance (a per-minute count) does not, and the
+Autoscaling: target tracking on SageMakerVariantConcurrentRequestsPerModelHighResolution. LLM requests are
+long and
+streamed, so in-flight requests measure load where InvocationsPerInstance (a per-minute count) does not, and
+the
 high-resolution metric reacts in seconds rather than minutes.
 
-Scale to zero (service_params.min_capacity = 0): the endpoint hosts the model as an inference component on a variant
-with managed instance scaling (min 0). The component's copy count scales 0..max on concurrent requests per copy;
-a step policy on NoCapacityInvocationFailures adds a copy when a request arrives with no copy running. Cold start:
-the first request after idle fails fast (the gateway returns 503 and clients retry) while SageMaker provisions an
+Scale to zero (service_params.min_capacity = 0): the endpoint hosts the model as an inference component on a
+variant
+with managed instance scaling (min 0). The component's copy count scales 0..max on concurrent requests per
+copy;
+a step policy on NoCapacityInvocationFailures adds a copy when a request arrives with no copy running. Cold
+start:
+the first request after idle fails fast (the gateway returns 503 and clients retry) while SageMaker provisions
+an
 instance, downloads the weights and starts the engine: minutes, not seconds.
 """
 
@@ -124,7 +131,10 @@ class SageMakerRealtimeEndpoint(Construct):
             ],
         )
         self.endpoint = sagemaker.CfnEndpoint(
-            self, "Endpoint", endpoint_name=self.endpoint_name, endpoint_config_name=config.attr_endpoint_config_name
+            self,
+            "Endpoint",
+            endpoint_name=self.endpoint_name,
+            endpoint_config_name=config.attr_endpoint_config_name,
         )
         target = appscaling.ScalableTarget(
             self,
@@ -145,7 +155,10 @@ class SageMakerRealtimeEndpoint(Construct):
         )
         self.scalable_target = target
         SageMakerAlarms(
-            self, "Alarms", dimensions={"EndpointName": self.endpoint_name, "VariantName": VARIANT_NAME}, route=d.route
+            self,
+            "Alarms",
+            dimensions={"EndpointName": self.endpoint_name, "VariantName": VARIANT_NAME},
+            route=d.route,
         )
 
     def _inference_component(self, d: Deployment, model: SageMakerModel) -> None:
@@ -170,7 +183,10 @@ class SageMakerRealtimeEndpoint(Construct):
         )
         config.node.add_dependency(model.model)
         self.endpoint = sagemaker.CfnEndpoint(
-            self, "Endpoint", endpoint_name=self.endpoint_name, endpoint_config_name=config.attr_endpoint_config_name
+            self,
+            "Endpoint",
+            endpoint_name=self.endpoint_name,
+            endpoint_config_name=config.attr_endpoint_config_name,
         )
         instance = d.instance
         timeouts = startup_timeouts(d)
@@ -196,7 +212,9 @@ class SageMakerRealtimeEndpoint(Construct):
                     ],
                 ),
             ),
-            runtime_config=sagemaker.CfnInferenceComponent.InferenceComponentRuntimeConfigProperty(copy_count=1),
+            runtime_config=sagemaker.CfnInferenceComponent.InferenceComponentRuntimeConfigProperty(
+                copy_count=1
+            ),
         )
         self.component = component
         target = appscaling.ScalableTarget(
@@ -236,5 +254,8 @@ class SageMakerRealtimeEndpoint(Construct):
         )
         self.scalable_target = target
         SageMakerAlarms(
-            self, "Alarms", dimensions={"InferenceComponentName": self.inference_component_name}, route=d.route
+            self,
+            "Alarms",
+            dimensions={"InferenceComponentName": self.inference_component_name},
+            route=d.route,
         )

@@ -16,7 +16,12 @@ def sagemaker_execution_role(scope: Construct, construct_id: str, artifacts: Mod
     stack = cdk.Stack.of(scope)
     role.add_to_policy(
         iam.PolicyStatement(
-            actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+            actions=[
+                "logs:CreateLogGroup",
+                "logs:CreateLogStream",
+                "logs:PutLogEvents",
+                "logs:DescribeLogStreams",
+            ],
             resources=[
                 stack.format_arn(
                     service="logs",

@@ -52,7 +52,9 @@ class ModelStack(cdk.Stack):
         )
         self.deployment = d
         boundary = iam.ManagedPolicy.from_managed_policy_arn(
-            self, "PermissionsBoundary", ssm.StringParameter.value_for_string_parameter(self, PARAM_BOUNDARY_ARN)
+            self,
+            "PermissionsBoundary",
+            ssm.StringParameter.value_for_string_parameter(self, PARAM_BOUNDARY_ARN),
         )
         iam.PermissionsBoundary.of(self).apply(boundary)
 
@@ -91,7 +93,9 @@ class ModelStack(cdk.Stack):
                 roles.append(svc.auto_scaling_group.role)
                 self._ecs_acknowledgements(svc)
             else:
-                ec2m = Ec2ModelInstance(self, "Engine", deployment=d, artifacts=self.artifacts, network=network)
+                ec2m = Ec2ModelInstance(
+                    self, "Engine", deployment=d, artifacts=self.artifacts, network=network
+                )
                 self.base_url = ec2m.base_url
                 roles.append(ec2m.role)
                 self._ec2_acknowledgements(ec2m)
@@ -111,14 +115,15 @@ class ModelStack(cdk.Stack):
         if self.base_url:
             cdk.CfnOutput(self, "BaseUrl", value=self.base_url)
         cdk.CfnOutput(self, "Route", value=d.route)
-        cdk.CfnOutput(self, "ImageUri", value=self.artifacts.image_uri)
-        cdk.CfnOutput(self, "ModelDataS3Uri", value=self.artifacts.model_data_s3_uri)
+        cdk.CfnOutput(self, "EngineImage", value=self.artifacts.image_uri)
+        cdk.CfnOutput(self, "ModelData", value=self.artifacts.model_data_s3_uri)
 
         for role in roles:
             acknowledge_wildcards(
                 default_policy(role),
-                "scoped to this deployment's weights prefix (models/<model-id>/<revision>/*), its async I/O prefix, "
-                "its log streams and ecr:GetAuthorizationToken (which has no resource-level permissions); the "
+                "scoped to this deployment's weights prefix (models/<model-id>/<revision>/*), its async I/O "
+                "prefix, its log streams and ecr:GetAuthorizationToken (which has no resource-level "
+                "permissions); the "
                 "permissions boundary caps every role",
             )
         if d.service_type in (ServiceType.sagemaker_realtime, ServiceType.sagemaker_async):
@@ -129,7 +134,8 @@ class ModelStack(cdk.Stack):
         acknowledge(
             self,
             "AwsSolutions-SM1",
-            "the engine needs no VPC resources: it reads weights from S3 and is reached through the SageMaker "
+            "the engine needs no VPC resources: it reads weights from S3 and is reached through the "
+            "SageMaker "
             "runtime API with IAM auth",
         )
         acknowledge(
@@ -147,14 +153,16 @@ class ModelStack(cdk.Stack):
         acknowledge(
             svc,
             "AwsSolutions-ECS2",
-            "environment holds only non-secret engine settings (model id, engine arguments); no secret is passed",
+            "environment holds only non-secret engine settings (model id, engine arguments); "
+            "no secret is passed",
         )
 
     def _ec2_acknowledgements(self, ec2m: Ec2ModelInstance) -> None:
         acknowledge(
             ec2m,
             "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore]",
-            "Session Manager access instead of SSH: the AWS-managed core policy (not *FullAccess) is the documented "
+            "Session Manager access instead of SSH: the AWS-managed core policy (not *FullAccess) is "
+            "the documented "
             "minimum for the SSM agent, and the permissions boundary caps it",
         )
         acknowledge(

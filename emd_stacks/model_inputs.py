@@ -1,5 +1,6 @@
 """Deterministic artifact keys for direct `cdk deploy -c model_id=...`: the same ECR tag the bootstrap's build
-project computes (serving/build/prepare.py: engine name + content hash of serving/engine, the catalogue's engine
+project computes (serving/build/prepare.py: engine name + content hash of serving/engine, the catalogue's
+engine
 entry and the base image), so the build can prepare the image and weights that the stack expects."""
 
 from __future__ import annotations
