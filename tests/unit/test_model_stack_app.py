@@ -1,5 +1,6 @@
-"""`cdk deploy -c model_id=...`: context -> Deployment (no synth), app.py as the cdk CLI runs it (exactly one model
-stack; the CLI's message and exit 2 on bad context), and synth_model_stack for `emd plan` / the pipeline bundle."""
+"""`cdk deploy -c model_id=...`: context -> Deployment (no synth), app.py as the cdk CLI runs it (exactly
+one model stack; the CLI's message and exit 2 on bad context), and synth_model_stack for `emd plan` and the
+pipeline bundle."""
 
 from __future__ import annotations
 
