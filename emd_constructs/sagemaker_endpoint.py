@@ -35,6 +35,7 @@ from emd_constructs.model_alarms import SageMakerAlarms
 from emd_constructs.model_artifacts import ModelArtifacts
 from emd_constructs.sagemaker_role import sagemaker_execution_role
 from model_specs.deployment import Deployment
+from model_specs.errors import EmdUserError
 from model_specs.schema import Accelerator, ModelType
 
 VARIANT_NAME = "AllTraffic"
@@ -104,6 +105,12 @@ class SageMakerRealtimeEndpoint(Construct):
         d = deployment
         self.endpoint_name = d.sagemaker_endpoint_name
         self.scale_to_zero = capacity(d)[0] == 0
+        if self.scale_to_zero and d.region_info.is_china:
+            # cfn-lint's region schemas: AWS::SageMaker::InferenceComponent does not exist in aws-cn
+            raise EmdUserError(
+                f"service_params.min_capacity=0 on sagemaker_realtime needs SageMaker inference components, "
+                f"which {d.region} does not offer; use min_capacity >= 1, or sagemaker_async (scales to zero)"
+            )
         model = SageMakerModel(self, "Model", deployment=d, artifacts=artifacts)
         self.role: iam.Role = model.role
         self.inference_component_name: str | None = None

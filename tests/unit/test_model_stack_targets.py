@@ -489,3 +489,22 @@ def test_engine_image_tag_matches_the_build_stage():
     expected = image_tag("vllm", image_hash(REPO_ROOT, engine.model_dump(mode="json"), engine.base_image))
     assert engine_image_tag(VARIANTS["rt"].deployment()) == expected
     assert engine_image_tag(VARIANTS["cn_rt"].deployment()).startswith("llama.cpp-")
+
+
+def test_scale_to_zero_realtime_is_refused_in_china(tmp_path):
+    from emd_stacks.model import ModelStack
+    from model_specs.errors import EmdUserError
+    from tests.unit.stack_fixtures import make_app
+
+    v = Variant(
+        SMOL,
+        "g4dn.xlarge",
+        "llama.cpp",
+        "sagemaker_realtime",
+        region="cn-north-1",
+        extra_params={"service_params": {"min_capacity": 0}},
+    )
+    with pytest.raises(
+        EmdUserError, match=r"min_capacity=0 on sagemaker_realtime .* cn-north-1 does not offer"
+    ):
+        ModelStack(make_app(tmp_path), v.deployment())
