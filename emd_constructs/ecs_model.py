@@ -181,7 +181,9 @@ class EcsModelService(Construct):
             "Service",
             cluster=self.cluster,
             task_definition=task,
-            desired_count=initial if min_cap > 0 or d.extra_params.service_params.desired_capacity else 0,
+            # starts serving; min_capacity 0 only lowers the autoscaling floor (no per-model traffic metric
+            # exists to scale out from zero: `desired_capacity` or a manual update brings tasks back)
+            desired_count=initial,
             # one engine fills a GPU host: replace in place rather than needing a spare host
             min_healthy_percent=0,
             max_healthy_percent=100,

@@ -508,3 +508,28 @@ def test_scale_to_zero_realtime_is_refused_in_china(tmp_path):
         EmdUserError, match=r"min_capacity=0 on sagemaker_realtime .* cn-north-1 does not offer"
     ):
         ModelStack(make_app(tmp_path), v.deployment())
+
+
+# Named resources (endpoint, inference component, registry parameter, Cloud Map service) cannot be replaced
+# in place: a new logical id would create the replacement under the same name first, and fail.
+PINNED = {
+    "rt": {
+        "Endpoint8024A810": "AWS::SageMaker::Endpoint",
+        "RegistrationParameter2B4756D8": "AWS::SSM::Parameter",
+    },
+    "rt0": {"EndpointInferenceComponent1F4AB702": "AWS::SageMaker::InferenceComponent"},
+    "async": {"Endpoint8024A810": "AWS::SageMaker::Endpoint"},
+    "ecs": {
+        "EngineService074B2F4E": "AWS::ECS::Service",
+        "EngineServiceCloudmapService77078A7E": "AWS::ServiceDiscovery::Service",
+        "RegistrationParameter2B4756D8": "AWS::SSM::Parameter",
+    },
+    "ec2": {"RegistrationParameter2B4756D8": "AWS::SSM::Parameter"},
+}
+
+
+@pytest.mark.parametrize("key", list(PINNED))
+def test_named_resources_keep_their_logical_ids(templates, key):
+    resources = templates[key]["Resources"]
+    for logical_id, cfn_type in PINNED[key].items():
+        assert resources.get(logical_id, {}).get("Type") == cfn_type, logical_id
