@@ -1,0 +1,45 @@
+"""Options shared by commands: the default region, and missing required values (prompt on a TTY only)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterable
+
+import click
+
+DEFAULT_REGION = "us-east-1"
+
+
+def default_region(given: str | None) -> str:
+    """--region, else AWS_REGION / AWS_DEFAULT_REGION, else us-east-1."""
+    return given or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+
+
+def interactive() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def require(value: str | None, flag: str, choices: Callable[[], Iterable[str]]) -> str:
+    """The flag's value; when missing, ask with questionary on a terminal, otherwise a usage error (exit 2)."""
+    if value:
+        return value
+    options = list(choices())
+    if interactive():
+        import questionary
+
+        answer = questionary.select(f"{flag}:", choices=options).ask()
+        if answer:
+            return str(answer)
+    shown = ", ".join(options[:12]) + (f", … ({len(options)} in all)" if len(options) > 12 else "")
+    raise click.UsageError(f"Missing option '{flag}'. Accepted: {shown}")
+
+
+region_option = click.option(
+    "--region",
+    metavar="REGION",
+    help="AWS region. Default: AWS_REGION, else AWS_DEFAULT_REGION, else us-east-1.",
+)
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of a table."
+)
