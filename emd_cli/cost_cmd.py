@@ -92,7 +92,8 @@ def cost(
     """Estimate the cost of a deployment: one-time build, monthly storage, and the target instance.
 
     Prices come from the packaged price book (model_specs/data/prices.yaml); China regions are in CNY.
-    The combination is not checked for fit here (emd plan does that); a warning says when plan would refuse it.
+    The combination is not checked for fit here (emd plan does that); a warning says when plan
+    would refuse it.
 
     \b
     Examples:

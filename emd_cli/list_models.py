@@ -1,4 +1,4 @@
-"""`emd list-supported-models`: the catalogue as a table or JSON, optionally filtered by type/region/engine."""
+"""`emd list-supported-models`: the catalogue as a table or JSON, filtered by type/region/engine."""
 
 from __future__ import annotations
 

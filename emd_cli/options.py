@@ -21,7 +21,7 @@ def interactive() -> bool:
 
 
 def require(value: str | None, flag: str, choices: Callable[[], Iterable[str]]) -> str:
-    """The flag's value; when missing, ask with questionary on a terminal, otherwise a usage error (exit 2)."""
+    """The flag's value; when missing, ask (questionary) on a terminal, else a usage error (exit 2)."""
     if value:
         return value
     options = list(choices())

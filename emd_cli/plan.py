@@ -43,8 +43,8 @@ def plan_facts(dep: Any) -> dict[str, Any]:
         "api_key_secret_name": dep.api_key_secret_name,
         "api_key": api_key,
         "engine_base_image": dep.engine.base_image,
-        "image": f"EMD engine image built by CodeBuild on {dep.engine.base_image} (pushed to the bootstrap ECR "
-        "repository)",
+        "image": f"EMD engine image built by CodeBuild on {dep.engine.base_image} (pushed to the "
+        "bootstrap ECR repository)",
         "tensor_parallel_degree": dep.tensor_parallel_degree,
         "engine_args": dep.engine_cli_args(),
         "engine_environment_keys": sorted(dep.engine_environment()),
