@@ -533,3 +533,21 @@ def test_named_resources_keep_their_logical_ids(templates, key):
     resources = templates[key]["Resources"]
     for logical_id, cfn_type in PINNED[key].items():
         assert resources.get(logical_id, {}).get("Type") == cfn_type, logical_id
+
+
+@pytest.mark.parametrize("key", ["ec2", "ec2_public_vpc"])
+def test_ec2_user_data_is_valid_bash_and_writes_the_unit(templates, key, tmp_path):
+    import subprocess
+
+    user_data = render(one(templates[key], "AWS::EC2::Instance")["UserData"]["Fn::Base64"])
+    script = tmp_path / "user-data.sh"
+    script.write_text(user_data)
+    result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    unit = user_data.split("<<'EMD_UNIT'\n", 1)[1].split("\nEMD_UNIT", 1)[0]
+    service = unit.split("[Service]", 1)[1]
+    assert "Restart=always" in service and "ExecStartPre=/usr/local/bin/emd-prepare" in service
+    assert "ExecStart=/usr/bin/docker run --rm --name emd-engine" in service
+    env = user_data.split("<<'EMD_ENV'\n", 1)[1].split("\nEMD_ENV", 1)[0]
+    keys = {line.split("=", 1)[0] for line in env.splitlines()}
+    assert {"EMD_ENGINE", "EMD_MODEL_ID", "EMD_ENGINE_ARGS", "EMD_MODEL_DIR", "EMD_TENSOR_PARALLEL"} <= keys
