@@ -1,0 +1,365 @@
+"""emd CLI through CliRunner: output parsed and checked against the catalogue; user mistakes exit 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from emd_cli.main import cli
+from model_specs import compat
+from model_specs.catalogue import catalogue
+from model_specs.deployment import resolve_deployment
+
+PLAN = [
+    "plan",
+    "--model-id",
+    "Qwen2.5-7B-Instruct",
+    "-i",
+    "g5.2xlarge",
+    "-e",
+    "vllm",
+    "-s",
+    "sagemaker_realtime",
+    "--region",
+    "us-east-1",
+    "--no-synth",
+]
+
+
+@pytest.fixture
+def run(monkeypatch: pytest.MonkeyPatch):
+    for var in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(var, raising=False)
+
+    def invoke(*args: str, env: dict[str, str] | None = None):
+        return CliRunner().invoke(cli, list(args), env=env)
+
+    return invoke
+
+
+def test_help_lists_commands_with_examples(run) -> None:
+    res = run("--help")
+    assert res.exit_code == 0
+    for name in ("list-supported-models", "cost", "plan"):
+        assert name in res.stdout
+        sub = run(name, "--help")
+        assert sub.exit_code == 0 and "Examples:" in sub.stdout and "emd " + name in sub.stdout
+
+
+def test_version(run) -> None:
+    from importlib import metadata
+
+    res = run("--version")
+    assert res.exit_code == 0 and res.stdout.strip() == f"emd {metadata.version('emd')}"
+
+
+def test_list_json_matches_the_catalogue(run) -> None:
+    cat = catalogue()
+    res = run("list-supported-models", "--json")
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["region"] == "us-east-1"
+    rows = {r["model_id"]: r for r in data["models"]}
+    assert set(rows) == set(cat.models)
+    for mid, r in rows.items():
+        m = cat.models[mid]
+        assert r["type"] == m.type.value and r["engines"] == list(m.engines) and r["params_b"] == m.params_b
+        assert r["allow_china_region"] == m.allow_china_region and r["default_engine"] == m.default_engine
+        smallest = compat.smallest_instance(cat, m, "us-east-1")
+        assert r["smallest_instance"] == (smallest.name if smallest else None)
+
+
+def test_list_filters(run) -> None:
+    cat = catalogue()
+    for mtype in ("llm", "embedding"):
+        rows = json.loads(run("list-supported-models", "--type", mtype, "--json").stdout)["models"]
+        assert {r["model_id"] for r in rows} == {m.id for m in cat.models.values() if m.type.value == mtype}
+    rows = json.loads(run("list-supported-models", "--engine", "llama.cpp", "--json").stdout)["models"]
+    assert {r["model_id"] for r in rows} == {m.id for m in cat.models.values() if "llama.cpp" in m.engines}
+    cn = json.loads(run("list-supported-models", "--region", "cn-north-1", "--json").stdout)
+    assert cn["region"] == "cn-north-1"
+    expected = {
+        m.id
+        for m in cat.models.values()
+        if m.allow_china_region and compat.smallest_instance(cat, m, "cn-north-1") is not None
+    }
+    assert {r["model_id"] for r in cn["models"]} == expected
+    for r in cn["models"]:
+        assert (
+            cat.instances[r["smallest_instance"]].regions.count("cn-north-1")
+            or "cn-north-1" in cat.instances[r["smallest_instance"]].sagemaker_regions
+        )
+
+
+def test_list_table_shows_every_model(run) -> None:
+    res = run("list-supported-models")
+    assert res.exit_code == 0
+    for mid in catalogue().models:
+        assert mid in res.stdout
+
+
+def test_cost_json_reproduces_the_china_reference(run) -> None:
+    res = run(
+        "cost",
+        "--model-id",
+        "Qwen2.5-7B-Instruct",
+        "-i",
+        "g4dn.xlarge",
+        "-s",
+        "sagemaker_realtime",
+        "--region",
+        "cn-north-1",
+        "--model-size-gb",
+        "5",
+        "--image-size-gb",
+        "2",
+        "--build-minutes",
+        "10",
+        "--json",
+    )
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    assert (
+        d["currency"] == "CNY" and d["one_time_total"] == "0.80" and d["deployment_monthly_total"] == "0.84"
+    )
+    assert d["target"]["hourly"] == "6.18" and d["secrets_manager_monthly"] == "3.36"
+    assert d["warnings"] and "g4dn.xlarge" in d["warnings"][0]  # 7B bf16 does not fit a T4: plan would refuse
+
+
+def test_cost_table_in_cny_and_default_region_from_env(run) -> None:
+    res = run(
+        "cost",
+        "--model-id",
+        "Qwen2.5-7B-Instruct",
+        "-i",
+        "g4dn.xlarge",
+        "-s",
+        "ec2",
+        "--model-size-gb",
+        "5",
+        env={"AWS_REGION": "cn-north-1"},
+    )
+    assert res.exit_code == 0, res.output
+    assert "¥0.80 + ¥0.84/month" in res.stdout and "¥4.42/hour" in res.stdout and "¥3.36/month" in res.stdout
+    assert "Not included" in res.stdout and "NAT" in res.stdout
+
+
+def test_cost_defaults_to_catalogue_weights(run) -> None:
+    m = catalogue().model("Qwen2.5-7B-Instruct")
+    d = json.loads(run("cost", "--model-id", m.id, "-i", "g5.2xlarge", "-s", "ecs", "--json").stdout)
+    s3 = next(ln for ln in d["deployment"] if ln["service"] == "S3 Storage")
+    assert s3["usage"].startswith(f"{round(m.weights_gib, 2):g} GB")
+    assert d["warnings"] == [] and any("EC2 instance price" in n for n in d["notes"])
+
+
+def test_plan_json_matches_the_deployment(run) -> None:
+    res = run(
+        *PLAN,
+        "--model-tag",
+        "prod",
+        "--json",
+        "--extra-params",
+        '{"service_params": {"api_key": "sk-very-secret-123", "max_capacity": 3}}',
+    )
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    dep = resolve_deployment(
+        model_id="Qwen2.5-7B-Instruct",
+        instance_type="g5.2xlarge",
+        engine_type="vllm",
+        service_type="sagemaker_realtime",
+        region="us-east-1",
+        model_tag="prod",
+    )
+    assert d["stack_name"] == dep.stack_name and d["sagemaker_endpoint_name"] == dep.sagemaker_endpoint_name
+    assert d["registry_parameter"] == dep.registry_parameter_name
+    assert d["api_key_secret_name"] == dep.api_key_secret_name
+    assert (
+        d["tensor_parallel_degree"] == dep.tensor_parallel_degree
+        and d["engine_args"] == dep.engine_cli_args()
+    )
+    assert d["instance_type"] == "ml.g5.2xlarge" and d["synth"] == "skipped (--no-synth)"
+    assert d["memory"]["need_gib"] < d["memory"]["have_gib"]
+    assert d["extra_params"] == {"service_params": {"max_capacity": 3}}
+    assert d["cost"]["currency"] == "USD"
+    assert "sk-very-secret-123" not in res.output
+
+
+def test_plan_table_never_shows_the_api_key(run) -> None:
+    res = run(*PLAN, "--extra-params", '{"service_params": {"api_key": "sk-very-secret-123"}}')
+    assert res.exit_code == 0, res.output
+    assert "sk-very-secret-123" not in res.output
+    for needle in (
+        "EMD-Model-",
+        "/emd/models/Qwen2.5-7B-Instruct/dev",
+        "emd/Qwen2.5-7B-Instruct/dev/api-key",
+        "vllm/vllm-openai",
+        "Tensor-parallel degree",
+        "needs ~",
+        "Model stack: skipped",
+    ):
+        assert needle in res.stdout
+
+
+def test_plan_public_has_no_secret(run) -> None:
+    d = json.loads(run(*PLAN, "--json", "--extra-params", '{"service_params": {"public": true}}').stdout)
+    assert d["api_key_secret_name"] is None and d["cost"]["secrets_manager_monthly"] == "0.00"
+
+
+def test_plan_says_when_synthesis_is_not_available(run, monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.setitem(sys.modules, "emd_stacks.synth", None)  # import fails like a missing module
+    args = [a for a in PLAN if a != "--no-synth"]
+    res = run(*args, "--outdir", str(tmp_path / "out"))
+    assert res.exit_code == 0, res.output
+    assert "model stack synthesis not available" in res.stdout
+    assert json.loads(run(*args, "--json").stdout)["synth"] == "model stack synthesis not available"
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (
+            ["plan", "--model-id", "Qwen2.5-7B-Instruc", "-i", "g5.2xlarge", "-s", "ec2"],
+            "Qwen2.5-7B-Instruct",
+        ),
+        (["plan", "--model-id", "Qwen2.5-7B-Instruct", "-i", "g5.2xlarg", "-s", "ec2"], "g5.2xlarge"),
+        (["plan", "--model-id", "Qwen2.5-7B-Instruct", "-i", "g5.2xlarge", "-s", "ec2", "-e", "vlm"], "vllm"),
+        (
+            ["plan", "--model-id", "Qwen2.5-7B-Instruct", "-i", "g5.2xlarge", "-s", "sagemaker"],
+            "sagemaker_realtime",
+        ),
+        (
+            [
+                "plan",
+                "--model-id",
+                "Qwen2.5-7B-Instruct",
+                "-i",
+                "g5.2xlarge",
+                "-s",
+                "ec2",
+                "--region",
+                "us-east-9",
+            ],
+            "us-east-9",
+        ),
+        (
+            [
+                "plan",
+                "--model-id",
+                "Qwen2.5-7B-Instruct",
+                "-i",
+                "g5.2xlarge",
+                "-s",
+                "ec2",
+                "--model-tag",
+                "Prod!",
+            ],
+            "Prod!",
+        ),
+        (
+            [
+                "plan",
+                "--model-id",
+                "Qwen2.5-7B-Instruct",
+                "-i",
+                "g5.2xlarge",
+                "-s",
+                "ec2",
+                "--extra-params",
+                "{bad",
+            ],
+            "not valid JSON",
+        ),
+        (
+            [
+                "plan",
+                "--model-id",
+                "Qwen2.5-7B-Instruct",
+                "-i",
+                "g5.2xlarge",
+                "-s",
+                "ec2",
+                "--extra-params",
+                '{"service_params": {"min_capacty": 1}}',
+            ],
+            "min_capacity",
+        ),
+        (
+            [
+                "plan",
+                "--model-id",
+                "Qwen2.5-7B-Instruct",
+                "-i",
+                "g5.2xlarge",
+                "-s",
+                "ec2",
+                "--extra-params",
+                '{"service_params": {"min_capacity": 3, "max_capacity": 1}}',
+            ],
+            "greater than max_capacity",
+        ),
+        (
+            [
+                "plan",
+                "--model-id",
+                "Qwen2.5-7B-Instruct",
+                "-i",
+                "g5.2xlarge",
+                "-s",
+                "ec2",
+                "--extra-params",
+                "@/nonexistent/params.json",
+            ],
+            "does not exist",
+        ),
+        (["plan", "--model-id", "Qwen2.5-72B-Instruct", "-i", "g5.2xlarge", "-s", "ec2"], "refused"),
+        (
+            [
+                "plan",
+                "--model-id",
+                "Qwen2.5-7B-Instruct",
+                "-i",
+                "g5.2xlarge",
+                "-s",
+                "ec2",
+                "--region",
+                "cn-north-1",
+            ],
+            "cn-north-1",
+        ),
+        (["plan", "-i", "g5.2xlarge", "-s", "ec2"], "--model-id"),
+        (["cost", "--model-id", "Qwen2.5-7B-Instruct", "-s", "ec2"], "--instance-type"),
+        (["cost", "--model-id", "nope", "-i", "g5.2xlarge", "-s", "ec2"], "nope"),
+        (
+            [
+                "cost",
+                "--model-id",
+                "Qwen2.5-7B-Instruct",
+                "-i",
+                "g5.2xlarge",
+                "-s",
+                "ec2",
+                "--hours-per-day",
+                "30",
+            ],
+            "hours-per-day",
+        ),
+        (["list-supported-models", "--type", "llmm"], "llm"),
+        (["list-supported-models", "--engine", "vlm"], "vllm"),
+        (["list-supported-models", "--region", "mars-1"], "mars-1"),
+    ],
+)
+def test_user_mistakes_exit_2_with_one_clear_message(run, args: list[str], needle: str) -> None:
+    res = run(*args)
+    assert res.exit_code == 2, res.output
+    assert needle in res.stderr
+    assert "Traceback" not in res.output and res.stdout == ""
+    assert not isinstance(res.exception, Exception) or isinstance(res.exception, SystemExit)
+
+
+def test_api_key_is_not_echoed_in_errors(run) -> None:
+    res = run(*PLAN, "--extra-params", '{"service_params": {"api_key": 12345678, "nope": 1}}')
+    assert res.exit_code == 2 and "nope" in res.stderr and "12345678" not in res.output
