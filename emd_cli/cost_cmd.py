@@ -47,7 +47,7 @@ def model_options(fn):  # type: ignore[no-untyped-def]
     return fn
 
 
-@click.command("cost")
+@click.command("cost", short_help="Estimate build, storage and hosting cost.")
 @model_options
 @region_option
 @click.option(

@@ -74,7 +74,7 @@ def synthesize(dep: Any, outdir: Path) -> Path | None:
     return Path(synth_model_stack(dep, outdir))
 
 
-@click.command("plan")
+@click.command("plan", short_help="Validate a deployment; show what it creates and costs.")
 @model_options
 @click.option(
     "--model-tag", default="dev", show_default=True, help="Deployment tag: clients call <model-id>/<tag>."
@@ -154,7 +154,9 @@ def plan(
         _print_plan(facts, est)
     template: Path | None = None
     synth_status = "skipped (--no-synth)"
-    if synth:
+    if synth and dep.service_type.value == "local":
+        synth_status = "no model stack: service type local runs on this machine"
+    elif synth:
         template = synthesize(dep, outdir)
         synth_status = "synthesized" if template is not None else "model stack synthesis not available"
     if as_json:

@@ -363,3 +363,43 @@ def test_user_mistakes_exit_2_with_one_clear_message(run, args: list[str], needl
 def test_api_key_is_not_echoed_in_errors(run) -> None:
     res = run(*PLAN, "--extra-params", '{"service_params": {"api_key": 12345678, "nope": 1}}')
     assert res.exit_code == 2 and "nope" in res.stderr and "12345678" not in res.output
+
+
+def test_plan_local_has_no_stack_to_synthesize(run, tmp_path) -> None:
+    res = run(
+        "plan",
+        "--model-id",
+        "SmolLM2-135M-Instruct-GGUF",
+        "-i",
+        "m7i.xlarge",
+        "-s",
+        "local",
+        "--json",
+        "--outdir",
+        str(tmp_path / "out"),
+    )
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    assert d["synth"].startswith("no model stack") and d["cost"]["deployment"] == []
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_flags_are_prompted_for_on_a_terminal(run, monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    import emd_cli.options as options
+
+    asked: list[tuple[str, list[str]]] = []
+
+    def select(message: str, choices: list[str]):
+        asked.append((message, choices))
+        answer = {"--model-id:": "Qwen2.5-7B-Instruct", "--service-type:": "ec2"}[message]
+        return types.SimpleNamespace(ask=lambda: answer)
+
+    monkeypatch.setattr(options, "interactive", lambda: True)
+    monkeypatch.setitem(sys.modules, "questionary", types.SimpleNamespace(select=select))
+    res = run("plan", "-i", "g5.2xlarge", "--no-synth", "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["service_type"] == "ec2"
+    assert [m for m, _ in asked] == ["--model-id:", "--service-type:"]
+    assert set(asked[0][1]) == set(catalogue().models)
