@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from model_specs.errors import CatalogueError, unknown_value_error
+from model_specs.regions import CHINA_REGIONS, KNOWN_REGIONS
 from model_specs.schema import EngineSpec, InstanceSpec, ModelSpec, PriceBook, ServiceSpec
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -68,10 +69,21 @@ def _validate(cls: type[T], raw: Any, path: Path, entry: str) -> T:
         raise CatalogueError(f"{path.name}: entry {entry!r}: {problems}") from exc
 
 
-def _load_list(cls: type[T], path: Path, key: str) -> dict[str, T]:
-    raw = _read_yaml(path)
+def _entries(raw: Any, path: Path) -> list[Any]:
+    """A file is a list of entries, or a mapping holding that list under the file's stem (other keys must start
+    with 'x-': they only hold YAML anchors such as shared region lists)."""
+    if isinstance(raw, dict):
+        extra = sorted(k for k in raw if k != path.stem and not str(k).startswith("x-"))
+        if extra:
+            raise CatalogueError(f"{path.name}: unexpected top-level key(s) {extra}; entries go under {path.stem!r}")
+        raw = raw.get(path.stem)
     if not isinstance(raw, list):
-        raise CatalogueError(f"{path.name}: expected a list of entries at the top level")
+        raise CatalogueError(f"{path.name}: expected a list of entries (top level, or under {path.stem!r})")
+    return raw
+
+
+def _load_list(cls: type[T], path: Path, key: str) -> dict[str, T]:
+    raw = _entries(_read_yaml(path), path)
     out: dict[str, T] = {}
     for i, item in enumerate(raw):
         name = item.get(key, f"#{i}") if isinstance(item, dict) else f"#{i}"
@@ -86,25 +98,65 @@ def _load_list(cls: type[T], path: Path, key: str) -> dict[str, T]:
 def load_catalogue(data_dir: Path = DATA_DIR) -> Catalogue:
     """Read every catalogue file and check cross-references; raises CatalogueError naming file/entry/field."""
     models: dict[str, ModelSpec] = {}
+    model_file: dict[str, str] = {}
     for path in sorted((data_dir / "models").glob("*.yaml")):
         for ident, spec in _load_list(ModelSpec, path, "id").items():
             if ident in models:
-                raise CatalogueError(f"{path.name}: entry {ident!r}: model id defined twice")
+                raise CatalogueError(
+                    f"models/{path.name}: entry {ident!r}: model id already defined in models/{model_file[ident]}"
+                )
             models[ident] = spec
+            model_file[ident] = path.name
     engines = _load_list(EngineSpec, data_dir / "engines.yaml", "name")
     instances = _load_list(InstanceSpec, data_dir / "instances.yaml", "name")
     services = {str(k): v for k, v in _load_list(ServiceSpec, data_dir / "services.yaml", "name").items()}
     prices = _validate(PriceBook, _read_yaml(data_dir / "prices.yaml"), data_dir / "prices.yaml", "prices")
+    _check_references(models, model_file, engines, instances, services, prices)
+    return Catalogue(models=models, engines=engines, instances=instances, services=services, prices=prices)
+
+
+def _check_references(
+    models: dict[str, ModelSpec],
+    model_file: dict[str, str],
+    engines: dict[str, EngineSpec],
+    instances: dict[str, InstanceSpec],
+    services: dict[str, ServiceSpec],
+    prices: PriceBook,
+) -> None:
     for m in models.values():
+        where = f"models/{model_file[m.id]}: entry {m.id!r}"
         for e in m.engines:
             if e not in engines:
-                raise CatalogueError(f"models: entry {m.id!r}: field engines: unknown engine {e!r}")
+                raise CatalogueError(f"{where}: field engines: unknown engine {e!r} (known: {', '.join(engines)})")
+            if m.type not in engines[e].model_types:
+                raise CatalogueError(f"{where}: field engines.{e}: engine {e} does not serve {m.type.value} models")
+    for inst in instances.values():
+        for field, regions in (("regions", inst.regions), ("sagemaker_regions", inst.sagemaker_regions)):
+            unknown = sorted(set(regions) - KNOWN_REGIONS)
+            if unknown:
+                raise CatalogueError(f"instances.yaml: entry {inst.name!r}: field {field}: unknown region(s) {unknown}")
+    for svc in services.values():
+        unknown = sorted(set(svc.regions) - KNOWN_REGIONS - {"*"})
+        if unknown:
+            raise CatalogueError(f"services.yaml: entry {svc.name.value!r}: field regions: unknown region(s) {unknown}")
     for region, rp in prices.regions.items():
-        for table in (rp.ec2_hourly, rp.sagemaker_hourly):
-            for inst in table:
-                if inst not in instances:
-                    raise CatalogueError(f"prices.yaml: entry {region!r}: unknown instance {inst!r}")
-    return Catalogue(models=models, engines=engines, instances=instances, services=services, prices=prices)
+        if region not in KNOWN_REGIONS:
+            raise CatalogueError(f"prices.yaml: entry {region!r}: unknown region")
+        expected = "CNY" if region in CHINA_REGIONS else "USD"
+        if rp.currency != expected:
+            raise CatalogueError(f"prices.yaml: entry {region!r}: field currency: {rp.currency}, expected {expected}")
+        for field, table, attr in (
+            ("ec2_hourly", rp.ec2_hourly, "regions"),
+            ("sagemaker_hourly", rp.sagemaker_hourly, "sagemaker_regions"),
+        ):
+            for name in table:
+                if name not in instances:
+                    raise CatalogueError(f"prices.yaml: entry {region!r}: field {field}: unknown instance {name!r}")
+                if region not in getattr(instances[name], attr):
+                    raise CatalogueError(
+                        f"prices.yaml: entry {region!r}: field {field}: {name} is priced but instances.yaml does "
+                        f"not offer it there ({attr})"
+                    )
 
 
 @functools.cache

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Strict(BaseModel):
@@ -32,6 +32,14 @@ class ServiceType(StrEnum):
     ecs = "ecs"
     ec2 = "ec2"
     local = "local"
+
+
+class MultiGpu(StrEnum):
+    """How an engine uses several accelerators of one instance (see engines.yaml)."""
+
+    tensor_parallel = "tensor_parallel"
+    layer_split = "layer_split"
+    single = "single"
 
 
 class EngineDefaults(Strict):
@@ -70,6 +78,19 @@ class ModelSpec(Strict):
             raise ValueError(f"default_engine {v!r} is not one of this model's engines {sorted(engines)}")
         return v
 
+    @model_validator(mode="after")
+    def _heads_consistent(self) -> ModelSpec:
+        if self.num_attention_heads % self.num_kv_heads:
+            raise ValueError(
+                f"num_attention_heads ({self.num_attention_heads}) is not a multiple of "
+                f"num_kv_heads ({self.num_kv_heads})"
+            )
+        return self
+
+    @property
+    def quantized(self) -> bool:
+        return self.dtype not in ("bf16", "fp16", "fp32")
+
     @property
     def weights_gib(self) -> float:
         return self.params_b * 1e9 * self.bytes_per_param / 2**30
@@ -81,6 +102,7 @@ class EngineSpec(Strict):
     base_image: str = Field(description="upstream image the EMD engine image builds on")
     accelerators: list[Accelerator]
     model_types: list[ModelType]
+    multi_gpu: MultiGpu = MultiGpu.single
     openai_path_prefix: str = "/v1"
     port: int = Field(gt=0, lt=65536)
 
@@ -103,6 +125,15 @@ class InstanceSpec(Strict):
     @property
     def total_gpu_memory_gib(self) -> float:
         return self.gpus * self.gpu_memory_gib
+
+
+    @field_validator("gpus")
+    @classmethod
+    def _gpus_match_accelerator(cls, v: int, info) -> int:  # type: ignore[no-untyped-def]
+        acc = info.data.get("accelerator")
+        if acc is not None and (acc is Accelerator.cpu) != (v == 0):
+            raise ValueError(f"gpus must be 0 exactly when accelerator is cpu (accelerator {acc}, gpus {v})")
+        return v
 
 
 class ServiceSpec(Strict):
