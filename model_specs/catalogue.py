@@ -70,12 +70,14 @@ def _validate(cls: type[T], raw: Any, path: Path, entry: str) -> T:
 
 
 def _entries(raw: Any, path: Path) -> list[Any]:
-    """A file is a list of entries, or a mapping holding that list under the file's stem (other keys must start
-    with 'x-': they only hold YAML anchors such as shared region lists)."""
+    """A file is a list of entries, or a mapping holding that list under the file's stem (other keys must
+    start with 'x-': they only hold YAML anchors such as shared region lists)."""
     if isinstance(raw, dict):
         extra = sorted(k for k in raw if k != path.stem and not str(k).startswith("x-"))
         if extra:
-            raise CatalogueError(f"{path.name}: unexpected top-level key(s) {extra}; entries go under {path.stem!r}")
+            raise CatalogueError(
+                f"{path.name}: unexpected top-level key(s) {extra}; entries go under {path.stem!r}"
+            )
         raw = raw.get(path.stem)
     if not isinstance(raw, list):
         raise CatalogueError(f"{path.name}: expected a list of entries (top level, or under {path.stem!r})")
@@ -103,7 +105,8 @@ def load_catalogue(data_dir: Path = DATA_DIR) -> Catalogue:
         for ident, spec in _load_list(ModelSpec, path, "id").items():
             if ident in models:
                 raise CatalogueError(
-                    f"models/{path.name}: entry {ident!r}: model id already defined in models/{model_file[ident]}"
+                    f"models/{path.name}: entry {ident!r}: model id already defined in "
+                    f"models/{model_file[ident]}"
                 )
             models[ident] = spec
             model_file[ident] = path.name
@@ -127,35 +130,47 @@ def _check_references(
         where = f"models/{model_file[m.id]}: entry {m.id!r}"
         for e in m.engines:
             if e not in engines:
-                raise CatalogueError(f"{where}: field engines: unknown engine {e!r} (known: {', '.join(engines)})")
+                raise CatalogueError(
+                    f"{where}: field engines: unknown engine {e!r} (known: {', '.join(engines)})"
+                )
             if m.type not in engines[e].model_types:
-                raise CatalogueError(f"{where}: field engines.{e}: engine {e} does not serve {m.type.value} models")
+                raise CatalogueError(
+                    f"{where}: field engines.{e}: engine {e} does not serve {m.type.value} models"
+                )
     for inst in instances.values():
         for field, regions in (("regions", inst.regions), ("sagemaker_regions", inst.sagemaker_regions)):
             unknown = sorted(set(regions) - KNOWN_REGIONS)
             if unknown:
-                raise CatalogueError(f"instances.yaml: entry {inst.name!r}: field {field}: unknown region(s) {unknown}")
+                raise CatalogueError(
+                    f"instances.yaml: entry {inst.name!r}: field {field}: unknown region(s) {unknown}"
+                )
     for svc in services.values():
         unknown = sorted(set(svc.regions) - KNOWN_REGIONS - {"*"})
         if unknown:
-            raise CatalogueError(f"services.yaml: entry {svc.name.value!r}: field regions: unknown region(s) {unknown}")
+            raise CatalogueError(
+                f"services.yaml: entry {svc.name.value!r}: field regions: unknown region(s) {unknown}"
+            )
     for region, rp in prices.regions.items():
         if region not in KNOWN_REGIONS:
             raise CatalogueError(f"prices.yaml: entry {region!r}: unknown region")
         expected = "CNY" if region in CHINA_REGIONS else "USD"
         if rp.currency != expected:
-            raise CatalogueError(f"prices.yaml: entry {region!r}: field currency: {rp.currency}, expected {expected}")
+            raise CatalogueError(
+                f"prices.yaml: entry {region!r}: field currency: {rp.currency}, expected {expected}"
+            )
         for field, table, attr in (
             ("ec2_hourly", rp.ec2_hourly, "regions"),
             ("sagemaker_hourly", rp.sagemaker_hourly, "sagemaker_regions"),
         ):
             for name in table:
                 if name not in instances:
-                    raise CatalogueError(f"prices.yaml: entry {region!r}: field {field}: unknown instance {name!r}")
+                    raise CatalogueError(
+                        f"prices.yaml: entry {region!r}: field {field}: unknown instance {name!r}"
+                    )
                 if region not in getattr(instances[name], attr):
                     raise CatalogueError(
-                        f"prices.yaml: entry {region!r}: field {field}: {name} is priced but instances.yaml does "
-                        f"not offer it there ({attr})"
+                        f"prices.yaml: entry {region!r}: field {field}: {name} is priced but "
+                        f"instances.yaml does not offer it there ({attr})"
                     )
 
 

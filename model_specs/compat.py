@@ -1,25 +1,42 @@
-"""Compatibility computed from facts: GPU memory for weights + KV-cache headroom, tensor-parallel degree,
-accelerator support, model type support and regional availability."""
+"""Compatibility computed from facts: accelerator memory for the weights plus KV-cache headroom, the
+tensor-parallel degree against the attention and KV heads, accelerator and model-type support of the engine,
+and where the service and the instance are offered. Every refusal is a sentence naming the numbers."""
 
 from __future__ import annotations
 
+import re
+import shlex
 from dataclasses import dataclass
 
-from model_specs.catalogue import Catalogue
+from model_specs.catalogue import Catalogue, catalogue
 from model_specs.regions import CHINA_REGIONS
-from model_specs.schema import Accelerator, EngineSpec, InstanceSpec, ModelSpec, ModelType, ServiceType
+from model_specs.schema import (
+    Accelerator,
+    EngineSpec,
+    InstanceSpec,
+    ModelSpec,
+    ModelType,
+    MultiGpu,
+    ServiceType,
+)
 
 # Fraction of accelerator memory an engine may use (vLLM's --gpu-memory-utilization default is 0.9).
 GPU_MEMORY_UTILIZATION = 0.9
+# On CPU the OS, the adapter and the page cache need their share of RAM.
 CPU_MEMORY_UTILIZATION = 0.75
-# Tokens of KV cache that must fit beside the weights (one request at this length, or several shorter).
+# KV-cache tokens that must fit beside the weights when the engine arguments set no maximum length.
 KV_HEADROOM_TOKENS = 4096
 KV_BYTES_PER_ELEMENT = 2
-# CUDA context, activations and graphs, per GPU.
+# Loaded weights carry some extra (non-quantized embeddings, buffers) beyond params x bytes.
+WEIGHTS_OVERHEAD = 1.05
+# CUDA / Neuron runtime context, activations and graphs, per device.
 RUNTIME_OVERHEAD_GIB_PER_GPU = 1.5
-# Engines that shard a model with tensor parallelism across all GPUs of the instance.
-TENSOR_PARALLEL_ENGINES = frozenset({"vllm", "tgi", "lmdeploy"})
+# Engine flags that set the longest sequence the engine reserves KV cache for.
+MAX_LEN_FLAGS = ("--max-model-len", "--max-total-tokens", "--session-len", "--n_ctx", "--ctx-size", "-c")
+# optimum-neuron (TGI on Inferentia2) compiles only these dense decoder checkpoints, unquantized.
+NEURON_DTYPES = frozenset({"bf16", "fp16"})
 SAGEMAKER_SERVICES = frozenset({ServiceType.sagemaker_realtime, ServiceType.sagemaker_async})
+GENERATIVE = frozenset({ModelType.llm, ModelType.vlm})
 
 
 def kv_cache_gib(model: ModelSpec, tokens: int) -> float:
@@ -27,27 +44,71 @@ def kv_cache_gib(model: ModelSpec, tokens: int) -> float:
     return per_token * tokens / 2**30
 
 
-def required_memory_gib(model: ModelSpec, gpus: int = 1) -> float:
-    """Accelerator memory (all devices together) a model needs to serve with KV-cache headroom."""
+def max_sequence_tokens(model: ModelSpec, engine: EngineSpec | str | None = None) -> int:
+    """Tokens of KV cache to reserve: the engine's configured maximum length when its default arguments set
+    one (an engine refuses to start when that much KV cache does not fit), else min(context, 4096)."""
+    name = engine if isinstance(engine, str) or engine is None else engine.name
+    defaults = model.engines.get(name) if name else None
+    if defaults is not None:
+        args = shlex.split(defaults.cli_args)
+        for i, arg in enumerate(args):
+            flag, _, value = arg.partition("=")
+            if flag in MAX_LEN_FLAGS:
+                value = value or (args[i + 1] if i + 1 < len(args) else "")
+                if re.fullmatch(r"\d+", value):
+                    return min(int(value), model.context_length)
+    return min(model.context_length, KV_HEADROOM_TOKENS)
+
+
+def required_memory_gib(model: ModelSpec, gpus: int = 1, engine: EngineSpec | str | None = None) -> float:
+    """Accelerator memory (all devices used, together) a model needs: weights, KV cache for one sequence of
+    the engine's maximum length (generative models only), runtime overhead per device."""
     kv = 0.0
-    if model.type in (ModelType.llm, ModelType.vlm):
-        kv = kv_cache_gib(model, min(model.context_length, KV_HEADROOM_TOKENS))
-    return model.weights_gib * 1.05 + kv + RUNTIME_OVERHEAD_GIB_PER_GPU * max(gpus, 1)
+    if model.type in GENERATIVE:
+        kv = kv_cache_gib(model, max_sequence_tokens(model, engine))
+    return model.weights_gib * WEIGHTS_OVERHEAD + kv + RUNTIME_OVERHEAD_GIB_PER_GPU * max(gpus, 1)
 
 
-def usable_memory_gib(instance: InstanceSpec) -> float:
+def devices_used(engine: EngineSpec | None, instance: InstanceSpec) -> int:
+    """Accelerators the engine puts the model on: all of them, or one for single-device engines."""
+    if instance.accelerator is Accelerator.cpu:
+        return 0
+    if engine is not None and engine.multi_gpu is MultiGpu.single:
+        return 1
+    return instance.gpus
+
+
+def usable_memory_gib(instance: InstanceSpec, engine: EngineSpec | None = None) -> float:
+    """Memory the engine can fill: RAM on CPU instances, else the devices it uses (all if engine is None)."""
     if instance.accelerator is Accelerator.cpu:
         return instance.memory_gib * CPU_MEMORY_UTILIZATION
-    return instance.total_gpu_memory_gib * GPU_MEMORY_UTILIZATION
+    return devices_used(engine, instance) * instance.gpu_memory_gib * GPU_MEMORY_UTILIZATION
 
 
 def tensor_parallel_degree(engine: EngineSpec | str, instance: InstanceSpec) -> int:
-    name = engine if isinstance(engine, str) else engine.name
-    if instance.accelerator is Accelerator.cpu or name not in TENSOR_PARALLEL_ENGINES:
+    """Shards per layer: all GPUs for tensor-parallel engines, 2 NeuronCores per Inferentia2 device, or 1."""
+    if instance.accelerator is Accelerator.cpu:
+        return 1
+    if isinstance(engine, str):
+        engine = catalogue().engine(engine)
+    if engine.multi_gpu is not MultiGpu.tensor_parallel:
         return 1
     if instance.accelerator is Accelerator.inferentia:
-        return instance.gpus * 2  # two NeuronCores per Inferentia2 device
+        return instance.gpus * 2
     return max(instance.gpus, 1)
+
+
+def tensor_parallel_problem(model: ModelSpec, tp: int) -> str | None:
+    """Why `tp` shards cannot split the model's attention, or None. Query heads must divide evenly; KV heads
+    must divide evenly too, or (fewer KV heads than shards) be replicated, which needs tp % kv_heads == 0."""
+    if tp <= 1:
+        return None
+    if model.num_attention_heads % tp:
+        return f"does not divide {model.id}'s {model.num_attention_heads} attention heads"
+    kv = model.num_kv_heads
+    if (kv >= tp and kv % tp) or (kv < tp and tp % kv):
+        return f"cannot shard or replicate {model.id}'s {kv} KV heads evenly"
+    return None
 
 
 @dataclass(frozen=True)
@@ -67,44 +128,88 @@ def instance_offered(instance: InstanceSpec, service: ServiceType, region: str) 
     return _region_ok(regions, region)
 
 
-def check(
-    cat: Catalogue, model: ModelSpec, engine: EngineSpec, instance: InstanceSpec, service: ServiceType, region: str
-) -> Verdict:
-    """Every reason the combination cannot work (empty when it can)."""
+def _support_reasons(model: ModelSpec, engine: EngineSpec, instance: InstanceSpec) -> list[str]:
     reasons: list[str] = []
     if engine.name not in model.engines:
-        reasons.append(f"{model.id} does not run on engine {engine.name} (it runs on: {', '.join(model.engines)})")
+        reasons.append(
+            f"{model.id} does not run on engine {engine.name} (it runs on: {', '.join(model.engines)})"
+        )
     if model.type not in engine.model_types:
         reasons.append(f"engine {engine.name} does not serve {model.type.value} models")
     if instance.accelerator not in engine.accelerators:
+        supported = ", ".join(a.value for a in engine.accelerators)
         reasons.append(
-            f"engine {engine.name} does not support {instance.accelerator.value} instances like {instance.name} "
-            f"(it supports: {', '.join(a.value for a in engine.accelerators)})"
+            f"engine {engine.name} does not support {instance.accelerator.value} instances like "
+            f"{instance.name} (it supports: {supported})"
         )
+    neuron_ok = model.type is ModelType.llm and model.dtype in NEURON_DTYPES
+    if instance.accelerator is Accelerator.inferentia and not neuron_ok:
+        reasons.append(
+            f"Inferentia2 ({instance.name}) runs only unquantized bf16/fp16 text LLMs compiled by "
+            f"optimum-neuron; {model.id} is a {model.dtype} {model.type.value} model"
+        )
+    return reasons
+
+
+def _region_reasons(
+    cat: Catalogue, model: ModelSpec, instance: InstanceSpec, service: ServiceType, region: str
+) -> list[str]:
+    if service is ServiceType.local:
+        return []  # runs on the user's machine: no AWS region, the instance type only sizes the check
+    reasons: list[str] = []
     if region in CHINA_REGIONS and not model.allow_china_region:
-        reasons.append(f"{model.id} may not be deployed in China regions ({region})")
+        reasons.append(f"{model.id} may not be deployed in China regions ({region}); see its catalogue entry")
     svc = cat.services.get(service.value)
     if svc is not None and not _region_ok(svc.regions, region):
         reasons.append(f"service {service.value} is not available in {region}")
     if not instance_offered(instance, service, region):
-        where = "SageMaker" if service in SAGEMAKER_SERVICES else "EC2"
-        reasons.append(f"{where} does not offer {instance.name} in {region}")
-    if service is ServiceType.local and instance.accelerator is not Accelerator.cpu:
-        pass  # local runs on the user's machine; the instance type only sizes the check
-    need = required_memory_gib(model, instance.gpus if instance.accelerator is not Accelerator.cpu else 1)
-    have = usable_memory_gib(instance)
+        where = (
+            f"SageMaker does not offer ml.{instance.name}"
+            if service in SAGEMAKER_SERVICES
+            else (f"EC2 does not offer {instance.name}")
+        )
+        reasons.append(f"{where} in {region}")
+    return reasons
+
+
+def _capacity_reasons(model: ModelSpec, engine: EngineSpec, instance: InstanceSpec) -> list[str]:
+    reasons: list[str] = []
+    used = devices_used(engine, instance)
+    need = required_memory_gib(model, used, engine)
+    have = usable_memory_gib(instance, engine)
     if need > have:
-        kind = "memory" if instance.accelerator is Accelerator.cpu else "accelerator memory"
+        if instance.accelerator is Accelerator.cpu:
+            kind = "memory"
+        elif used < instance.gpus:
+            kind = f"accelerator memory ({engine.name} uses one of the {instance.gpus} devices)"
+        else:
+            kind = "accelerator memory"
         reasons.append(
-            f"{model.id} needs ~{need:.1f} GiB of {kind} (weights {model.weights_gib:.1f} GiB + KV cache and "
-            f"runtime headroom); {instance.name} offers {have:.1f} GiB usable"
+            f"{model.id} needs ~{need:.1f} GiB of {kind} (weights {model.weights_gib:.1f} GiB + KV cache for "
+            f"{max_sequence_tokens(model, engine)} tokens and runtime headroom); {instance.name} offers "
+            f"{have:.1f} GiB usable"
         )
     tp = tensor_parallel_degree(engine, instance)
-    if tp > 1 and model.num_attention_heads % tp:
-        reasons.append(
-            f"tensor-parallel degree {tp} ({instance.name}) does not divide {model.id}'s "
-            f"{model.num_attention_heads} attention heads"
-        )
+    problem = tensor_parallel_problem(model, tp)
+    if problem:
+        reasons.append(f"tensor-parallel degree {tp} ({engine.name} on {instance.name}) {problem}")
+    return reasons
+
+
+def check(
+    cat: Catalogue,
+    model: ModelSpec,
+    engine: EngineSpec,
+    instance: InstanceSpec,
+    service: ServiceType,
+    region: str,
+) -> Verdict:
+    """Every reason the combination cannot work (empty when it can)."""
+    reasons = (
+        _support_reasons(model, engine, instance)
+        + _region_reasons(cat, model, instance, service, region)
+        + _capacity_reasons(model, engine, instance)
+    )
     return Verdict(ok=not reasons, reasons=tuple(reasons))
 
 
@@ -114,14 +219,16 @@ def fitting_instances(
     """Instances on which the combination works, cheapest first (by price where known, else by memory)."""
     ok = [i for i in cat.instances.values() if check(cat, model, engine, i, service, region).ok]
     prices = cat.prices.regions.get(region) or cat.prices.regions.get("us-east-1")
-    table = {}
+    table: dict[str, float] = {}
     if prices is not None:
         table = prices.sagemaker_hourly if service in SAGEMAKER_SERVICES else prices.ec2_hourly
-    return sorted(ok, key=lambda i: (table.get(i.name, float("inf")), i.total_gpu_memory_gib, i.memory_gib, i.name))
+    return sorted(
+        ok, key=lambda i: (table.get(i.name, float("inf")), i.total_gpu_memory_gib, i.memory_gib, i.name)
+    )
 
 
 def smallest_instance(cat: Catalogue, model: ModelSpec, region: str = "us-east-1") -> InstanceSpec | None:
-    """Cheapest instance for the model's default engine on SageMaker real-time (or EC2 for CPU engines)."""
+    """Cheapest instance for the model's default engine on SageMaker real-time, else on EC2."""
     engine = cat.engine(model.default_engine)
     for service in (ServiceType.sagemaker_realtime, ServiceType.ec2):
         found = fitting_instances(cat, model, engine, service, region)

@@ -116,7 +116,9 @@ class InstanceSpec(Strict):
     gpu_model: str | None = None
     gpu_memory_gib: float = Field(ge=0, description="memory per GPU / Neuron device")
     regions: list[str] = Field(min_length=1, description="regions where EC2 offers it")
-    sagemaker_regions: list[str] = Field(default_factory=list, description="regions where SageMaker offers ml.<name>")
+    sagemaker_regions: list[str] = Field(
+        default_factory=list, description="regions where SageMaker offers ml.<name>"
+    )
 
     @property
     def family(self) -> str:
@@ -125,7 +127,6 @@ class InstanceSpec(Strict):
     @property
     def total_gpu_memory_gib(self) -> float:
         return self.gpus * self.gpu_memory_gib
-
 
     @field_validator("gpus")
     @classmethod
