@@ -1,0 +1,232 @@
+"""Compatibility rules: memory (weights + KV cache + runtime), tensor-parallel divisibility, engine support,
+single-device engines, CPU RAM, Inferentia, regions and China, and the refusal message with what fits."""
+
+from __future__ import annotations
+
+import pytest
+
+from model_specs import compat
+from model_specs.catalogue import catalogue
+from model_specs.deployment import resolve_deployment
+from model_specs.errors import EmdUserError
+from model_specs.schema import EngineDefaults, ModelSpec, ServiceType
+
+SM = ServiceType.sagemaker_realtime
+EC2 = ServiceType.ec2
+
+
+def verdict(model: str | ModelSpec, engine: str, instance: str, service=SM, region="us-east-1"):  # type: ignore[no-untyped-def]
+    cat = catalogue()
+    m = cat.model(model) if isinstance(model, str) else model
+    return compat.check(cat, m, cat.engine(engine), cat.instance(instance), service, region)
+
+
+def variant(model_id: str, **update) -> ModelSpec:  # type: ignore[no-untyped-def]
+    return catalogue().model(model_id).model_copy(update=update)
+
+
+@pytest.mark.parametrize(
+    ("model", "engine", "instance", "service", "region"),
+    [
+        ("Qwen2.5-7B-Instruct", "vllm", "g5.2xlarge", SM, "us-east-1"),
+        ("Qwen2.5-7B-Instruct", "vllm", "ml.g5.12xlarge", SM, "us-west-2"),
+        ("Qwen2.5-7B-Instruct-AWQ", "vllm", "g4dn.xlarge", SM, "cn-north-1"),
+        ("Qwen2.5-72B-Instruct-AWQ", "lmdeploy", "g4dn.12xlarge", EC2, "cn-northwest-1"),
+        ("Qwen2.5-72B-Instruct", "vllm", "g5.48xlarge", ServiceType.ecs, "cn-northwest-1"),
+        ("Llama-3.1-70B-Instruct", "vllm", "p4d.24xlarge", SM, "us-east-1"),
+        ("Llama-3.1-8B-Instruct", "tgi", "inf2.xlarge", SM, "us-east-1"),
+        ("Llama-3.2-3B-Instruct", "vllm", "g5.48xlarge", EC2, "us-east-1"),
+        ("SmolLM2-135M-Instruct-GGUF", "llama.cpp", "m7i.xlarge", EC2, "us-east-1"),
+        ("SmolLM2-135M-Instruct-GGUF", "llama.cpp", "m5.xlarge", EC2, "cn-north-1"),
+        ("bge-m3", "huggingface", "g4dn.xlarge", ServiceType.sagemaker_async, "us-east-1"),
+        ("bge-large-en-v1.5", "huggingface", "c7i.xlarge", SM, "us-east-1"),
+        ("whisper-large-v3", "vllm", "g5.xlarge", SM, "us-east-1"),
+        ("Llama-3.1-8B-Instruct", "vllm", "g5.2xlarge", ServiceType.local, "cn-north-1"),
+    ],
+)
+def test_combinations_that_work(model, engine, instance, service, region) -> None:  # type: ignore[no-untyped-def]
+    v = verdict(model, engine, instance, service, region)
+    assert v.ok and v.reasons == ()
+
+
+def test_72b_on_g5_xlarge_is_refused_with_reason_and_what_fits() -> None:
+    with pytest.raises(EmdUserError) as err:
+        resolve_deployment(
+            model_id="Qwen2.5-72B-Instruct",
+            instance_type="g5.xlarge",
+            engine_type="vllm",
+            service_type="sagemaker_realtime",
+            region="us-east-1",
+        )
+    msg = str(err.value)
+    assert "needs ~148.6 GiB of accelerator memory (weights 135.4 GiB" in msg
+    assert "g5.xlarge offers 21.6 GiB usable" in msg
+    listed = msg.split(
+        "Smallest instances that fit Qwen2.5-72B-Instruct on vllm/sagemaker_realtime in us-east-1:"
+    )
+    assert len(listed) == 2
+    names = [n.strip() for n in listed[1].split(",")]
+    assert names[0] == "g6e.12xlarge" and len(names) == 5
+    for name in names:
+        assert verdict("Qwen2.5-72B-Instruct", "vllm", name).ok
+
+
+def test_memory_counts_weights_kv_cache_for_max_len_and_runtime() -> None:
+    m = catalogue().model("Qwen2.5-7B-Instruct")
+    # 28 layers x 4 KV heads x 128 x 2 (K and V) x 2 bytes = 57344 bytes per token
+    assert compat.kv_cache_gib(m, 16000) == pytest.approx(57344 * 16000 / 2**30)
+    assert compat.max_sequence_tokens(m, "vllm") == 16000
+    need = compat.required_memory_gib(m, 1, "vllm")
+    assert need == pytest.approx(m.weights_gib * 1.05 + 57344 * 16000 / 2**30 + 1.5)
+    longer = variant(
+        "Qwen2.5-7B-Instruct", engines={"vllm": EngineDefaults(cli_args="--max-model-len=32768")}
+    )
+    assert compat.required_memory_gib(longer, 1, "vllm") > need
+    ctx = variant("SmolLM2-135M-Instruct-GGUF", engines={"llama.cpp": EngineDefaults(cli_args="-c 99999")})
+    assert compat.max_sequence_tokens(ctx, "llama.cpp") == ctx.context_length  # capped at the model's context
+    assert compat.max_sequence_tokens(m, "ollama") == 4096  # no engine arguments: the default headroom
+    emb = catalogue().model("bge-m3")
+    assert compat.required_memory_gib(emb, 1, "vllm") == pytest.approx(emb.weights_gib * 1.05 + 1.5)
+
+
+def test_max_len_that_does_not_fit_beside_the_weights_is_refused() -> None:
+    # Llama-3.1-8B at 16K fits an A10G; at its full 128K context the KV cache (16 GiB) does not
+    assert verdict("Llama-3.1-8B-Instruct", "vllm", "g5.xlarge").ok
+    full = variant(
+        "Llama-3.1-8B-Instruct", engines={"vllm": EngineDefaults(cli_args="--max-model-len 131072")}
+    )
+    v = verdict(full, "vllm", "g5.xlarge")
+    assert not v.ok and "KV cache for 131072 tokens" in v.reasons[0]
+
+
+def test_tensor_parallel_degree_must_divide_attention_heads() -> None:
+    # 28 heads: TP 4 (g5.12xlarge) works, TP 8 (g5.48xlarge) does not, on any tensor-parallel engine
+    assert verdict("Qwen2.5-7B-Instruct", "vllm", "g5.12xlarge").ok
+    for engine in ("vllm", "tgi", "lmdeploy"):
+        v = verdict("Qwen2.5-7B-Instruct", engine, "g5.48xlarge")
+        assert v.reasons == (
+            f"tensor-parallel degree 8 ({engine} on g5.48xlarge) does not divide Qwen2.5-7B-Instruct's "
+            "28 attention heads",
+        )
+
+
+def test_kv_heads_must_shard_or_replicate_evenly() -> None:
+    odd = variant("Llama-3.2-3B-Instruct", num_attention_heads=24, num_kv_heads=3)
+    assert "3 KV heads" in (compat.tensor_parallel_problem(odd, 2) or "")  # 3 heads over 2 shards
+    assert "3 KV heads" in (compat.tensor_parallel_problem(odd, 4) or "")  # 4 shards, 3 heads: 4 % 3 != 0
+    assert compat.tensor_parallel_problem(odd, 3) is None  # one KV head per shard
+    replicated = variant("Llama-3.2-3B-Instruct", num_attention_heads=32, num_kv_heads=2)
+    assert compat.tensor_parallel_problem(replicated, 8) is None  # each KV head copied to 4 shards
+    v = verdict(odd, "vllm", "g5.12xlarge")
+    assert not v.ok and any("KV heads" in r for r in v.reasons)
+
+
+def test_tensor_parallel_degree_per_engine_and_accelerator() -> None:
+    cat = catalogue()
+    g5_48 = cat.instance("g5.48xlarge")
+    assert compat.tensor_parallel_degree("vllm", g5_48) == 8
+    assert compat.tensor_parallel_degree(cat.engine("lmdeploy"), g5_48) == 8
+    assert compat.tensor_parallel_degree("huggingface", g5_48) == 1
+    assert compat.tensor_parallel_degree("llama.cpp", g5_48) == 1  # layer split, not tensor parallel
+    assert compat.tensor_parallel_degree("tgi", cat.instance("inf2.24xlarge")) == 12  # 6 devices x 2 cores
+    assert compat.tensor_parallel_degree("llama.cpp", cat.instance("m7i.xlarge")) == 1
+
+
+def test_single_device_engine_counts_one_gpu() -> None:
+    big = variant("bge-m3", params_b=20.0)  # 37 GiB of fp16 weights: more than one A10G, less than four
+    assert verdict(big, "vllm", "g5.12xlarge").ok
+    v = verdict(big, "huggingface", "g5.12xlarge")
+    assert (
+        not v.ok
+        and "huggingface uses one of the 4 devices" in v.reasons[0]
+        and "21.6 GiB usable" in v.reasons[0]
+    )
+    assert compat.usable_memory_gib(catalogue().instance("g5.12xlarge")) == pytest.approx(4 * 24 * 0.9)
+
+
+def test_cpu_uses_ram_and_gpu_only_engines_are_refused() -> None:
+    gguf_30b = variant("SmolLM2-135M-Instruct-GGUF", params_b=30.0)  # ~16.8 GiB of Q4 weights
+    v = verdict(gguf_30b, "llama.cpp", "m7i.xlarge", EC2)
+    assert (
+        not v.ok and "GiB of memory" in v.reasons[0] and "m7i.xlarge offers 12.0 GiB usable" in v.reasons[0]
+    )
+    assert verdict(gguf_30b, "llama.cpp", "m7i.4xlarge", EC2).ok
+    v = verdict("bge-m3", "vllm", "m7i.xlarge", EC2)
+    assert v.reasons == ("engine vllm does not support cpu instances like m7i.xlarge (it supports: gpu)",)
+
+
+def test_engine_must_serve_the_model_and_its_type() -> None:
+    v = verdict("Qwen2.5-7B-Instruct", "huggingface", "g5.2xlarge")
+    assert (
+        "Qwen2.5-7B-Instruct does not run on engine huggingface (it runs on: vllm, tgi, lmdeploy)"
+        in v.reasons
+    )
+    assert "engine huggingface does not serve llm models" in v.reasons
+
+
+def test_inferentia_rules() -> None:
+    v = verdict("Qwen2.5-7B-Instruct", "vllm", "inf2.xlarge")
+    assert any("does not support inferentia" in r for r in v.reasons)
+    awq = variant("Qwen2.5-7B-Instruct-AWQ", engines={"tgi": EngineDefaults()}, default_engine="tgi")
+    v = verdict(awq, "tgi", "inf2.xlarge")
+    assert v.reasons == (
+        "Inferentia2 (inf2.xlarge) runs only unquantized bf16/fp16 text LLMs compiled by optimum-neuron; "
+        "Qwen2.5-7B-Instruct-AWQ is a awq-int4 llm model",
+    )
+    # 32 heads do not split over inf2.24xlarge's 12 NeuronCores
+    v = verdict("Llama-3.1-8B-Instruct", "tgi", "inf2.24xlarge")
+    assert v.reasons == (
+        "tensor-parallel degree 12 (tgi on inf2.24xlarge) does not divide Llama-3.1-8B-Instruct's "
+        "32 attention heads",
+    )
+
+
+def test_regions_and_china_rules() -> None:
+    v = verdict("Llama-3.1-8B-Instruct", "vllm", "g4dn.12xlarge", EC2, "cn-north-1")
+    assert v.reasons == (
+        "Llama-3.1-8B-Instruct may not be deployed in China regions (cn-north-1); see its catalogue entry",
+    )
+    assert verdict("Qwen2.5-7B-Instruct", "vllm", "g4dn.12xlarge", EC2, "cn-north-1").ok
+    v = verdict("Qwen2.5-7B-Instruct", "vllm", "g5.xlarge", EC2, "cn-north-1")
+    assert v.reasons == ("EC2 does not offer g5.xlarge in cn-north-1",)
+    assert verdict("Qwen2.5-7B-Instruct", "vllm", "g5.xlarge", SM, "cn-northwest-1").ok
+    v = verdict("Qwen2.5-72B-Instruct", "vllm", "p5.48xlarge", SM, "cn-northwest-1")
+    assert v.reasons == ("SageMaker does not offer ml.p5.48xlarge in cn-northwest-1",)
+    # EC2 offers g6 in sa-east-1 where SageMaker hosting does not
+    assert verdict("Qwen2.5-7B-Instruct", "vllm", "g6.xlarge", EC2, "sa-east-1").ok
+    assert not verdict("Qwen2.5-7B-Instruct", "vllm", "g6.xlarge", SM, "sa-east-1").ok
+
+
+def test_service_missing_in_region_is_refused() -> None:
+    cat = catalogue()
+    svc = cat.services["ecs"].model_copy(update={"regions": ["us-east-1"]})
+    patched = type(cat)(
+        models=cat.models,
+        engines=cat.engines,
+        instances=cat.instances,
+        services={**cat.services, "ecs": svc},
+        prices=cat.prices,
+    )
+    m, e, i = cat.model("Qwen2.5-7B-Instruct"), cat.engine("vllm"), cat.instance("g5.2xlarge")
+    v = compat.check(patched, m, e, i, ServiceType.ecs, "us-west-2")
+    assert v.reasons == ("service ecs is not available in us-west-2",)
+    assert compat.check(patched, m, e, i, ServiceType.ecs, "us-east-1").ok
+
+
+def test_fitting_instances_are_cheapest_first_and_all_fit() -> None:
+    cat = catalogue()
+    m, e = cat.model("Qwen2.5-14B-Instruct"), cat.engine("vllm")
+    fits = compat.fitting_instances(cat, m, e, SM, "us-east-1")
+    prices = cat.prices.regions["us-east-1"].sagemaker_hourly
+    assert fits and [prices[i.name] for i in fits] == sorted(prices[i.name] for i in fits)
+    assert all(compat.check(cat, m, e, i, SM, "us-east-1").ok for i in fits)
+    refused = set(cat.instances) - {i.name for i in fits}
+    assert {"g4dn.xlarge", "g5.xlarge", "inf2.xlarge", "m7i.xlarge"} <= refused
+    assert compat.smallest_instance(cat, m, "us-east-1") == fits[0]
+
+
+def test_china_disallowed_model_has_no_instance_there() -> None:
+    cat = catalogue()
+    for m in cat.models.values():
+        if not m.allow_china_region:
+            assert compat.smallest_instance(cat, m, "cn-northwest-1") is None, m.id
