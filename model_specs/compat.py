@@ -47,8 +47,8 @@ def kv_cache_gib(model: ModelSpec, tokens: int) -> float:
 def max_sequence_tokens(model: ModelSpec, engine: EngineSpec | str | None = None) -> int:
     """Tokens of KV cache to reserve: the engine's configured maximum length when its default arguments set
     one (an engine refuses to start when that much KV cache does not fit), else min(context, 4096)."""
-    name = engine if isinstance(engine, str) or engine is None else engine.name
-    defaults = model.engines.get(name) if name else None
+    name = engine.name if isinstance(engine, EngineSpec) else (engine or model.default_engine)
+    defaults = model.engines.get(name)
     if defaults is not None:
         args = shlex.split(defaults.cli_args)
         for i, arg in enumerate(args):

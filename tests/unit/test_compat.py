@@ -76,6 +76,7 @@ def test_memory_counts_weights_kv_cache_for_max_len_and_runtime() -> None:
     # 28 layers x 4 KV heads x 128 x 2 (K and V) x 2 bytes = 57344 bytes per token
     assert compat.kv_cache_gib(m, 16000) == pytest.approx(57344 * 16000 / 2**30)
     assert compat.max_sequence_tokens(m, "vllm") == 16000
+    assert compat.max_sequence_tokens(m) == 16000  # the default engine's arguments
     need = compat.required_memory_gib(m, 1, "vllm")
     assert need == pytest.approx(m.weights_gib * 1.05 + 57344 * 16000 / 2**30 + 1.5)
     longer = variant(
