@@ -142,6 +142,11 @@ def _support_reasons(model: ModelSpec, engine: EngineSpec, instance: InstanceSpe
             f"engine {engine.name} does not support {instance.accelerator.value} instances like "
             f"{instance.name} (it supports: {supported})"
         )
+    if not model.fp16_safe and instance.accelerator is Accelerator.gpu and not instance.bf16:
+        reasons.append(
+            f"{model.id} needs bfloat16 (fp16 overflows) and the {instance.gpu_model} of {instance.name} "
+            "has no bfloat16 support"
+        )
     neuron_ok = model.type is ModelType.llm and model.dtype in NEURON_DTYPES
     if instance.accelerator is Accelerator.inferentia and not neuron_ok:
         reasons.append(

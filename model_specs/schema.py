@@ -69,6 +69,8 @@ class ModelSpec(Strict):
     engines: dict[str, EngineDefaults]
     default_engine: str
     allow_china_region: bool = True
+    # False when fp16 inference is numerically unstable (Gemma 2/3 overflow): needs a bf16-capable device
+    fp16_safe: bool = True
 
     @field_validator("default_engine")
     @classmethod
@@ -115,6 +117,7 @@ class InstanceSpec(Strict):
     gpus: int = Field(ge=0, description="GPUs, or Neuron devices for inferentia")
     gpu_model: str | None = None
     gpu_memory_gib: float = Field(ge=0, description="memory per GPU / Neuron device")
+    bf16: bool = Field(default=True, description="the accelerator computes in bfloat16 (T4/Turing does not)")
     regions: list[str] = Field(min_length=1, description="regions where EC2 offers it")
     sagemaker_regions: list[str] = Field(
         default_factory=list, description="regions where SageMaker offers ml.<name>"

@@ -231,3 +231,13 @@ def test_china_disallowed_model_has_no_instance_there() -> None:
     for m in cat.models.values():
         if not m.allow_china_region:
             assert compat.smallest_instance(cat, m, "cn-northwest-1") is None, m.id
+
+
+def test_fp16_unsafe_models_need_bf16_gpus() -> None:
+    v = verdict("gemma-3-4b-it", "vllm", "g4dn.xlarge")
+    assert v.reasons == (
+        "gemma-3-4b-it needs bfloat16 (fp16 overflows) and the NVIDIA T4 of g4dn.xlarge "
+        "has no bfloat16 support",
+    )
+    assert verdict("gemma-3-4b-it", "vllm", "g5.xlarge").ok
+    assert verdict("Qwen2.5-3B-Instruct", "vllm", "g4dn.xlarge").ok  # fp16 is fine for Qwen
