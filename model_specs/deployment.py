@@ -176,7 +176,8 @@ def resolve_deployment(
     sp = params.service_params
     if sp.min_capacity is not None and sp.max_capacity is not None and sp.min_capacity > sp.max_capacity:
         raise EmdUserError(
-            f"service_params.min_capacity ({sp.min_capacity}) is greater than max_capacity ({sp.max_capacity})"
+            f"service_params.min_capacity ({sp.min_capacity}) is greater than "
+            f"max_capacity ({sp.max_capacity})"
         )
     if sp.public and sp.api_key is not None:
         raise EmdUserError("service_params: 'public': true and an 'api_key' exclude each other; choose one")

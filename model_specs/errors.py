@@ -31,5 +31,7 @@ def did_you_mean(value: str, choices: Iterable[str], n: int = 3) -> str:
 def unknown_value_error(kind: str, value: str, choices: Iterable[str], max_listed: int = 12) -> EmdUserError:
     """'unknown <kind> 'x'. Did you mean ...? Accepted: a, b, c' as an EmdUserError."""
     choices = sorted(choices)
-    listed = ", ".join(choices[:max_listed]) + (f", … ({len(choices)} in all)" if len(choices) > max_listed else "")
+    listed = ", ".join(choices[:max_listed]) + (
+        f", … ({len(choices)} in all)" if len(choices) > max_listed else ""
+    )
     return EmdUserError(f"unknown {kind} {value!r}.{did_you_mean(value, choices)} Accepted: {listed}")

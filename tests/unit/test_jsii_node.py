@@ -12,7 +12,13 @@ from tests.conftest import ROOT
 def _import_cdk_stderr(code: str) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JSII_")}
     proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=True
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     return proc.stderr
 

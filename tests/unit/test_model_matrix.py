@@ -4,6 +4,8 @@ warnings) and the China partition check on every template."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from model_specs import compat
@@ -44,6 +46,11 @@ def matrix() -> dict[str, Variant]:
                     fits = compat.fitting_instances(cat, model, cat.engine(engine_name), service, region)
                     for instance in dict.fromkeys([f.name for f in fits[:1] + fits[-1:]]):
                         bucket.append((region, service.value, model.id, engine_name, instance))
+            per_model: dict[str, list[tuple[str, str, str, str, str]]] = {}
+            for entry in bucket:
+                per_model.setdefault(entry[2], []).append(entry)
+            # interleave models so the first picks of each bucket are different models
+            bucket = [e for group in itertools.zip_longest(*per_model.values()) for e in group if e]
             if bucket:
                 buckets.append(bucket)
     picked = []
