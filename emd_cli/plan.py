@@ -49,8 +49,8 @@ def plan_facts(dep: Any) -> dict[str, Any]:
         "engine_args": dep.engine_cli_args(),
         "engine_environment_keys": sorted(dep.engine_environment()),
         "memory": {
-            "need_gib": round(compat.required_memory_gib(model, gpus), 1),
-            "have_gib": round(compat.usable_memory_gib(inst), 1),
+            "need_gib": round(compat.required_memory_gib(model, gpus, dep.engine), 1),
+            "have_gib": round(compat.usable_memory_gib(inst, dep.engine), 1),
             "weights_gib": round(model.weights_gib, 1),
             "kind": "memory" if inst.accelerator is Accelerator.cpu else "accelerator memory",
         },

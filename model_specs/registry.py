@@ -40,6 +40,10 @@ class RegistryEntry(BaseModel):
     endpoint_name: str | None = Field(default=None, description="SageMaker endpoint (sagemaker backends)")
     base_url: str | None = Field(default=None, description="engine URL incl. /v1 prefix root (http backend)")
     api_key_secret_name: str | None = Field(default=None, description="None only when public is true")
+    inference_component_name: str | None = Field(
+        default=None, description="scale-to-zero real-time endpoints: the inference component to invoke"
+    )
+    s3_input_path: str | None = Field(default=None, description="sagemaker_async: where request inputs go")
     public: bool = False
     region: str | None = None
     stack_name: str | None = None

@@ -33,6 +33,7 @@ def state_path() -> Path:
 
 
 ENGINE_DIR = "serving/engine"
+COMMON_DIR = "serving/common"
 COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
@@ -204,10 +205,13 @@ def step_weights() -> None:
 
 
 def image_hash(root: Path, engine_entry: dict[str, Any], base_image: str) -> str:
-    """Content hash of serving/engine (paths and bytes), the catalogue's engine entry and the base image."""
+    """Content hash of what the engine image copies (serving/engine, serving/common: paths and bytes), the
+    catalogue's engine entry and the base image."""
     digest = hashlib.sha256()
-    engine_dir = root / ENGINE_DIR
-    for path in sorted(p for p in engine_dir.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+    files = [root / "serving" / "__init__.py"]
+    for folder in (ENGINE_DIR, COMMON_DIR):
+        files += [p for p in (root / folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    for path in sorted(files):
         digest.update(path.relative_to(root).as_posix().encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     digest.update(json.dumps(engine_entry, sort_keys=True).encode())

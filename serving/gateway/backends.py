@@ -138,6 +138,8 @@ class SageMakerBackend:
             "ContentType": request.headers.get("Content-Type", "application/json"),
             "CustomAttributes": f"route={path}",
         }
+        if entry.inference_component_name:
+            kwargs["InferenceComponentName"] = entry.inference_component_name
         if stream:
             return await self._stream(request, entry, kwargs)
         loop = asyncio.get_running_loop()
