@@ -41,3 +41,44 @@ def test_openai_error_shapes() -> None:
     assert error_body("m", 503)["error"]["type"] == "server_error"
     assert sse_error_event("boom").startswith(b"data: {") and sse_error_event("boom").endswith(b"\n\n")
     assert is_event_boundary(b"data: x\n\n") and not is_event_boundary(b"data: x")
+
+
+def test_sagemaker_backend_invokes_the_inference_component_of_a_scale_to_zero_deployment() -> None:
+    import asyncio
+    import io
+    from concurrent.futures import ThreadPoolExecutor
+
+    from aiohttp.test_utils import make_mocked_request
+
+    from model_specs.registry import RegistryEntry
+    from serving.gateway.backends import SageMakerBackend
+
+    calls: list[dict] = []
+
+    class RecordingClient:
+        def invoke_endpoint(self, **kwargs):
+            calls.append(kwargs)
+            return {"ContentType": "application/json", "Body": io.BytesIO(b"{}")}
+
+    def entry(component: str | None) -> RegistryEntry:
+        return RegistryEntry(
+            model_id="m",
+            model_type="llm",
+            service_type="sagemaker_realtime",
+            backend="sagemaker",
+            endpoint_name="emd-m",
+            inference_component_name=component,
+            api_key_secret_name="emd/m/dev/api-key",
+        )
+
+    async def run() -> None:
+        backend = SageMakerBackend(RecordingClient(), ThreadPoolExecutor(1))
+        for component in ("emd-m-ic", None):
+            request = make_mocked_request(
+                "POST", "/v1/chat/completions", headers={"Content-Type": "application/json"}
+            )
+            await backend.forward(request, entry(component), "/v1/chat/completions", b"{}", stream=False)
+
+    asyncio.run(run())
+    assert calls[0]["InferenceComponentName"] == "emd-m-ic"
+    assert "InferenceComponentName" not in calls[1]
