@@ -208,7 +208,7 @@ def image_hash(root: Path, engine_entry: dict[str, Any], base_image: str) -> str
     """Content hash of what the engine image copies (serving/engine, serving/common: paths and bytes), the
     catalogue's engine entry and the base image."""
     digest = hashlib.sha256()
-    files = [root / "serving" / "__init__.py"]
+    files = [p for p in [root / "serving" / "__init__.py"] if p.is_file()]
     for folder in (ENGINE_DIR, COMMON_DIR):
         files += [p for p in (root / folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts]
     for path in sorted(files):
