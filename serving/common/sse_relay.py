@@ -11,7 +11,13 @@ import logging
 import aiohttp
 from aiohttp import web
 
-from serving.common.openai_format import SSE_CONTENT_TYPE, TIMEOUT_ERRORS, is_event_boundary, sse_error_event
+from serving.common.openai_format import (
+    SSE_CONTENT_TYPE,
+    TIMEOUT_ERRORS,
+    error_response,
+    is_event_boundary,
+    sse_error_event,
+)
 
 log = logging.getLogger("emd.sse")
 
@@ -70,3 +76,27 @@ async def relay_sse(request: web.Request, upstream: aiohttp.ClientResponse, labe
     await resp.write_eof()
     request["emd_bytes_out"] = seen.sent
     return resp
+
+
+async def relay_response(
+    request: web.Request, upstream: aiohttp.ClientResponse, label: str, failed_message: str, failed_code: str
+) -> web.StreamResponse:
+    """An engine's answer to the client: an SSE stream chunk by chunk, anything else whole. The upstream
+    connection is released once fully read, else closed, so the engine stops generating for a gone client."""
+    try:
+        if upstream.status == 200 and upstream.content_type == SSE_CONTENT_TYPE:
+            return await relay_sse(request, upstream, label)
+        try:
+            data = await upstream.read()
+        except (aiohttp.ClientError, *TIMEOUT_ERRORS):
+            return error_response(failed_message, 502, failed_code)
+        return web.Response(
+            body=data,
+            status=upstream.status,
+            headers={"Content-Type": upstream.headers.get("Content-Type", "application/json")},
+        )
+    finally:
+        if upstream.content.at_eof():
+            upstream.release()
+        else:
+            upstream.close()

@@ -13,8 +13,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from serving.common.openai_format import SSE_CONTENT_TYPE, TIMEOUT_ERRORS, error_response
-from serving.common.sse_relay import relay_sse
+from serving.common.openai_format import TIMEOUT_ERRORS, error_response
+from serving.common.sse_relay import relay_response
 from serving.engine.command import EngineLaunch
 from serving.engine.routing import (
     CUSTOM_ATTRIBUTES,
@@ -153,23 +153,9 @@ async def _proxy(request: web.Request, path: str, body: bytes) -> web.StreamResp
         return error_response("the engine did not answer in time", 504, "engine_timeout")
     except aiohttp.ClientError:
         return error_response("the engine is unavailable", 502, "engine_unavailable")
-    try:
-        if upstream.status == 200 and upstream.content_type == SSE_CONTENT_TYPE:
-            return await relay_sse(request, upstream, "the engine")
-        try:
-            data = await upstream.read()
-        except (aiohttp.ClientError, *TIMEOUT_ERRORS):
-            return error_response("the engine failed mid-response", 502, "engine_failed")
-        return web.Response(
-            body=data,
-            status=upstream.status,
-            headers={"Content-Type": upstream.headers.get("Content-Type", "application/json")},
-        )
-    finally:
-        if upstream.content.at_eof():
-            upstream.release()
-        else:
-            upstream.close()
+    return await relay_response(
+        request, upstream, "the engine", "the engine failed mid-response", "engine_failed"
+    )
 
 
 async def _native_rerank(request: web.Request, body: dict[str, Any]) -> web.Response:

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from model_specs.registry import RegistryEntry
 from serving.common.openai_format import SSE_CONTENT_TYPE, error_response
-from serving.common.sse_relay import StreamTail, relay_sse, stream_headers
+from serving.common.sse_relay import StreamTail, relay_response, stream_headers
 
 log = logging.getLogger("emd.gateway.backends")
 
@@ -68,25 +68,13 @@ class HttpBackend:
         except aiohttp.ClientError as exc:
             log.warning("backend %s unreachable: %s", entry.route, type(exc).__name__)
             return error_response(f"backend for {entry.route} is unavailable", 502, "upstream_unavailable")
-        try:
-            if upstream.content_type == SSE_CONTENT_TYPE and upstream.status == 200:
-                return await relay_sse(request, upstream, f"the backend for {entry.route}")
-            try:
-                data = await upstream.read()
-            except (TimeoutError, aiohttp.ClientError):
-                return error_response(
-                    f"backend for {entry.route} failed mid-response", 502, "upstream_failed"
-                )
-            return web.Response(
-                body=data,
-                status=upstream.status,
-                headers={"Content-Type": upstream.headers.get("Content-Type", "application/json")},
-            )
-        finally:
-            if upstream.content.at_eof():
-                upstream.release()
-            else:
-                upstream.close()  # drop the connection so the engine stops generating for a gone client
+        return await relay_response(
+            request,
+            upstream,
+            f"the backend for {entry.route}",
+            f"backend for {entry.route} failed mid-response",
+            "upstream_failed",
+        )
 
 
 def _client_error_response(exc: Exception, entry: RegistryEntry) -> web.Response:
