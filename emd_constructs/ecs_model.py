@@ -35,10 +35,10 @@ from emd_constructs.model_artifacts import ModelArtifacts
 from emd_constructs.model_network import ModelNetwork
 from emd_constructs.sagemaker_endpoint import capacity
 from model_specs.deployment import Deployment
+from model_specs.registry import PARAM_GATEWAY_NAMESPACE_ID as PARAM_NAMESPACE_ID
+from model_specs.registry import PARAM_GATEWAY_NAMESPACE_NAME as PARAM_NAMESPACE_NAME
 from model_specs.schema import Accelerator
 
-PARAM_NAMESPACE_ID = "/emd/gateway/namespace-id"
-PARAM_NAMESPACE_NAME = "/emd/gateway/namespace-name"
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 CPU_TARGET_PERCENT = 70
 HEALTH_CHECK = (

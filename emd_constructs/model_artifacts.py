@@ -22,10 +22,8 @@ import aws_cdk.aws_ssm as ssm
 from constructs import Construct
 
 from model_specs.deployment import Deployment
+from model_specs.registry import PARAM_ARTIFACT_BUCKET, PARAM_ECR_REPOSITORY
 
-PARAM_ARTIFACT_BUCKET = "/emd/bootstrap/artifact-bucket-name"
-PARAM_ECR_REPOSITORY = "/emd/bootstrap/ecr-repository-name"
-PARAM_BOUNDARY_ARN = "/emd/bootstrap/model-permissions-boundary-arn"
 # serving/build/contract.py (the build stage fills parameters with exactly these names)
 PARAM_ENGINE_IMAGE_URI = "EngineImageUri"
 PARAM_MODEL_DATA_S3_URI = "ModelDataS3Uri"

@@ -10,10 +10,10 @@ from constructs import Construct
 
 from emd_constructs.engine_settings import ENGINE_PORT
 from model_specs.deployment import Deployment
+from model_specs.registry import PARAM_GATEWAY_SECURITY_GROUP as PARAM_SECURITY_GROUP
+from model_specs.registry import PARAM_GATEWAY_SUBNETS as PARAM_SUBNETS
+from model_specs.registry import PARAM_GATEWAY_VPC_ID as PARAM_VPC_ID
 
-PARAM_VPC_ID = "/emd/gateway/vpc-id"
-PARAM_SUBNETS = "/emd/gateway/private-subnet-ids"
-PARAM_SECURITY_GROUP = "/emd/gateway/security-group-id"
 GATEWAY_SUBNET_COUNT = 2
 
 

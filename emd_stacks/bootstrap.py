@@ -18,14 +18,13 @@ from emd_constructs.pipeline import PIPELINE_NAME, DeployPipeline
 from emd_constructs.regional import regional_facts
 from emd_constructs.tagging import tag_shared
 from emd_stacks.context import AppConfig
+from model_specs.registry import PARAM_ARTIFACT_BUCKET as PARAM_BUCKET
+from model_specs.registry import PARAM_BOUNDARY_ARN as PARAM_BOUNDARY
+from model_specs.registry import PARAM_CODEBUILD_PROJECT as PARAM_PROJECT
+from model_specs.registry import PARAM_ECR_REPOSITORY as PARAM_ECR
+from model_specs.registry import PARAM_PIPELINE
 
 STACK_NAME = "EMD-Bootstrap"
-PARAM_PREFIX = "/emd/bootstrap"
-PARAM_BUCKET = f"{PARAM_PREFIX}/artifact-bucket-name"
-PARAM_ECR = f"{PARAM_PREFIX}/ecr-repository-name"
-PARAM_BOUNDARY = f"{PARAM_PREFIX}/model-permissions-boundary-arn"
-PARAM_PROJECT = f"{PARAM_PREFIX}/codebuild-project-name"
-PARAM_PIPELINE = f"{PARAM_PREFIX}/pipeline-name"
 
 
 class BootstrapStack(cdk.Stack):

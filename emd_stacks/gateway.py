@@ -19,17 +19,16 @@ from emd_constructs.network import GatewayNetwork
 from emd_constructs.regional import regional_facts
 from emd_constructs.tagging import tag_shared
 from emd_stacks.context import AppConfig
+from model_specs.registry import PARAM_GATEWAY_NAMESPACE_ARN as PARAM_NAMESPACE_ARN
+from model_specs.registry import PARAM_GATEWAY_NAMESPACE_ID as PARAM_NAMESPACE_ID
+from model_specs.registry import PARAM_GATEWAY_NAMESPACE_NAME as PARAM_NAMESPACE_NAME
+from model_specs.registry import PARAM_GATEWAY_SECURITY_GROUP as PARAM_SECURITY_GROUP
+from model_specs.registry import PARAM_GATEWAY_SUBNETS as PARAM_SUBNETS
+from model_specs.registry import PARAM_GATEWAY_URL as PARAM_URL
+from model_specs.registry import PARAM_GATEWAY_VPC_ID as PARAM_VPC_ID
 
 STACK_NAME = "EMD-Gateway"
 NAMESPACE_NAME = "emd.internal"
-PARAM_PREFIX = "/emd/gateway"
-PARAM_VPC_ID = f"{PARAM_PREFIX}/vpc-id"
-PARAM_SUBNETS = f"{PARAM_PREFIX}/private-subnet-ids"
-PARAM_SECURITY_GROUP = f"{PARAM_PREFIX}/security-group-id"
-PARAM_NAMESPACE_ID = f"{PARAM_PREFIX}/namespace-id"
-PARAM_NAMESPACE_NAME = f"{PARAM_PREFIX}/namespace-name"
-PARAM_NAMESPACE_ARN = f"{PARAM_PREFIX}/namespace-arn"
-PARAM_URL = f"{PARAM_PREFIX}/url"
 
 
 class GatewayStack(cdk.Stack):

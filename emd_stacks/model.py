@@ -11,7 +11,7 @@ from constructs import Construct
 
 from emd_constructs.ec2_model import Ec2ModelInstance
 from emd_constructs.ecs_model import EcsModelService
-from emd_constructs.model_artifacts import PARAM_BOUNDARY_ARN, ArtifactInputs, ModelArtifacts
+from emd_constructs.model_artifacts import ArtifactInputs, ModelArtifacts
 from emd_constructs.model_network import ModelNetwork
 from emd_constructs.model_registration import ModelRegistration
 from emd_constructs.nag import acknowledge, acknowledge_wildcards, default_policy
@@ -20,6 +20,7 @@ from emd_constructs.sagemaker_endpoint import SageMakerRealtimeEndpoint
 from emd_constructs.tagging import tag_deployment
 from emd_stacks.model_inputs import engine_image_tag
 from model_specs.deployment import Deployment
+from model_specs.registry import PARAM_BOUNDARY_ARN
 from model_specs.schema import ServiceType
 
 

@@ -17,6 +17,22 @@ REGISTRY_PREFIX = "/emd/models"
 SECRET_PREFIX = "emd"
 DEFAULT_TAG = "dev"
 
+# SSM parameters the shared stacks publish (instead of CloudFormation exports) for model stacks and the CLI.
+BOOTSTRAP_PARAM_PREFIX = "/emd/bootstrap"
+PARAM_ARTIFACT_BUCKET = f"{BOOTSTRAP_PARAM_PREFIX}/artifact-bucket-name"
+PARAM_ECR_REPOSITORY = f"{BOOTSTRAP_PARAM_PREFIX}/ecr-repository-name"
+PARAM_BOUNDARY_ARN = f"{BOOTSTRAP_PARAM_PREFIX}/model-permissions-boundary-arn"
+PARAM_CODEBUILD_PROJECT = f"{BOOTSTRAP_PARAM_PREFIX}/codebuild-project-name"
+PARAM_PIPELINE = f"{BOOTSTRAP_PARAM_PREFIX}/pipeline-name"
+GATEWAY_PARAM_PREFIX = "/emd/gateway"
+PARAM_GATEWAY_VPC_ID = f"{GATEWAY_PARAM_PREFIX}/vpc-id"
+PARAM_GATEWAY_SUBNETS = f"{GATEWAY_PARAM_PREFIX}/private-subnet-ids"
+PARAM_GATEWAY_SECURITY_GROUP = f"{GATEWAY_PARAM_PREFIX}/security-group-id"
+PARAM_GATEWAY_NAMESPACE_ID = f"{GATEWAY_PARAM_PREFIX}/namespace-id"
+PARAM_GATEWAY_NAMESPACE_NAME = f"{GATEWAY_PARAM_PREFIX}/namespace-name"
+PARAM_GATEWAY_NAMESPACE_ARN = f"{GATEWAY_PARAM_PREFIX}/namespace-arn"
+PARAM_GATEWAY_URL = f"{GATEWAY_PARAM_PREFIX}/url"
+
 
 def registry_parameter_name(model_id: str, model_tag: str) -> str:
     return f"{REGISTRY_PREFIX}/{model_id}/{model_tag}"
