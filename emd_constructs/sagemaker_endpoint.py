@@ -47,6 +47,31 @@ SCALE_IN_COOLDOWN = cdk.Duration.minutes(10)
 SCALE_OUT_COOLDOWN = cdk.Duration.minutes(2)
 
 
+def scale_out_from_zero(
+    target: appscaling.ScalableTarget,
+    *,
+    metric_name: str,
+    dimensions: dict[str, str],
+    statistic: str,
+    steps: list[appscaling.ScalingInterval],
+) -> None:
+    """Step policy that adds capacity while a SageMaker 'requests but no capacity' metric is raised: target
+    tracking alone cannot leave zero, since a per-instance metric has no instance to measure."""
+    target.scale_on_metric(
+        "ScaleOutFromZero",
+        metric=cw.Metric(
+            namespace="AWS/SageMaker",
+            metric_name=metric_name,
+            dimensions_map=dimensions,
+            statistic=statistic,
+            period=cdk.Duration.minutes(1),
+        ),
+        scaling_steps=steps,
+        adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
+        cooldown=SCALE_OUT_COOLDOWN,
+    )
+
+
 def concurrency_target(deployment: Deployment) -> int:
     return CONCURRENCY_TARGET.get(deployment.model.type, DEFAULT_CONCURRENCY_TARGET)
 
@@ -243,21 +268,15 @@ class SageMakerRealtimeEndpoint(Construct):
             scale_in_cooldown=SCALE_IN_COOLDOWN,
             scale_out_cooldown=SCALE_OUT_COOLDOWN,
         )
-        target.scale_on_metric(
-            "ScaleOutFromZero",
-            metric=cw.Metric(
-                namespace="AWS/SageMaker",
-                metric_name="NoCapacityInvocationFailures",
-                dimensions_map={"InferenceComponentName": self.inference_component_name},
-                statistic="Maximum",
-                period=cdk.Duration.minutes(1),
-            ),
-            scaling_steps=[
+        scale_out_from_zero(
+            target,
+            metric_name="NoCapacityInvocationFailures",
+            dimensions={"InferenceComponentName": self.inference_component_name},
+            statistic="Maximum",
+            steps=[
                 appscaling.ScalingInterval(upper=0, change=0),
                 appscaling.ScalingInterval(lower=1, change=1),
             ],
-            adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
-            cooldown=SCALE_OUT_COOLDOWN,
         )
         self.scalable_target = target
         SageMakerAlarms(
