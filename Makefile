@@ -13,6 +13,11 @@ export HF_HUB_OFFLINE := 1
 export JSII_NODE := $(CURDIR)/node_modules/.bin/node
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
+# llama.cpp built for AVX2, not -march=native: its AMX kernels (picked on Sapphire Rapids and newer when built
+# natively) crash in chat completions with llama-cpp-python 0.3.36, and a native wheel in pip's cache would not
+# run on an older CPU
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+
 .PHONY: install test test-fast demo lint bench clean
 
 install: $(STAMP) $(NODE_STAMP)
@@ -22,7 +27,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	@echo "installing Python dependencies (llama-cpp-python compiles from source the first time: ~4 min)"
-	$(BIN)/pip install -q -e '.[dev,local]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install -q -e '.[dev,local]'
 	touch $(STAMP)
 
 $(NODE_STAMP): package.json package-lock.json

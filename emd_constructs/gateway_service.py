@@ -25,7 +25,7 @@ from emd_constructs.hygiene import set_depends_on
 from emd_constructs.nag import acknowledge
 from emd_constructs.regional import RegionalFacts
 from model_specs.errors import EmdUserError
-from model_specs.registry import REGISTRY_PREFIX, SECRET_PREFIX
+from model_specs.registry import ASYNC_IO_PREFIX, REGISTRY_PREFIX, SECRET_PREFIX
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GATEWAY_DOCKERFILE = "serving/gateway/Dockerfile"
@@ -210,7 +210,8 @@ class GatewayService(Construct):
 
 
 def grant_gateway_access(role: iam.IRole, stack: cdk.Stack) -> None:
-    """Registry read, API-key secrets read, EMD SageMaker endpoints invoke: nothing else."""
+    """Registry read, API-key secrets read, EMD SageMaker endpoints invoke, async request objects under
+    emd-async/ in this account's buckets: nothing else."""
     registry = REGISTRY_PREFIX.lstrip("/")
     role.add_to_principal_policy(
         iam.PolicyStatement(
@@ -259,5 +260,29 @@ def grant_gateway_access(role: iam.IRole, stack: cdk.Stack) -> None:
             actions=invoke,
             resources=[stack.format_arn(service="sagemaker", resource="endpoint", resource_name="*")],
             conditions={"Null": {"aws:ResourceTag/emd:model-id": "false"}},
+        )
+    )
+    # SageMaker async: the gateway uploads the request, reads the answer and deletes both. The bucket is the
+    # artifact bucket or a deployment's s3_output_path, known only per deployment; the key prefix and the
+    # account condition keep this to EMD's async objects. ListBucket makes a missing answer a 404, not a 403.
+    same_account = {"StringEquals": {"s3:ResourceAccount": stack.account}}
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid="AsyncInferenceObjects",
+            actions=["s3:PutObject", "s3:GetObject", "s3:DeleteObject"],
+            resources=[
+                stack.format_arn(
+                    service="s3", region="", account="", resource="*", resource_name=f"*{ASYNC_IO_PREFIX}/*"
+                )
+            ],
+            conditions=same_account,
+        )
+    )
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid="AsyncInferenceListing",
+            actions=["s3:ListBucket"],
+            resources=[stack.format_arn(service="s3", region="", account="", resource="*")],
+            conditions={**same_account, "StringLike": {"s3:prefix": [f"*{ASYNC_IO_PREFIX}/*"]}},
         )
     )

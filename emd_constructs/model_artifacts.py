@@ -11,7 +11,6 @@ Three modes, decided at synth time:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import aws_cdk as cdk
@@ -22,27 +21,19 @@ import aws_cdk.aws_ssm as ssm
 from constructs import Construct
 
 from model_specs.deployment import Deployment
-from model_specs.registry import PARAM_ARTIFACT_BUCKET, PARAM_ECR_REPOSITORY
+from model_specs.registry import PARAM_ARTIFACT_BUCKET, PARAM_ECR_REPOSITORY, split_s3_uri
 
 # serving/build/contract.py (the build stage fills parameters with exactly these names)
 PARAM_ENGINE_IMAGE_URI = "EngineImageUri"
 PARAM_MODEL_DATA_S3_URI = "ModelDataS3Uri"
 WEIGHTS_PREFIX = "models"
 DEFAULT_REVISION = "main"
-_S3_URI = re.compile(r"^s3://([^/]+)/?(.*)$")
 
 
 def weights_key_prefix(deployment: Deployment) -> str:
     """models/<model-id>/<revision or main>/ inside the artifact bucket."""
     revision = deployment.extra_params.model_params.revision or DEFAULT_REVISION
     return f"{WEIGHTS_PREFIX}/{deployment.model_id}/{revision}/"
-
-
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    m = _S3_URI.match(uri)
-    if not m:
-        raise ValueError(f"{uri!r} is not an s3:// URI")
-    return m.group(1), m.group(2)
 
 
 @dataclass(frozen=True)

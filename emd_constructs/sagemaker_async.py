@@ -17,20 +17,21 @@ import aws_cdk.aws_sns as sns
 from constructs import Construct
 
 from emd_constructs.model_alarms import SageMakerAlarms
-from emd_constructs.model_artifacts import ModelArtifacts, split_s3_uri
+from emd_constructs.model_artifacts import ModelArtifacts
 from emd_constructs.sagemaker_endpoint import (
     SCALE_IN_COOLDOWN,
     SCALE_OUT_COOLDOWN,
     VARIANT_NAME,
     SageMakerModel,
     capacity,
+    scale_out_from_zero,
     startup_timeouts,
 )
 from model_specs.deployment import Deployment
+from model_specs.registry import ASYNC_IO_PREFIX, split_s3_uri
 
 BACKLOG_PER_INSTANCE_TARGET = 5
 MAX_CONCURRENT_INVOCATIONS_PER_INSTANCE = 4
-ASYNC_PREFIX = "async"
 
 
 class SageMakerAsyncEndpoint(Construct):
@@ -43,17 +44,19 @@ class SageMakerAsyncEndpoint(Construct):
         model = SageMakerModel(self, "Model", deployment=d, artifacts=artifacts)
         self.role: iam.Role = model.role
 
+        # <root>/emd-async/<model-id>/<tag>/{input,output,failure}/
+        # root: the artifact bucket, or the user's s3_output_path
         given = d.extra_params.service_params.s3_output_path
         if given:
             bucket_name, key = split_s3_uri(given)
-            prefix = key.rstrip("/") + "/" if key else ""
+            root = key.strip("/") + "/" if key.strip("/") else ""
             io_bucket_arn = cdk.Stack.of(self).format_arn(
                 service="s3", region="", account="", resource=bucket_name
             )
         else:
-            bucket_name = artifacts.artifact_bucket.bucket_name
-            prefix = f"{ASYNC_PREFIX}/{d.model_id}/{d.model_tag}/"
+            bucket_name, root = artifacts.artifact_bucket.bucket_name, ""
             io_bucket_arn = artifacts.artifact_bucket.bucket_arn
+        prefix = f"{root}{ASYNC_IO_PREFIX}/{d.model_id}/{d.model_tag}/"
         self.output_path = f"s3://{bucket_name}/{prefix}output/"
         self.failure_path = f"s3://{bucket_name}/{prefix}failure/"
         self.input_path = f"s3://{bucket_name}/{prefix}input/"
@@ -131,21 +134,15 @@ class SageMakerAsyncEndpoint(Construct):
             scale_in_cooldown=SCALE_IN_COOLDOWN,
             scale_out_cooldown=SCALE_OUT_COOLDOWN,
         )
-        target.scale_on_metric(
-            "ScaleOutFromZero",
-            metric=cw.Metric(
-                namespace="AWS/SageMaker",
-                metric_name="HasBacklogWithoutCapacity",
-                dimensions_map={"EndpointName": self.endpoint_name},
-                statistic="Average",
-                period=cdk.Duration.minutes(1),
-            ),
-            scaling_steps=[
+        scale_out_from_zero(
+            target,
+            metric_name="HasBacklogWithoutCapacity",
+            dimensions={"EndpointName": self.endpoint_name},
+            statistic="Average",
+            steps=[
                 appscaling.ScalingInterval(upper=0.5, change=0),
                 appscaling.ScalingInterval(lower=0.5, change=1),
             ],
-            adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
-            cooldown=SCALE_OUT_COOLDOWN,
         )
         self.scalable_target = target
         SageMakerAlarms(

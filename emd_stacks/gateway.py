@@ -91,7 +91,9 @@ class GatewayStack(cdk.Stack):
             default_policy(gateway.task_definition.task_role),
             "Gateway task role: registry parameters /emd/models/* (one per deployment), API-key secrets "
             "emd/* (one per deployment, created later by the CLI) and SageMaker endpoints named emd-* or "
-            "tagged emd:model-id; the names exist only after each model deployment.",
+            "tagged emd:model-id; the names exist only after each model deployment. S3 objects under "
+            "emd-async/ in buckets of this account (s3:ResourceAccount condition): each async deployment's "
+            "bucket (artifact bucket or its s3_output_path) is chosen per deployment.",
         )
         acknowledge_wildcards(
             default_policy(gateway.task_definition.execution_role),

@@ -9,6 +9,7 @@ custom resource to write items from CloudFormation and one more stateful resourc
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -36,6 +37,11 @@ PARAM_GATEWAY_URL = f"{GATEWAY_PARAM_PREFIX}/url"
 
 def registry_parameter_name(model_id: str, model_tag: str) -> str:
     return f"{REGISTRY_PREFIX}/{model_id}/{model_tag}"
+
+
+# key prefix of SageMaker async inputs, outputs and failures (in the artifact bucket or the user's
+# s3_output_path): the gateway may read and write objects only under it
+ASYNC_IO_PREFIX = "emd-async"
 
 
 def api_key_secret_name(model_id: str, model_tag: str) -> str:
@@ -67,3 +73,14 @@ class RegistryEntry(BaseModel):
     @property
     def route(self) -> str:
         return f"{self.model_id}/{self.model_tag}"
+
+
+_S3_URI = re.compile(r"^s3://([^/]+)/?(.*)$")
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """s3://bucket/key -> (bucket, key); the key may be empty."""
+    m = _S3_URI.match(uri)
+    if not m:
+        raise ValueError(f"{uri!r} is not an s3:// URI")
+    return m.group(1), m.group(2)

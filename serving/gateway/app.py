@@ -16,6 +16,7 @@ from aiohttp import web
 
 from model_specs.registry import RegistryEntry
 from serving.common.openai_format import error_response
+from serving.gateway.async_backend import SageMakerAsyncBackend
 from serving.gateway.auth import KeyStore, bearer_token
 from serving.gateway.backends import HttpBackend, SageMakerBackend
 from serving.gateway.config import GatewayConfig
@@ -37,6 +38,7 @@ REGISTRY: web.AppKey[Registry] = web.AppKey("registry", Registry)
 KEYS: web.AppKey[KeyStore] = web.AppKey("keys", KeyStore)
 HTTP: web.AppKey[HttpBackend] = web.AppKey("http", HttpBackend)
 SAGEMAKER: web.AppKey[SageMakerBackend] = web.AppKey("sagemaker", SageMakerBackend)
+SAGEMAKER_ASYNC: web.AppKey[SageMakerAsyncBackend] = web.AppKey("sagemaker_async", SageMakerAsyncBackend)
 
 
 def _model_of(body: bytes, content_type: str) -> tuple[str | None, dict[str, Any] | None]:
@@ -155,12 +157,7 @@ async def _dispatch(
                 f"{entry.route} has no endpoint_name in the registry", 502, "bad_registry_entry"
             )
         return await request.app[SAGEMAKER].forward(request, entry, request.path, body, stream)
-    return error_response(
-        f"{entry.route} is deployed with SageMaker asynchronous inference, which does not answer synchronous "
-        "OpenAI requests; deploy it with service type sagemaker_realtime, ecs or ec2 for this API",
-        400,
-        "async_deployment",
-    )
+    return await request.app[SAGEMAKER_ASYNC].forward(request, entry, request.path, body, stream)
 
 
 async def not_found(request: web.Request) -> web.Response:
@@ -219,6 +216,7 @@ def create_app(
     ssm: Any,
     secrets: Any,
     sagemaker_runtime: Any,
+    s3: Any,
 ) -> web.Application:
     app = web.Application(middlewares=[access_log_middleware], client_max_size=config.max_body_bytes)
     executor = ThreadPoolExecutor(max_workers=config.max_streams, thread_name_prefix="emd-aws")
@@ -233,6 +231,7 @@ def create_app(
     app[KEYS] = KeyStore(secrets, config.key_cache_ttl, run_blocking)
     app[HTTP] = HttpBackend(config.connect_timeout, config.read_timeout)
     app[SAGEMAKER] = SageMakerBackend(sagemaker_runtime, executor)
+    app[SAGEMAKER_ASYNC] = SageMakerAsyncBackend(sagemaker_runtime, s3, executor, config.async_wait_seconds)
 
     async def lifecycle(app: web.Application) -> Any:
         await app[HTTP].start()

@@ -77,7 +77,7 @@ class HttpBackend:
         )
 
 
-def _client_error_response(exc: Exception, entry: RegistryEntry) -> web.Response:
+def client_error_response(exc: Exception, entry: RegistryEntry) -> web.Response:
     """botocore errors from the SageMaker runtime, as OpenAI-format responses."""
     err = getattr(exc, "response", {}) or {}
     code = err.get("Error", {}).get("Code", type(exc).__name__)
@@ -134,7 +134,7 @@ class SageMakerBackend:
         try:
             content_type, data = await loop.run_in_executor(self._executor, self._invoke, kwargs)
         except Exception as exc:
-            return _client_error_response(exc, entry)
+            return client_error_response(exc, entry)
         return web.Response(body=data, headers={"Content-Type": content_type or "application/json"})
 
     def _invoke(self, kwargs: dict[str, Any]) -> tuple[str | None, bytes]:
@@ -163,7 +163,7 @@ class SageMakerBackend:
                     seen.feed(value)
                 elif kind == "error":
                     if resp is None:
-                        return _client_error_response(value, entry)
+                        return client_error_response(value, entry)
                     log.warning("sagemaker stream for %s failed: %s", entry.route, type(value).__name__)
                     await seen.fail(resp, f"the backend for {entry.route} failed during the stream")
                     return resp

@@ -20,6 +20,13 @@ def _float(env: dict[str, str], name: str, default: float) -> float:
         raise SystemExit(f"{name}={raw!r} is not a number") from None
 
 
+def _choice(env: dict[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    raw = (env.get(name) or default).strip().lower()
+    if raw not in allowed:
+        raise SystemExit(f"{name}={raw!r} is not one of: {', '.join(allowed)}")
+    return raw
+
+
 @dataclass(frozen=True)
 class GatewayConfig:
     port: int = 8080
@@ -33,6 +40,11 @@ class GatewayConfig:
     # longest silence tolerated between two bytes from a backend (not a cap on the whole response)
     read_timeout: float = 300.0
     max_streams: int = 512
+    # SageMaker async deployments: how long a request waits for its answer in S3 (below the ALB's 600 s idle
+    # timeout, since nothing is sent while waiting)
+    async_wait_seconds: float = 540.0
+    # uvloop (default, where installed) or asyncio
+    event_loop: str = "uvloop"
     # processes sharing the port (SO_REUSEPORT); one per vCPU of the task is a good start
     workers: int = 1
 
@@ -50,5 +62,7 @@ class GatewayConfig:
             connect_timeout=_float(env, "EMD_UPSTREAM_CONNECT_TIMEOUT", 10.0),
             read_timeout=_float(env, "EMD_UPSTREAM_READ_TIMEOUT", 300.0),
             max_streams=int(_float(env, "EMD_MAX_STREAMS", 512)),
+            async_wait_seconds=_float(env, "EMD_ASYNC_WAIT_SECONDS", 540.0),
+            event_loop=_choice(env, "EMD_GATEWAY_LOOP", ("uvloop", "asyncio"), "uvloop"),
             workers=max(1, int(_float(env, "EMD_GATEWAY_WORKERS", 1))),
         )

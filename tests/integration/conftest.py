@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,12 +204,20 @@ class ServerThread:
 
 
 def fake_sagemaker_runtime(
-    adapter_url: str, broken_endpoints: frozenset[str] = frozenset()
+    adapter_url: str,
+    broken_endpoints: frozenset[str] = frozenset(),
+    s3: Any = None,
+    silent_endpoints: frozenset[str] = frozenset(),
 ) -> web.Application:
-    """The SageMaker runtime's two invoke routes in front of a real engine adapter, as SageMaker runs them:
+    """The SageMaker runtime's three invoke routes in front of a real engine adapter, as SageMaker runs them:
     /invocations on the container, the response stream re-framed as event-stream PayloadParts.
-    Endpoints in broken_endpoints send two parts then a ModelStreamError (a container dying mid-stream)."""
+    Endpoints in broken_endpoints send two parts then a ModelStreamError (a container dying mid-stream).
+    Async invocations (with s3, a client of moto's S3) are queued: the input is read from S3, sent to the
+    container, and the answer written to <root>/output/<id>.out, or the error to <root>/failure/<id>-error.out
+    (<root> is the input key's parent of input/, as EMD's async construct lays it out); broken endpoints
+    fail every async request, silent ones never answer."""
     session_box: dict[str, aiohttp.ClientSession] = {}
+    background: set[asyncio.Task[None]] = set()
 
     async def session() -> aiohttp.ClientSession:
         if "s" not in session_box:
@@ -261,6 +270,47 @@ def fake_sagemaker_runtime(
         await resp.write_eof()
         return resp
 
+    async def process_async(name: str, request_headers: dict[str, str], inp: tuple[str, str],
+                            out: str, fail: str) -> None:  # fmt: skip
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(0.3)  # the queue
+        bucket = inp[0]
+        obj = await loop.run_in_executor(None, lambda: s3.get_object(Bucket=bucket, Key=inp[1]))
+        body = obj["Body"].read()
+        s = await session()
+        async with s.post(adapter_url + "/invocations", data=body, headers=request_headers) as up:
+            data, status, ctype = await up.read(), up.status, up.headers.get("Content-Type", "")
+        if name in broken_endpoints or status >= 400:
+            error = data if status >= 400 else b"the model container stopped"
+            await loop.run_in_executor(None, lambda: s3.put_object(Bucket=bucket, Key=fail, Body=error))
+        else:
+            await loop.run_in_executor(
+                None, lambda: s3.put_object(Bucket=bucket, Key=out, Body=data, ContentType=ctype)
+            )
+
+    async def invoke_async(request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        bucket, _, key = request.headers["X-Amzn-SageMaker-InputLocation"][len("s3://") :].partition("/")
+        root = key.rsplit("/input/", 1)[0]
+        inference_id = uuid.uuid4().hex
+        out, fail = f"{root}/output/{inference_id}.out", f"{root}/failure/{inference_id}-error.out"
+        headers = {"Content-Type": request.headers.get("X-Amzn-SageMaker-Content-Type", "application/json")}
+        attrs = request.headers.get("X-Amzn-SageMaker-Custom-Attributes")
+        if attrs:
+            headers["X-Amzn-SageMaker-Custom-Attributes"] = attrs
+        if name not in silent_endpoints:
+            task = asyncio.create_task(process_async(name, headers, (bucket, key), out, fail))
+            background.add(task)
+            task.add_done_callback(background.discard)
+        return web.json_response(
+            {"InferenceId": inference_id},
+            status=202,
+            headers={
+                "X-Amzn-SageMaker-OutputLocation": f"s3://{bucket}/{out}",
+                "X-Amzn-SageMaker-FailureLocation": f"s3://{bucket}/{fail}",
+            },
+        )
+
     async def close(app: web.Application) -> None:
         if "s" in session_box:
             await session_box["s"].close()
@@ -268,6 +318,8 @@ def fake_sagemaker_runtime(
     app = web.Application()
     app.router.add_post("/endpoints/{name}/invocations", invoke)
     app.router.add_post("/endpoints/{name}/invocations-response-stream", invoke_stream)
+    if s3 is not None:
+        app.router.add_post("/endpoints/{name}/async-invocations", invoke_async)
     app.on_cleanup.append(close)
     return app
 
@@ -302,6 +354,7 @@ def aws(moto_url: str) -> dict[str, Any]:
     return {
         "ssm": boto3.client("ssm", **kw),
         "secrets": boto3.client("secretsmanager", **kw),
+        "s3": boto3.client("s3", **kw),
         "moto_url": moto_url,
     }
 
@@ -323,8 +376,11 @@ def adapter(logs_dir: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def sagemaker_runtime(adapter: str) -> Iterator[str]:
-    with ServerThread(fake_sagemaker_runtime(adapter, frozenset({"emd-broken"}))) as server:
+def sagemaker_runtime(adapter: str, aws: dict[str, Any]) -> Iterator[str]:
+    app = fake_sagemaker_runtime(
+        adapter, frozenset({"emd-broken", "emd-async-broken"}), aws["s3"], frozenset({"emd-async-silent"})
+    )
+    with ServerThread(app) as server:
         yield server.url
 
 

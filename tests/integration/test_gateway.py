@@ -15,7 +15,7 @@ import httpx
 import openai
 import pytest
 
-from model_specs.registry import RegistryEntry, api_key_secret_name, registry_parameter_name
+from model_specs.registry import ASYNC_IO_PREFIX, RegistryEntry, api_key_secret_name, registry_parameter_name
 from tests.integration.conftest import Gateway, ServerThread, free_port, start_llama, stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -25,6 +25,7 @@ KEY_DEV = "sk-dev-0123456789abcdef"
 KEY_SM = "sk-sm-fedcba9876543210"
 KEY_VICTIM = "sk-victim-5555"
 PROMPT_MARKER = "zebra-lighthouse-prompt"
+ASYNC_BUCKET = "emd-artifacts-async-test"
 MESSAGES = [{"role": "user", "content": f"Say hello. ({PROMPT_MARKER})"}]
 
 
@@ -57,14 +58,28 @@ def http_entry(
     )
 
 
-def sm_entry(model_id: str, tag: str, endpoint: str, backend: str = "sagemaker") -> RegistryEntry:
+def sm_entry(model_id: str, tag: str, endpoint: str) -> RegistryEntry:
     return RegistryEntry(
         model_id=model_id,
         model_tag=tag,
         model_type="llm",
         service_type="sagemaker_realtime",
-        backend=backend,  # type: ignore[arg-type]
+        backend="sagemaker",
         endpoint_name=endpoint,
+        api_key_secret_name=api_key_secret_name(model_id, tag),
+    )
+
+
+def async_entry(model_id: str, tag: str, endpoint: str) -> RegistryEntry:
+    """As the async model stack registers it: inputs under <bucket>/emd-async/<model>/<tag>/input/."""
+    return RegistryEntry(
+        model_id=model_id,
+        model_tag=tag,
+        model_type="llm",
+        service_type="sagemaker_async",
+        backend="sagemaker_async",
+        endpoint_name=endpoint,
+        s3_input_path=f"s3://{ASYNC_BUCKET}/{ASYNC_IO_PREFIX}/{model_id}/{tag}/input/",
         api_key_secret_name=api_key_secret_name(model_id, tag),
     )
 
@@ -76,7 +91,10 @@ def registered(aws: dict[str, Any], adapter: str) -> dict[str, Any]:
     register(aws, sm_entry(MODEL, "broken", "emd-broken"), KEY_SM)
     register(aws, http_entry("open-model", "dev", adapter, public=True))
     register(aws, http_entry("nokey-model", "dev", adapter, secret=False))
-    register(aws, sm_entry("async-model", "dev", "emd-async", backend="sagemaker_async"), KEY_DEV)
+    aws["s3"].create_bucket(Bucket=ASYNC_BUCKET)
+    register(aws, async_entry("async-model", "dev", "emd-async"), KEY_DEV)
+    register(aws, async_entry("async-model", "broken", "emd-async-broken"), KEY_DEV)
+    register(aws, async_entry("async-model", "silent", "emd-async-silent"), KEY_DEV)
     return aws
 
 
@@ -194,9 +212,40 @@ def test_public_deployment_needs_no_key_and_keyless_private_is_refused(gw: Gatew
         client(gw, KEY_DEV).chat.completions.create(model="nokey-model", messages=MESSAGES, max_tokens=2)
 
 
-def test_async_deployment_gets_a_clear_400(gw: Gateway) -> None:
-    with pytest.raises(openai.BadRequestError, match="asynchronous"):
-        client(gw, KEY_DEV).chat.completions.create(model="async-model", messages=MESSAGES, max_tokens=2)
+def async_objects(aws: dict[str, Any]) -> list[str]:
+    listing = aws["s3"].list_objects_v2(Bucket=ASYNC_BUCKET, Prefix=ASYNC_IO_PREFIX + "/")
+    return [o["Key"] for o in listing.get("Contents", [])]
+
+
+def test_async_deployment_answers_through_s3_and_leaves_nothing_behind(
+    gw: Gateway, registered: dict[str, Any]
+) -> None:
+    """SageMaker async behind the synchronous API: input to S3, InvokeEndpointAsync, the answer polled from
+    the output location, then the request's objects deleted (prompts do not linger in the bucket)."""
+    c = client(gw, KEY_DEV)
+    resp = c.chat.completions.create(model="async-model", messages=MESSAGES, max_tokens=8)
+    assert resp.choices[0].message.content  # written by the real engine behind the async queue
+    assert async_objects(registered) == []
+    with pytest.raises(openai.BadRequestError, match="without stream=true"):
+        c.chat.completions.create(model="async-model", messages=MESSAGES, max_tokens=2, stream=True)
+
+
+def test_async_failure_location_becomes_an_error(gw: Gateway, registered: dict[str, Any]) -> None:
+    with pytest.raises(openai.APIStatusError, match="the model container stopped") as err:
+        client(gw, KEY_DEV).chat.completions.create(model="async-model/broken", messages=MESSAGES)
+    assert err.value.status_code == 502
+    assert async_objects(registered) == []
+
+
+def test_async_without_an_answer_times_out_with_504(
+    registered: dict[str, Any], sagemaker_runtime: str, gateway_factory: Callable[..., Gateway]
+) -> None:
+    quick = gateway_factory(sagemaker_runtime, name="gateway-async-wait", EMD_ASYNC_WAIT_SECONDS="1.5")
+    started = time.monotonic()
+    with pytest.raises(openai.APIStatusError, match="no answer within 2 s") as err:
+        client(quick, KEY_DEV).chat.completions.create(model="async-model/silent", messages=MESSAGES)
+    assert err.value.status_code == 504 and time.monotonic() - started < 5
+    assert async_objects(registered) == []  # the unanswered request's input is removed too
 
 
 def test_body_too_large_is_413(gw: Gateway) -> None:

@@ -298,6 +298,8 @@ def test_task_role_reads_only_the_registry_and_keys_and_invokes_only_emd_endpoin
         "ReadApiKeys",
         "InvokeEmdEndpointsByName",
         "InvokeEmdEndpointsByTag",
+        "AsyncInferenceObjects",
+        "AsyncInferenceListing",
     }
     actions = {a for s in statements for a in as_list(s["Action"])}
     assert actions == {
@@ -305,6 +307,7 @@ def test_task_role_reads_only_the_registry_and_keys_and_invokes_only_emd_endpoin
         "secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret",
         "sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointWithResponseStream",
         "sagemaker:InvokeEndpointAsync",
+        "s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:ListBucket",
     }  # fmt: skip
     registry = json.dumps(by_sid["ReadDeploymentRegistry"]["Resource"])
     assert ":parameter/emd/models" in registry and ":parameter/emd/models/*" in registry
@@ -312,6 +315,15 @@ def test_task_role_reads_only_the_registry_and_keys_and_invokes_only_emd_endpoin
     assert ":endpoint/emd-*" in json.dumps(by_sid["InvokeEmdEndpointsByName"]["Resource"])
     assert by_sid["InvokeEmdEndpointsByTag"]["Condition"] == {
         "Null": {"aws:ResourceTag/emd:model-id": "false"}
+    }
+    # async request objects: only keys under emd-async/, only in this account's buckets
+    objects, listing = by_sid["AsyncInferenceObjects"], by_sid["AsyncInferenceListing"]
+    assert json.dumps(objects["Resource"]).endswith(':s3:::*/*emd-async/*"')
+    same_account = {"s3:ResourceAccount": {"Ref": "AWS::AccountId"}}
+    assert objects["Condition"] == {"StringEquals": same_account}
+    assert listing["Condition"] == {
+        "StringEquals": same_account,
+        "StringLike": {"s3:prefix": ["*emd-async/*"]},
     }
 
 

@@ -34,6 +34,32 @@ def test_config_caps_key_ttl_at_a_minute() -> None:
     cfg = GatewayConfig.from_env({"EMD_KEY_CACHE_TTL": "3600", "EMD_GATEWAY_PORT": "9000"})
     assert cfg.key_cache_ttl == 60 and cfg.port == 9000 and cfg.registry_prefix == "/emd/models"
     assert GatewayConfig.from_env({}).port == 8080
+    assert GatewayConfig.from_env({}).event_loop == "uvloop"
+    assert GatewayConfig.from_env({"EMD_GATEWAY_LOOP": "asyncio"}).event_loop == "asyncio"
+    assert GatewayConfig.from_env({"EMD_ASYNC_WAIT_SECONDS": "30"}).async_wait_seconds == 30
+
+
+def test_config_rejects_an_unknown_event_loop() -> None:
+    import pytest
+
+    with pytest.raises(SystemExit, match="EMD_GATEWAY_LOOP='tokio' is not one of: uvloop, asyncio"):
+        GatewayConfig.from_env({"EMD_GATEWAY_LOOP": "tokio"})
+
+
+def test_gateway_event_loop_is_uvloop_unless_asked_otherwise() -> None:
+    import asyncio
+
+    import uvloop
+
+    from serving.gateway.__main__ import new_event_loop
+
+    for kind, expected in (("uvloop", uvloop.Loop), ("asyncio", asyncio.BaseEventLoop)):
+        loop = new_event_loop(kind)
+        try:
+            assert isinstance(loop, expected)
+            assert kind == "uvloop" or not isinstance(loop, uvloop.Loop)
+        finally:
+            loop.close()
 
 
 def test_openai_error_shapes() -> None:
@@ -82,3 +108,60 @@ def test_sagemaker_backend_invokes_the_inference_component_of_a_scale_to_zero_de
     asyncio.run(run())
     assert calls[0]["InferenceComponentName"] == "emd-m-ic"
     assert "InferenceComponentName" not in calls[1]
+
+
+def test_async_backend_names_an_access_denied_answer_when_its_wait_runs_out() -> None:
+    """Without s3:ListBucket S3 answers a missing key with AccessDenied: polled like a missing key, and named
+    in the 504 so a wrong task role is diagnosable."""
+    import asyncio
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
+    from aiohttp.test_utils import make_mocked_request
+    from botocore.exceptions import ClientError
+
+    from model_specs.registry import RegistryEntry
+    from serving.gateway.async_backend import SageMakerAsyncBackend
+
+    puts: list[str] = []
+    deletes: list[str] = []
+    queued: list[dict] = []
+
+    class DeniedS3:
+        def put_object(self, **kw):
+            puts.append(kw["Key"])
+
+        def get_object(self, **kw):
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "denied"}}, "GetObject")
+
+        def delete_object(self, **kw):
+            deletes.append(kw["Key"])
+
+    class Runtime:
+        def invoke_endpoint_async(self, **kw):
+            queued.append(kw)
+            return {"InferenceId": "inf-1", "OutputLocation": "s3://b/p/output/inf-1.out"}
+
+    entry = RegistryEntry(
+        model_id="m",
+        model_type="llm",
+        service_type="sagemaker_async",
+        backend="sagemaker_async",
+        endpoint_name="emd-m",
+        s3_input_path="s3://b/p/input/",
+        api_key_secret_name="emd/m/dev/api-key",
+    )
+
+    async def run():
+        backend = SageMakerAsyncBackend(Runtime(), DeniedS3(), ThreadPoolExecutor(2), wait_seconds=0.5)
+        headers = {"Content-Type": "application/json"}
+        request = make_mocked_request("POST", "/v1/chat/completions", headers=headers)
+        return await backend.forward(request, entry, "/v1/chat/completions", b"{}", stream=False)
+
+    resp = asyncio.run(run())
+    assert resp.status == 504
+    assert "AccessDenied" in json.loads(resp.body)["error"]["message"]
+    assert puts and puts[0].startswith("p/input/")
+    assert queued[0]["InputLocation"] == f"s3://b/{puts[0]}" and queued[0]["RequestTTLSeconds"] == 60
+    assert queued[0]["CustomAttributes"] == "route=/v1/chat/completions"
+    assert set(deletes) == {puts[0], "p/output/inf-1.out"}

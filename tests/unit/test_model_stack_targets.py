@@ -309,7 +309,7 @@ def test_async_output_topics_and_backlog_scaling(templates):
     t = templates["async"]
     config = one(t, "AWS::SageMaker::EndpointConfig")["AsyncInferenceConfig"]
     out = config["OutputConfig"]
-    assert render(out["S3OutputPath"]).endswith(f"/async/{d.model_id}/{d.model_tag}/output/")
+    assert render(out["S3OutputPath"]).endswith(f"/emd-async/{d.model_id}/{d.model_tag}/output/")
     assert set(out["NotificationConfig"]) == {"SuccessTopic", "ErrorTopic"}
     topics = resources_of(t, "AWS::SNS::Topic")
     assert len(topics) == 2 and all("KmsMasterKeyId" in tp["Properties"] for tp in topics.values())
@@ -327,14 +327,17 @@ def test_async_output_topics_and_backlog_scaling(templates):
     assert "HasBacklogWithoutCapacity" in alarms
     _, entry = registry_entry(t)
     assert entry["backend"] == "sagemaker_async"
+    # the gateway uploads requests there (its role may write only under emd-async/)
+    assert render(entry["s3_input_path"]).endswith(f"/emd-async/{d.model_id}/{d.model_tag}/input/")
 
 
 def test_async_given_output_path(templates):
     out = one(templates["async_out"], "AWS::SageMaker::EndpointConfig")["AsyncInferenceConfig"][
         "OutputConfig"
     ]
-    assert out["S3OutputPath"] == "s3://my-results/emd/output/"
-    assert "my-results/emd/*" in json.dumps(templates["async_out"])
+    d = VARIANTS["async_out"].deployment()
+    assert out["S3OutputPath"] == f"s3://my-results/emd/emd-async/{d.model_id}/asyncout/output/"
+    assert f"my-results/emd/emd-async/{d.model_id}/asyncout/*" in json.dumps(templates["async_out"])
 
 
 # ---------------------------------------------------------------- ECS
