@@ -72,15 +72,12 @@ def sm_entry(model_id: str, tag: str, endpoint: str) -> RegistryEntry:
 
 def async_entry(model_id: str, tag: str, endpoint: str) -> RegistryEntry:
     """As the async model stack registers it: inputs under <bucket>/emd-async/<model>/<tag>/input/."""
-    return RegistryEntry(
-        model_id=model_id,
-        model_tag=tag,
-        model_type="llm",
-        service_type="sagemaker_async",
-        backend="sagemaker_async",
-        endpoint_name=endpoint,
-        s3_input_path=f"s3://{ASYNC_BUCKET}/{ASYNC_IO_PREFIX}/{model_id}/{tag}/input/",
-        api_key_secret_name=api_key_secret_name(model_id, tag),
+    return sm_entry(model_id, tag, endpoint).model_copy(
+        update={
+            "service_type": "sagemaker_async",
+            "backend": "sagemaker_async",
+            "s3_input_path": f"s3://{ASYNC_BUCKET}/{ASYNC_IO_PREFIX}/{model_id}/{tag}/input/",
+        }
     )
 
 
