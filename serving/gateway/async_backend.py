@@ -25,7 +25,8 @@ log = logging.getLogger("emd.gateway.async")
 
 FIRST_POLL_SECONDS = 0.2
 MAX_POLL_SECONDS = 2.0
-MIN_REQUEST_TTL_SECONDS = 60  # SageMaker's lower bound for RequestTTLSeconds
+# RequestTTLSeconds bounds: a request the gateway stopped waiting for leaves the queue after this long
+MIN_REQUEST_TTL_SECONDS, MAX_REQUEST_TTL_SECONDS = 60, 21600
 MISSING, DENIED = "missing", "denied"
 
 
@@ -71,7 +72,7 @@ class SageMakerAsyncBackend:
                 ContentType=content_type,
                 Accept="application/json",
                 CustomAttributes=f"route={path}",
-                RequestTTLSeconds=max(MIN_REQUEST_TTL_SECONDS, int(self._wait)),
+                RequestTTLSeconds=min(MAX_REQUEST_TTL_SECONDS, max(MIN_REQUEST_TTL_SECONDS, int(self._wait))),
             )
         except Exception as exc:
             await self._delete(cleanup)
