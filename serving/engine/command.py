@@ -97,6 +97,9 @@ def build_engine_launch(
                 host,
                 "--port",
                 p,
+                # its default cancels the running request when another arrives: queue it instead
+                "--interrupt_requests",
+                "false",
             ]
             return EngineLaunch(cmd + extra, "/v1/models")
         cmd = [

@@ -81,6 +81,24 @@ def test_invocations_stream_is_the_sse_byte_stream(adapter: str) -> None:
     assert chunks[-1]["choices"][0]["finish_reason"] in ("length", "stop")
 
 
+def test_concurrent_streams_all_complete(adapter: str) -> None:
+    """A second request queues behind the first instead of cutting it (llama-cpp-python's server interrupts
+    the running request by default)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def stream(_: int) -> list[str]:
+        body = {**CHAT, "stream": True, "max_tokens": 24}
+        with httpx.stream("POST", adapter + "/v1/chat/completions", json=body, timeout=120) as resp:
+            return sse_events(b"".join(resp.iter_bytes()))
+
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(stream, range(3)))
+    for events in results:
+        assert events[-1] == "[DONE]", events[-3:]
+        last = json.loads(events[-2])
+        assert "error" not in last and last["choices"][0]["finish_reason"] in ("length", "stop")
+
+
 def test_v1_routes_are_served_directly_for_ecs(adapter: str) -> None:
     client = openai.OpenAI(base_url=adapter + "/v1", api_key="unused", max_retries=0, timeout=60)
     assert [m.id for m in client.models.list()] == [SERVED_NAME]

@@ -56,6 +56,7 @@ def test_llama_cpp_binary_and_python_server() -> None:
     assert py.command[:3] == ["/usr/bin/py", "-m", "llama_cpp.server"]
     assert py.command[py.command.index("--model_alias") + 1] == "Qwen2.5-7B-Instruct"
     assert py.health_path == "/v1/models"
+    assert py.command[py.command.index("--interrupt_requests") + 1] == "false"
     assert "--split-mode" in launch("llama.cpp", tensor_parallel=2).command
 
 
