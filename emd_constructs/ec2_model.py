@@ -3,7 +3,9 @@ its
 public SSM parameter, a systemd unit that copies the weights, pulls the engine image and runs it with
 Restart=always; reachable only from the gateway's security group on the engine port; Session Manager, no SSH
 key;
-IMDSv2 (hop limit 2 so the aws-cli container can reach the instance credentials); encrypted gp3."""
+IMDSv2 (hop limit 2 so the weights container can reach the instance credentials); encrypted gp3. Images are
+pulled with Amazon ECR's Docker credential helper from the Amazon Linux repositories and the weights copied by
+the engine image itself: nothing comes from a public registry (unreachable from China regions)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import aws_cdk.aws_logs as logs
 from constructs import Construct
 
 from emd_constructs.engine_settings import ENGINE_PORT, MODEL_DIR, engine_environment
-from emd_constructs.gpu_host import AWS_CLI_IMAGE, docker_device_flags, machine_image, root_volume
+from emd_constructs.gpu_host import FETCH_WEIGHTS, docker_device_flags, machine_image, root_volume
 from emd_constructs.model_alarms import UnhealthyAlarm
 from emd_constructs.model_artifacts import ModelArtifacts
 from emd_constructs.model_network import ModelNetwork
@@ -26,18 +28,23 @@ ENV_FILE = "/etc/emd/engine.env"
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 
 
+DOCKER_CONFIG = "/etc/emd/docker"
+
+
 def _prepare_script(artifacts: ModelArtifacts, region: str) -> str:
-    aws = f"docker run --rm --network host -v {MODEL_DIR}:{MODEL_DIR} {AWS_CLI_IMAGE}"
     registry = cdk.Fn.select(0, cdk.Fn.split("/", artifacts.image_uri))
     return "\n".join(
         [
             "#!/bin/bash",
             "set -euo pipefail",
-            f"mkdir -p {MODEL_DIR}",
-            f"{aws} s3 sync {artifacts.model_data_s3_uri} {MODEL_DIR} --only-show-errors --region {region}",
-            f"{aws} ecr get-login-password --region {region}"
-            f" | docker login --username AWS --password-stdin {registry}",
+            f"export DOCKER_CONFIG={DOCKER_CONFIG} AWS_REGION={region}",
+            "command -v docker-credential-ecr-login >/dev/null"
+            " || dnf install -y -q amazon-ecr-credential-helper",
+            f"mkdir -p {DOCKER_CONFIG} {MODEL_DIR}",
+            f'echo \'{{"credHelpers": {{"{registry}": "ecr-login"}}}}\' > {DOCKER_CONFIG}/config.json',
             f"docker pull {artifacts.image_uri}",
+            f"docker run --rm --network host -e AWS_REGION={region} -v {MODEL_DIR}:{MODEL_DIR} "
+            f"{artifacts.image_uri} {FETCH_WEIGHTS} {artifacts.model_data_s3_uri} {MODEL_DIR}",
         ]
     )
 
@@ -58,6 +65,7 @@ def _unit(deployment: Deployment, artifacts: ModelArtifacts, log_group: logs.ILo
             "Restart=always",
             "RestartSec=15",
             "TimeoutStartSec=0",
+            f"Environment=DOCKER_CONFIG={DOCKER_CONFIG}",
             f"ExecStartPre=-/usr/bin/docker rm -f {UNIT}",
             "ExecStartPre=/usr/local/bin/emd-prepare",
             f"ExecStart=/usr/bin/docker run --rm --name {UNIT} {docker_device_flags(deployment)} "
@@ -125,7 +133,7 @@ class Ec2ModelInstance(Construct):
         )
         # the subnet decides the AZ; CDK would render its imported placeholder
         self.instance.instance.add_property_deletion_override("AvailabilityZone")
-        # IMDSv2 required, with one extra hop so the aws-cli container can read the instance role's
+        # IMDSv2 required, with one extra hop so the weights container can read the instance role's
         # credentials
         metadata = ec2.CfnLaunchTemplate(
             self,

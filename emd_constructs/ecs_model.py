@@ -4,9 +4,8 @@ IMDSv2), Auto Scaling group behind a capacity provider with managed scaling, aws
 reservation,
 a real health check on /ping, Cloud Map registration for the gateway, and task autoscaling.
 
-A 'weights' init container (aws-cli) copies the weights from S3 to a host volume mounted at /opt/ml/model; the
-engine
-container starts after it succeeded.
+A 'weights' init container (the engine image's `fetch-weights`, so no public image is pulled) copies the
+weights from S3 to a host volume mounted at /opt/ml/model; the engine container starts after it succeeded.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ from emd_constructs.engine_settings import (
     engine_environment,
     load_seconds,
 )
-from emd_constructs.gpu_host import AWS_CLI_IMAGE, machine_image, root_volume
+from emd_constructs.gpu_host import FETCH_WEIGHTS, machine_image, root_volume
 from emd_constructs.model_alarms import UnhealthyAlarm
 from emd_constructs.model_artifacts import ModelArtifacts
 from emd_constructs.model_network import ModelNetwork
@@ -116,11 +115,13 @@ class EcsModelService(Construct):
             self, "Logs", retention=LOG_RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY
         )
 
+        engine_image = ecs.ContainerImage.from_registry(artifacts.image_uri)
         weights = task.add_container(
             "weights",
-            image=ecs.ContainerImage.from_registry(AWS_CLI_IMAGE),
+            image=engine_image,
             essential=False,
-            command=["s3", "sync", artifacts.model_data_s3_uri, MODEL_DIR, "--only-show-errors"],
+            command=[FETCH_WEIGHTS, artifacts.model_data_s3_uri, MODEL_DIR],
+            environment={"AWS_REGION": cdk.Stack.of(self).region},
             memory_reservation_mib=512,
             logging=ecs.LogDriver.aws_logs(stream_prefix="weights", log_group=log_group),
         )
@@ -140,7 +141,7 @@ class EcsModelService(Construct):
         interval = min(300, max(30, load_seconds(d) // 10))
         self.engine = task.add_container(
             "engine",
-            image=ecs.ContainerImage.from_registry(artifacts.image_uri),
+            image=engine_image,
             environment=engine_environment(d),
             memory_reservation_mib=int(inst.memory_gib * 1024 * 0.8),
             gpu_count=inst.gpus if inst.accelerator is Accelerator.gpu else None,

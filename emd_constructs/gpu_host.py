@@ -9,8 +9,8 @@ from emd_constructs.engine_settings import root_volume_gib
 from model_specs.deployment import Deployment
 from model_specs.schema import Accelerator
 
-# aws-cli image used to copy weights from S3 and to log in to ECR on hosts without the CLI
-AWS_CLI_IMAGE = "public.ecr.aws/aws-cli/aws-cli:2.22.35"
+# the engine image's command that copies the weights from S3 (serving/engine/weights.py)
+FETCH_WEIGHTS = "fetch-weights"
 
 
 def ami_hardware(deployment: Deployment) -> ecs.AmiHardwareType:
@@ -22,8 +22,9 @@ def ami_hardware(deployment: Deployment) -> ecs.AmiHardwareType:
 
 
 def machine_image(deployment: Deployment) -> ec2.IMachineImage:
-    """ECS-optimized Amazon Linux 2 (GPU / Neuron / standard) through its public SSM parameter."""
-    return ecs.EcsOptimizedImage.amazon_linux2(ami_hardware(deployment))
+    """ECS-optimized Amazon Linux 2023 (GPU / Neuron / standard) through its public SSM parameter. Not Amazon
+    Linux 2: its ECS-optimized AMIs reached end of life on 2026-06-30."""
+    return ecs.EcsOptimizedImage.amazon_linux2023(ami_hardware(deployment))
 
 
 def root_volume(deployment: Deployment) -> ec2.BlockDevice:

@@ -1,4 +1,5 @@
-"""`python -m serving.engine [serve]`: the model container's entry point (SageMaker passes `serve`)."""
+"""`python -m serving.engine [serve]`: the model container's entry point (SageMaker passes `serve`).
+`python -m serving.engine fetch-weights s3://… <dir>` copies the weights instead (ECS and EC2 hosts)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ from serving.engine.settings import AdapterSettings
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stdout)
+    if sys.argv[1:2] == ["fetch-weights"]:
+        from serving.engine.weights import main as fetch_weights
+
+        sys.exit(fetch_weights(sys.argv[2:]))
     settings = AdapterSettings.from_env()
     app = create_app(settings)
     web.run_app(

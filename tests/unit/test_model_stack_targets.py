@@ -355,7 +355,7 @@ def test_ecs_hosts_gpu_ami_imdsv2_and_encrypted_gp3(templates):
         "VolumeSize": root_volume_gib(d),
         "VolumeType": "gp3",
     }
-    assert "amazon-linux-2/gpu/recommended" in json.dumps(t["Parameters"])
+    assert "amazon-linux-2023/gpu/recommended" in json.dumps(t["Parameters"])
     assert "KeyName" not in data
     provider = one(t, "AWS::ECS::CapacityProvider")["AutoScalingGroupProvider"]
     assert provider["ManagedScaling"]["Status"] == "ENABLED"
@@ -370,7 +370,11 @@ def test_ecs_task_gpu_health_check_weights_and_cloud_map(templates):
     assert engine["ResourceRequirements"] == [{"Type": "GPU", "Value": "1"}]
     assert "/ping" in " ".join(engine["HealthCheck"]["Command"])
     assert engine["DependsOn"] == [{"Condition": "SUCCESS", "ContainerName": "weights"}]
-    assert weights["Essential"] is False and weights["Command"][:2] == ["s3", "sync"]
+    # the weights are copied by the engine image itself: no public registry to reach (China)
+    assert weights["Essential"] is False and weights["Image"] == engine["Image"]
+    assert weights["Command"][0] == "fetch-weights" and weights["Command"][2] == "/opt/ml/model"
+    assert render(weights["Command"][1]).startswith("s3://")
+    assert weights["Environment"] == [{"Name": "AWS_REGION", "Value": "us-east-1"}]
     assert engine["PortMappings"][0]["ContainerPort"] == ENGINE_PORT
     service = one(t, "AWS::ECS::Service")
     assert service["ServiceRegistries"] and service["CapacityProviderStrategy"]
@@ -445,7 +449,7 @@ def test_ec2_instance_systemd_engine_ssm_no_ssh(templates):
 def test_ec2_cpu_instance_has_no_gpu_flag(templates):
     user_data = render(one(templates["ec2_public_vpc"], "AWS::EC2::Instance")["UserData"]["Fn::Base64"])
     assert "--gpus" not in user_data and "EMD_ENGINE=llama.cpp" in user_data
-    assert "amazon-linux-2/recommended" in json.dumps(templates["ec2_public_vpc"]["Parameters"])
+    assert "amazon-linux-2023/recommended" in json.dumps(templates["ec2_public_vpc"]["Parameters"])
 
 
 # ---------------------------------------------------------------- artifacts
@@ -473,7 +477,7 @@ def test_given_image_and_user_weights(templates):
     t = templates["given"]
     containers = {c["Name"]: c for c in one(t, "AWS::ECS::TaskDefinition")["ContainerDefinitions"]}
     assert containers["engine"]["Image"] == IMAGE
-    assert containers["weights"]["Command"][2] == "s3://my-weights/qwen7b/"
+    assert containers["weights"]["Command"][1] == "s3://my-weights/qwen7b/"
     assert "my-weights/qwen7b/*" in json.dumps(t)
     assert "EngineImageUri" not in t.get("Parameters", {})
 
@@ -551,6 +555,21 @@ def test_ec2_user_data_is_valid_bash_and_writes_the_unit(templates, key, tmp_pat
     service = unit.split("[Service]", 1)[1]
     assert "Restart=always" in service and "ExecStartPre=/usr/local/bin/emd-prepare" in service
     assert "ExecStart=/usr/bin/docker run --rm --name emd-engine" in service
+    assert "Environment=DOCKER_CONFIG=/etc/emd/docker" in service
+    prepare = user_data.split("<<'EMD_PREPARE'\n", 1)[1].split("\nEMD_PREPARE", 1)[0]
+    script.write_text(prepare)
+    result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    # images pulled with ECR's credential helper, weights copied by the engine image: no public registry
+    assert '"credHelpers": {"' in prepare and '": "ecr-login"}' in prepare
+    assert " fetch-weights s3://" in prepare and "public.ecr.aws" not in prepare
     env = user_data.split("<<'EMD_ENV'\n", 1)[1].split("\nEMD_ENV", 1)[0]
     keys = {line.split("=", 1)[0] for line in env.splitlines()}
     assert {"EMD_ENGINE", "EMD_MODEL_ID", "EMD_ENGINE_ARGS", "EMD_MODEL_DIR", "EMD_TENSOR_PARALLEL"} <= keys
+
+
+def test_no_model_stack_pulls_from_a_public_registry(templates):
+    """China regions cannot reach public.ecr.aws or Docker Hub: every image comes from the account's ECR."""
+    for key, template in templates.items():
+        text = json.dumps(template)
+        assert "public.ecr.aws" not in text and "docker.io" not in text, key
