@@ -33,6 +33,7 @@ from emd_constructs.model_alarms import UnhealthyAlarm
 from emd_constructs.model_artifacts import ModelArtifacts
 from emd_constructs.model_network import ModelNetwork
 from emd_constructs.sagemaker_endpoint import capacity
+from emd_constructs.scaling import scale_with_gateway_traffic
 from model_specs.deployment import Deployment
 from model_specs.registry import PARAM_GATEWAY_NAMESPACE_ID as PARAM_NAMESPACE_ID
 from model_specs.registry import PARAM_GATEWAY_NAMESPACE_NAME as PARAM_NAMESPACE_NAME
@@ -182,8 +183,7 @@ class EcsModelService(Construct):
             "Service",
             cluster=self.cluster,
             task_definition=task,
-            # starts serving; min_capacity 0 only lowers the autoscaling floor (no per-model traffic metric
-            # exists to scale out from zero: `desired_capacity` or a manual update brings tasks back)
+            # starts serving; with min_capacity 0 the gateway's traffic metrics take it to zero and back
             desired_count=initial,
             # one engine fills a GPU host: replace in place rather than needing a spare host
             min_healthy_percent=0,
@@ -212,6 +212,8 @@ class EcsModelService(Construct):
             scale_in_cooldown=cdk.Duration.minutes(10),
             scale_out_cooldown=cdk.Duration.minutes(2),
         )
+        if min_cap == 0:
+            scale_with_gateway_traffic(self, scaling, route=d.route)
         running, desired = (
             cw.Metric(
                 namespace="ECS/ContainerInsights",

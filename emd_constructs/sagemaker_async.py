@@ -19,14 +19,12 @@ from constructs import Construct
 from emd_constructs.model_alarms import SageMakerAlarms
 from emd_constructs.model_artifacts import ModelArtifacts
 from emd_constructs.sagemaker_endpoint import (
-    SCALE_IN_COOLDOWN,
-    SCALE_OUT_COOLDOWN,
     VARIANT_NAME,
     SageMakerModel,
     capacity,
-    scale_out_from_zero,
     startup_timeouts,
 )
+from emd_constructs.scaling import SCALE_IN_COOLDOWN, SCALE_OUT_COOLDOWN, scale_out_from_zero
 from model_specs.deployment import Deployment
 from model_specs.registry import ASYNC_IO_PREFIX, split_s3_uri
 
@@ -136,6 +134,7 @@ class SageMakerAsyncEndpoint(Construct):
         )
         scale_out_from_zero(
             target,
+            namespace="AWS/SageMaker",
             metric_name="HasBacklogWithoutCapacity",
             dimensions={"EndpointName": self.endpoint_name},
             statistic="Average",

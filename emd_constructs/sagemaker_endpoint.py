@@ -23,9 +23,7 @@ instance, downloads the weights and starts the engine: minutes, not seconds.
 
 from __future__ import annotations
 
-import aws_cdk as cdk
 import aws_cdk.aws_applicationautoscaling as appscaling
-import aws_cdk.aws_cloudwatch as cw
 import aws_cdk.aws_iam as iam
 import aws_cdk.aws_sagemaker as sagemaker
 from constructs import Construct
@@ -34,6 +32,7 @@ from emd_constructs.engine_settings import download_seconds, engine_environment,
 from emd_constructs.model_alarms import SageMakerAlarms
 from emd_constructs.model_artifacts import ModelArtifacts
 from emd_constructs.sagemaker_role import sagemaker_execution_role
+from emd_constructs.scaling import SCALE_IN_COOLDOWN, SCALE_OUT_COOLDOWN, scale_out_from_zero
 from model_specs.deployment import Deployment
 from model_specs.errors import EmdUserError
 from model_specs.schema import Accelerator, ModelType
@@ -43,33 +42,6 @@ MAX_TIMEOUT_SECONDS = 3600
 # target in-flight requests per instance (or per copy): LLM engines batch well up to about this many
 CONCURRENCY_TARGET = {ModelType.llm: 8, ModelType.vlm: 4}
 DEFAULT_CONCURRENCY_TARGET = 32
-SCALE_IN_COOLDOWN = cdk.Duration.minutes(10)
-SCALE_OUT_COOLDOWN = cdk.Duration.minutes(2)
-
-
-def scale_out_from_zero(
-    target: appscaling.ScalableTarget,
-    *,
-    metric_name: str,
-    dimensions: dict[str, str],
-    statistic: str,
-    steps: list[appscaling.ScalingInterval],
-) -> None:
-    """Step policy that adds capacity while a SageMaker 'requests but no capacity' metric is raised: target
-    tracking alone cannot leave zero, since a per-instance metric has no instance to measure."""
-    target.scale_on_metric(
-        "ScaleOutFromZero",
-        metric=cw.Metric(
-            namespace="AWS/SageMaker",
-            metric_name=metric_name,
-            dimensions_map=dimensions,
-            statistic=statistic,
-            period=cdk.Duration.minutes(1),
-        ),
-        scaling_steps=steps,
-        adjustment_type=appscaling.AdjustmentType.CHANGE_IN_CAPACITY,
-        cooldown=SCALE_OUT_COOLDOWN,
-    )
 
 
 def concurrency_target(deployment: Deployment) -> int:
@@ -270,6 +242,7 @@ class SageMakerRealtimeEndpoint(Construct):
         )
         scale_out_from_zero(
             target,
+            namespace="AWS/SageMaker",
             metric_name="NoCapacityInvocationFailures",
             dimensions={"InferenceComponentName": self.inference_component_name},
             statistic="Maximum",

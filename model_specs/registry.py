@@ -39,6 +39,12 @@ def registry_parameter_name(model_id: str, model_tag: str) -> str:
     return f"{REGISTRY_PREFIX}/{model_id}/{model_tag}"
 
 
+# CloudWatch metrics the gateway writes (EMF, dimension Route): requests routed to a deployment, and those
+# that found no running engine; ECS deployments with min_capacity 0 scale in to zero and out from zero on them
+GATEWAY_METRICS_NAMESPACE = "EMD/Gateway"
+REQUESTS_METRIC = "Requests"
+NO_CAPACITY_METRIC = "NoCapacity"
+
 # key prefix of SageMaker async inputs, outputs and failures (in the artifact bucket or the user's
 # s3_output_path): the gateway may read and write objects only under it
 ASYNC_IO_PREFIX = "emd-async"

@@ -20,6 +20,7 @@ from serving.gateway.async_backend import SageMakerAsyncBackend
 from serving.gateway.auth import KeyStore, bearer_token
 from serving.gateway.backends import HttpBackend, SageMakerBackend
 from serving.gateway.config import GatewayConfig
+from serving.gateway.metrics import access_record
 from serving.gateway.registry import Registry, RegistryUnavailable, load_entries
 
 access_log = logging.getLogger("emd.gateway.access")
@@ -190,24 +191,21 @@ async def access_log_middleware(request: web.Request, handler: Any) -> web.Strea
         return error_response("internal gateway error", 500, "internal_error")
     finally:
         if request.path != "/health":  # load balancer probes every few seconds: not worth a line each
-            access_log.info(
-                json.dumps(
-                    {
-                        "request_id": request_id,
-                        "method": request.method,
-                        "path": request.path,
-                        "status": status,
-                        "model": request.get("emd_model"),
-                        "backend": request.get("emd_backend"),
-                        "stream": request.get("emd_stream"),
-                        "bytes_in": request.content_length,
-                        "bytes_out": request.get("emd_bytes_out"),
-                        "duration_ms": round((time.perf_counter() - start) * 1000, 2),
-                        "remote": request.headers.get("X-Forwarded-For", request.remote),
-                    },
-                    separators=(",", ":"),
-                )
-            )
+            record = {
+                "request_id": request_id,
+                "method": request.method,
+                "path": request.path,
+                "status": status,
+                "model": request.get("emd_model"),
+                "backend": request.get("emd_backend"),
+                "stream": request.get("emd_stream"),
+                "bytes_in": request.content_length,
+                "bytes_out": request.get("emd_bytes_out"),
+                "duration_ms": round((time.perf_counter() - start) * 1000, 2),
+                "remote": request.headers.get("X-Forwarded-For", request.remote),
+            }
+            routed_to = request.get("emd_model") if request.get("emd_backend") else None
+            access_log.info(access_record(record, routed_to))
 
 
 def create_app(

@@ -21,6 +21,7 @@ from aiohttp import web
 from model_specs.registry import RegistryEntry
 from serving.common.openai_format import SSE_CONTENT_TYPE, error_response
 from serving.common.sse_relay import StreamTail, relay_response, stream_headers
+from serving.gateway.metrics import record_no_capacity
 
 log = logging.getLogger("emd.gateway.backends")
 
@@ -65,8 +66,19 @@ class HttpBackend:
             return error_response(
                 f"backend for {entry.route} did not answer in time", 504, "upstream_timeout"
             )
-        except aiohttp.ClientError as exc:
+        except aiohttp.ClientConnectorError as exc:  # no engine answers: none running, or not resolvable
             log.warning("backend %s unreachable: %s", entry.route, type(exc).__name__)
+            record_no_capacity(entry.route)
+            return error_response(
+                f"no engine of {entry.route} answered; it may be starting (a deployment scaled to zero "
+                "starts one on this request, which takes several minutes for a GPU host and the engine): "
+                "retry later",
+                503,
+                "backend_not_ready",
+                headers={"Retry-After": "60"},
+            )
+        except aiohttp.ClientError as exc:
+            log.warning("backend %s failed: %s", entry.route, type(exc).__name__)
             return error_response(f"backend for {entry.route} is unavailable", 502, "upstream_unavailable")
         return await relay_response(
             request,

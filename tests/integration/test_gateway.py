@@ -445,6 +445,62 @@ def test_upstream_read_timeout_is_504(
     assert err.value.status_code == 504 and time.monotonic() - started < 4
 
 
+def test_no_running_engine_is_503_and_a_no_capacity_metric(gw: Gateway, registered: dict[str, Any]) -> None:
+    """An ECS deployment scaled to zero has no task to connect to: the client gets a 503 with Retry-After and
+    the gateway writes the EMF NoCapacity metric its ECS scaling policy starts a task on."""
+    dead = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    register(registered, http_entry("zero-model", "dev", dead), "sk-zero")
+    deadline = time.monotonic() + 5
+    while True:  # the registry refresh on a miss is rate-limited to once a second
+        resp = httpx.post(
+            gw.url + "/v1/chat/completions",
+            headers={"Authorization": "Bearer sk-zero"},
+            json={"model": "zero-model", "messages": MESSAGES},
+            timeout=30,
+        )
+        if resp.status_code != 404 or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert resp.status_code == 503 and resp.headers["Retry-After"] == "60"
+    assert resp.json()["error"]["code"] == "backend_not_ready"
+    deadline = time.monotonic() + 5
+    while True:
+        emf = [json.loads(line) for line in gw.log_lines() if '"_aws"' in line]
+        emf = [m for m in emf if m.get("Route") == "zero-model/dev"]
+        if len(emf) >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    (metric,) = [m for m in emf if "NoCapacity" in m]
+    assert metric["NoCapacity"] == 1
+    (spec,) = metric["_aws"]["CloudWatchMetrics"]
+    assert spec["Namespace"] == "EMD/Gateway" and spec["Dimensions"] == [["Route"]]
+    assert spec["Metrics"] == [{"Name": "NoCapacity", "Unit": "Count"}]
+    # the access line counts the request too (the deployment's idle-to-zero alarm watches Requests)
+    (access,) = [m for m in emf if "Requests" in m]
+    assert access["Requests"] == 1 and access["status"] == 503
+    assert access["_aws"]["CloudWatchMetrics"][0]["Metrics"] == [{"Name": "Requests", "Unit": "Count"}]
+
+
+def test_only_routed_requests_are_counted(gw: Gateway) -> None:
+    """Unknown models and bad keys create no metric: random names would each be a new CloudWatch metric, and
+    unauthenticated calls must not keep a deployment from scaling to zero."""
+    for model, key in (("made-up-model-xyz", KEY_DEV), (MODEL, "sk-wrong")):
+        httpx.post(
+            gw.url + "/v1/chat/completions",
+            headers={"Authorization": f"Bearer {key}"},
+            json={"model": model, "messages": MESSAGES, "max_tokens": 1},
+            timeout=30,
+        )
+    client(gw, KEY_DEV).chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=1)
+    time.sleep(0.5)
+    lines = [json.loads(line) for line in gw.log_lines() if line.startswith("{")]
+    unknown = [r for r in lines if r.get("model") == "made-up-model-xyz"]
+    refused = [r for r in lines if r.get("status") == 401]
+    assert unknown and refused  # logged, but not counted
+    assert not [r for r in unknown + refused if "_aws" in r]
+    assert [r for r in lines if r.get("Route") == f"{MODEL}/dev" and r.get("Requests") == 1]
+
+
 def test_registry_unreachable_is_503_not_a_crash(
     sagemaker_runtime: str, gateway_factory: Callable[..., Gateway]
 ) -> None:

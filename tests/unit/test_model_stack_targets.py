@@ -61,6 +61,14 @@ VARIANTS = {
     "ecs": Variant(
         Q7, "g5.2xlarge", "vllm", "ecs", model_tag="ecs", extra_params={"service_params": {"max_capacity": 4}}
     ),
+    "ecs_zero": Variant(
+        Q7,
+        "g5.2xlarge",
+        "vllm",
+        "ecs",
+        model_tag="ecszero",
+        extra_params={"service_params": {"min_capacity": 0, "max_capacity": 2}},
+    ),
     "ecs_vpc": Variant(
         Q7, "g5.2xlarge", "vllm", "ecs", model_tag="ecsvpc", extra_params={"service_params": VPC}
     ),
@@ -361,6 +369,37 @@ def test_ecs_hosts_gpu_ami_imdsv2_and_encrypted_gp3(templates):
     assert provider["ManagedScaling"]["Status"] == "ENABLED"
     group = one(t, "AWS::AutoScaling::AutoScalingGroup")
     assert (group["MinSize"], group["MaxSize"]) == ("0", "4")
+
+
+def _scaling_policies(template):
+    policies = resources_of(template, "AWS::ApplicationAutoScaling::ScalingPolicy").values()
+    return [p["Properties"] for p in policies]
+
+
+def test_ecs_min_zero_scales_to_and_from_zero_on_the_gateways_metrics(templates):
+    d = VARIANTS["ecs_zero"].deployment()
+    t = templates["ecs_zero"]
+    policies = _scaling_policies(t)
+    steps = [p for p in policies if p["PolicyType"] == "StepScaling"]
+    exact = [p for p in steps if p["StepScalingPolicyConfiguration"]["AdjustmentType"] == "ExactCapacity"]
+    assert len(exact) == 1
+    assert exact[0]["StepScalingPolicyConfiguration"]["StepAdjustments"] == [
+        {"MetricIntervalUpperBound": 0, "ScalingAdjustment": 0}
+    ]
+    alarms = list(resources_of(t, "AWS::CloudWatch::Alarm").values())
+    (idle,) = [a["Properties"] for a in alarms if a["Properties"].get("MetricName") == "Requests"]
+    assert idle["Namespace"] == "EMD/Gateway" and idle["Statistic"] == "Sum"
+    assert idle["Dimensions"] == [{"Name": "Route", "Value": d.route}]
+    assert idle["TreatMissingData"] == "breaching" and idle["EvaluationPeriods"] == 15
+    assert idle["ComparisonOperator"] == "LessThanThreshold" and idle["Threshold"] == 1
+    (wake,) = [a["Properties"] for a in alarms if a["Properties"].get("MetricName") == "NoCapacity"]
+    assert wake["Namespace"] == "EMD/Gateway" and wake["Dimensions"] == [{"Name": "Route", "Value": d.route}]
+    target = one(t, "AWS::ApplicationAutoScaling::ScalableTarget")
+    assert target["MinCapacity"] == 0
+    # without min_capacity 0: CPU target tracking only, never to zero
+    plain = templates["ecs"]
+    assert [p["PolicyType"] for p in _scaling_policies(plain)] == ["TargetTrackingScaling"]
+    assert "EMD/Gateway" not in json.dumps(plain)
 
 
 def test_ecs_task_gpu_health_check_weights_and_cloud_map(templates):
