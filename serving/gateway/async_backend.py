@@ -82,12 +82,13 @@ class SageMakerAsyncBackend:
         failure = split_s3_uri(queued["FailureLocation"]) if queued.get("FailureLocation") else None
         cleanup += [loc for loc in (output, failure) if loc]
         try:
-            return await self._await_result(entry, inference_id, output, failure)
+            return await self._await_result(request, entry, inference_id, output, failure)
         finally:
             await self._delete(cleanup)
 
     async def _await_result(
         self,
+        request: web.Request,
         entry: RegistryEntry,
         inference_id: str,
         output: tuple[str, str],
@@ -125,6 +126,9 @@ class SageMakerAsyncBackend:
                     504,
                     "upstream_timeout",
                 )
+            if request.transport is None or request.transport.is_closing():
+                log.info("client of %s left before request %s was answered", entry.route, inference_id)
+                return web.Response(status=499)  # nobody to answer: stop polling, the objects are deleted
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, MAX_POLL_SECONDS)
 

@@ -116,6 +116,7 @@ def test_async_backend_names_an_access_denied_answer_when_its_wait_runs_out() ->
     import asyncio
     import json
     from concurrent.futures import ThreadPoolExecutor
+    from unittest import mock
 
     from aiohttp.test_utils import make_mocked_request
     from botocore.exceptions import ClientError
@@ -152,10 +153,13 @@ def test_async_backend_names_an_access_denied_answer_when_its_wait_runs_out() ->
         api_key_secret_name="emd/m/dev/api-key",
     )
 
+    connected = mock.Mock()
+    connected.is_closing.return_value = False
+
     async def run():
         backend = SageMakerAsyncBackend(Runtime(), DeniedS3(), ThreadPoolExecutor(2), wait_seconds=0.5)
         headers = {"Content-Type": "application/json"}
-        request = make_mocked_request("POST", "/v1/chat/completions", headers=headers)
+        request = make_mocked_request("POST", "/v1/chat/completions", headers=headers, transport=connected)
         return await backend.forward(request, entry, "/v1/chat/completions", b"{}", stream=False)
 
     resp = asyncio.run(run())
@@ -165,3 +169,54 @@ def test_async_backend_names_an_access_denied_answer_when_its_wait_runs_out() ->
     assert queued[0]["InputLocation"] == f"s3://b/{puts[0]}" and queued[0]["RequestTTLSeconds"] == 60
     assert queued[0]["CustomAttributes"] == "route=/v1/chat/completions"
     assert set(deletes) == {puts[0], "p/output/inf-1.out"}
+
+
+def test_async_backend_stops_polling_when_the_client_has_gone() -> None:
+    import asyncio
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+    from unittest import mock
+
+    from aiohttp.test_utils import make_mocked_request
+    from botocore.exceptions import ClientError
+
+    from model_specs.registry import RegistryEntry
+    from serving.gateway.async_backend import SageMakerAsyncBackend
+
+    deletes: list[str] = []
+
+    class PendingS3:
+        def put_object(self, **kw):
+            pass
+
+        def get_object(self, **kw):
+            raise ClientError({"Error": {"Code": "NoSuchKey", "Message": "not yet"}}, "GetObject")
+
+        def delete_object(self, **kw):
+            deletes.append(kw["Key"])
+
+    class Runtime:
+        def invoke_endpoint_async(self, **kw):
+            return {"InferenceId": "inf-2", "OutputLocation": "s3://b/p/output/inf-2.out"}
+
+    entry = RegistryEntry(
+        model_id="m",
+        model_type="llm",
+        service_type="sagemaker_async",
+        backend="sagemaker_async",
+        endpoint_name="emd-m",
+        s3_input_path="s3://b/p/input/",
+        api_key_secret_name="emd/m/dev/api-key",
+    )
+    gone = mock.Mock()
+    gone.is_closing.return_value = True
+
+    async def run():
+        backend = SageMakerAsyncBackend(Runtime(), PendingS3(), ThreadPoolExecutor(2), wait_seconds=60)
+        request = make_mocked_request("POST", "/v1/completions", transport=gone)
+        return await backend.forward(request, entry, "/v1/completions", b"{}", stream=False)
+
+    started = time.monotonic()
+    resp = asyncio.run(run())
+    assert resp.status == 499 and time.monotonic() - started < 5  # not the 60 s wait
+    assert "p/output/inf-2.out" in deletes
