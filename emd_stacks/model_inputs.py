@@ -1,6 +1,5 @@
 """Deterministic artifact keys for direct `cdk deploy -c model_id=...`: the same ECR tag the bootstrap's build
-project computes (serving/build/prepare.py: engine name + content hash of serving/engine, the catalogue's
-engine
+project computes (model_specs.images: engine name + content hash of serving/engine, the catalogue's engine
 entry and the base image), so the build can prepare the image and weights that the stack expects."""
 
 from __future__ import annotations
@@ -10,14 +9,13 @@ from pathlib import Path
 
 from model_specs.catalogue import catalogue
 from model_specs.deployment import Deployment
+from model_specs.images import image_hash, image_tag
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @lru_cache(maxsize=32)
 def _engine_image_tag(engine_name: str) -> str:
-    from serving.build.prepare import image_hash, image_tag
-
     engine = catalogue().engine(engine_name)
     return image_tag(engine.name, image_hash(REPO_ROOT, engine.model_dump(mode="json"), engine.base_image))
 

@@ -10,7 +10,6 @@ token) are passed to the hub client only, never printed or written.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -20,6 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from model_specs.images import ENGINE_DIR, image_hash, image_tag
 from serving.build import contract
 
 
@@ -32,8 +32,6 @@ def state_path() -> Path:
     return src_root() / ".emd-build" / "state.json"
 
 
-ENGINE_DIR = "serving/engine"
-COMMON_DIR = "serving/common"
 COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
@@ -202,25 +200,6 @@ def step_weights() -> None:
 
 
 # ---------------------------------------------------------------- image
-
-
-def image_hash(root: Path, engine_entry: dict[str, Any], base_image: str) -> str:
-    """Content hash of what the engine image copies (serving/engine, serving/common: paths and bytes), the
-    catalogue's engine entry and the base image."""
-    digest = hashlib.sha256()
-    files = [p for p in [root / "serving" / "__init__.py"] if p.is_file()]
-    for folder in (ENGINE_DIR, COMMON_DIR):
-        files += [p for p in (root / folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts]
-    for path in sorted(files):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
-    digest.update(json.dumps(engine_entry, sort_keys=True).encode())
-    digest.update(base_image.encode())
-    return digest.hexdigest()
-
-
-def image_tag(engine: str, content_hash: str) -> str:
-    return f"{engine}-{content_hash[:20]}"
 
 
 def ecr_tag_exists(repository_name: str, tag: str) -> bool:

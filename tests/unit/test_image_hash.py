@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 
-from serving.build.prepare import image_hash
+from model_specs.images import image_hash
 from tests.conftest import ROOT
 
 

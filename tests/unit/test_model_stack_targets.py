@@ -529,7 +529,7 @@ def test_revision_goes_into_the_weights_key(templates):
 def test_engine_image_tag_matches_the_build_stage():
     from emd_stacks.model_inputs import REPO_ROOT
     from model_specs.catalogue import catalogue
-    from serving.build.prepare import image_hash, image_tag
+    from model_specs.images import image_hash, image_tag
 
     engine = catalogue().engine("vllm")
     expected = image_tag("vllm", image_hash(REPO_ROOT, engine.model_dump(mode="json"), engine.base_image))
