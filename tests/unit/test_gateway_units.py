@@ -110,33 +110,19 @@ def test_sagemaker_backend_invokes_the_inference_component_of_a_scale_to_zero_de
     assert "InferenceComponentName" not in calls[1]
 
 
-def test_async_backend_names_an_access_denied_answer_when_its_wait_runs_out() -> None:
-    """Without s3:ListBucket S3 answers a missing key with AccessDenied: polled like a missing key, and named
-    in the 504 so a wrong task role is diagnosable."""
+def forward_async(s3: object, *, wait_seconds: float, client_gone: bool) -> tuple[object, list[dict]]:
+    """One non-streamed request through SageMakerAsyncBackend with a stub S3 and runtime: (response, the
+    InvokeEndpointAsync calls)."""
     import asyncio
-    import json
     from concurrent.futures import ThreadPoolExecutor
     from unittest import mock
 
     from aiohttp.test_utils import make_mocked_request
-    from botocore.exceptions import ClientError
 
     from model_specs.registry import RegistryEntry
     from serving.gateway.async_backend import SageMakerAsyncBackend
 
-    puts: list[str] = []
-    deletes: list[str] = []
     queued: list[dict] = []
-
-    class DeniedS3:
-        def put_object(self, **kw):
-            puts.append(kw["Key"])
-
-        def get_object(self, **kw):
-            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "denied"}}, "GetObject")
-
-        def delete_object(self, **kw):
-            deletes.append(kw["Key"])
 
     class Runtime:
         def invoke_endpoint_async(self, **kw):
@@ -152,71 +138,58 @@ def test_async_backend_names_an_access_denied_answer_when_its_wait_runs_out() ->
         s3_input_path="s3://b/p/input/",
         api_key_secret_name="emd/m/dev/api-key",
     )
-
-    connected = mock.Mock()
-    connected.is_closing.return_value = False
+    transport = mock.Mock()
+    transport.is_closing.return_value = client_gone
 
     async def run():
-        backend = SageMakerAsyncBackend(Runtime(), DeniedS3(), ThreadPoolExecutor(2), wait_seconds=0.5)
+        backend = SageMakerAsyncBackend(Runtime(), s3, ThreadPoolExecutor(2), wait_seconds=wait_seconds)
         headers = {"Content-Type": "application/json"}
-        request = make_mocked_request("POST", "/v1/chat/completions", headers=headers, transport=connected)
+        request = make_mocked_request("POST", "/v1/chat/completions", headers=headers, transport=transport)
         return await backend.forward(request, entry, "/v1/chat/completions", b"{}", stream=False)
 
-    resp = asyncio.run(run())
+    return asyncio.run(run()), queued
+
+
+class StubS3:
+    """put/delete recorded; get_object raises the given S3 error code (the answer never arrives)."""
+
+    def __init__(self, get_error: str) -> None:
+        self.get_error = get_error
+        self.puts: list[str] = []
+        self.deletes: list[str] = []
+
+    def put_object(self, **kw):
+        self.puts.append(kw["Key"])
+
+    def get_object(self, **kw):
+        from botocore.exceptions import ClientError
+
+        raise ClientError({"Error": {"Code": self.get_error, "Message": "-"}}, "GetObject")
+
+    def delete_object(self, **kw):
+        self.deletes.append(kw["Key"])
+
+
+def test_async_backend_names_an_access_denied_answer_when_its_wait_runs_out() -> None:
+    """Without s3:ListBucket S3 answers a missing key with AccessDenied: polled like a missing key, and named
+    in the 504 so a wrong task role is diagnosable."""
+    import json
+
+    s3 = StubS3("AccessDenied")
+    resp, queued = forward_async(s3, wait_seconds=0.5, client_gone=False)
     assert resp.status == 504
     assert "AccessDenied" in json.loads(resp.body)["error"]["message"]
-    assert puts and puts[0].startswith("p/input/")
-    assert queued[0]["InputLocation"] == f"s3://b/{puts[0]}" and queued[0]["RequestTTLSeconds"] == 60
+    assert s3.puts and s3.puts[0].startswith("p/input/")
+    assert queued[0]["InputLocation"] == f"s3://b/{s3.puts[0]}" and queued[0]["RequestTTLSeconds"] == 60
     assert queued[0]["CustomAttributes"] == "route=/v1/chat/completions"
-    assert set(deletes) == {puts[0], "p/output/inf-1.out"}
+    assert set(s3.deletes) == {s3.puts[0], "p/output/inf-1.out"}
 
 
 def test_async_backend_stops_polling_when_the_client_has_gone() -> None:
-    import asyncio
     import time
-    from concurrent.futures import ThreadPoolExecutor
-    from unittest import mock
 
-    from aiohttp.test_utils import make_mocked_request
-    from botocore.exceptions import ClientError
-
-    from model_specs.registry import RegistryEntry
-    from serving.gateway.async_backend import SageMakerAsyncBackend
-
-    deletes: list[str] = []
-
-    class PendingS3:
-        def put_object(self, **kw):
-            pass
-
-        def get_object(self, **kw):
-            raise ClientError({"Error": {"Code": "NoSuchKey", "Message": "not yet"}}, "GetObject")
-
-        def delete_object(self, **kw):
-            deletes.append(kw["Key"])
-
-    class Runtime:
-        def invoke_endpoint_async(self, **kw):
-            return {"InferenceId": "inf-2", "OutputLocation": "s3://b/p/output/inf-2.out"}
-
-    entry = RegistryEntry(
-        model_id="m",
-        model_type="llm",
-        service_type="sagemaker_async",
-        backend="sagemaker_async",
-        endpoint_name="emd-m",
-        s3_input_path="s3://b/p/input/",
-        api_key_secret_name="emd/m/dev/api-key",
-    )
-    gone = mock.Mock()
-    gone.is_closing.return_value = True
-
-    async def run():
-        backend = SageMakerAsyncBackend(Runtime(), PendingS3(), ThreadPoolExecutor(2), wait_seconds=60)
-        request = make_mocked_request("POST", "/v1/completions", transport=gone)
-        return await backend.forward(request, entry, "/v1/completions", b"{}", stream=False)
-
+    s3 = StubS3("NoSuchKey")
     started = time.monotonic()
-    resp = asyncio.run(run())
+    resp, _ = forward_async(s3, wait_seconds=60, client_gone=True)
     assert resp.status == 499 and time.monotonic() - started < 5  # not the 60 s wait
-    assert "p/output/inf-2.out" in deletes
+    assert "p/output/inf-1.out" in s3.deletes
