@@ -33,7 +33,7 @@ from emd_constructs.model_alarms import UnhealthyAlarm
 from emd_constructs.model_artifacts import ModelArtifacts
 from emd_constructs.model_network import ModelNetwork
 from emd_constructs.sagemaker_endpoint import capacity
-from emd_constructs.scaling import scale_with_gateway_traffic
+from emd_constructs.scaling import SCALE_IN_COOLDOWN, SCALE_OUT_COOLDOWN, scale_with_gateway_traffic
 from model_specs.deployment import Deployment
 from model_specs.registry import PARAM_GATEWAY_NAMESPACE_ID as PARAM_NAMESPACE_ID
 from model_specs.registry import PARAM_GATEWAY_NAMESPACE_NAME as PARAM_NAMESPACE_NAME
@@ -209,8 +209,8 @@ class EcsModelService(Construct):
         scaling.scale_on_cpu_utilization(
             "Cpu",
             target_utilization_percent=CPU_TARGET_PERCENT,
-            scale_in_cooldown=cdk.Duration.minutes(10),
-            scale_out_cooldown=cdk.Duration.minutes(2),
+            scale_in_cooldown=SCALE_IN_COOLDOWN,
+            scale_out_cooldown=SCALE_OUT_COOLDOWN,
         )
         if min_cap == 0:
             scale_with_gateway_traffic(self, scaling, route=d.route)

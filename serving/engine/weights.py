@@ -35,8 +35,9 @@ class FetchReport:
     seconds: float = 0.0
 
 
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    """s3://bucket/prefix -> (bucket, 'prefix/'): a prefix is a folder, never a partial key name."""
+def split_s3_folder(uri: str) -> tuple[str, str]:
+    """s3://bucket/prefix -> (bucket, 'prefix/'): a prefix is a folder, never a partial key name. Not
+    model_specs.registry.split_s3_uri: the engine image ships serving/ only, and this one normalizes."""
     if not uri.startswith("s3://") or not uri[len("s3://") :].split("/", 1)[0]:
         raise WeightsError(f"{uri!r} is not an s3://bucket/prefix URI")
     bucket, _, prefix = uri[len("s3://") :].partition("/")
@@ -66,7 +67,7 @@ def plan(s3: Any, bucket: str, prefix: str) -> list[tuple[str, PurePosixPath, in
 
 
 def fetch_weights(s3: Any, uri: str, dest: Path, parallel_files: int = PARALLEL_FILES) -> FetchReport:
-    bucket, prefix = split_s3_uri(uri)
+    bucket, prefix = split_s3_folder(uri)
     started = time.monotonic()
     objects = plan(s3, bucket, prefix)
     if not objects:

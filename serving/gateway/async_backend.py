@@ -19,7 +19,7 @@ from aiohttp import web
 
 from model_specs.registry import RegistryEntry, split_s3_uri
 from serving.common.openai_format import error_response
-from serving.gateway.backends import client_error_response
+from serving.gateway.backends import aws_error_code, client_error_response
 
 log = logging.getLogger("emd.gateway.async")
 
@@ -141,7 +141,7 @@ class SageMakerAsyncBackend:
             try:
                 obj = self._s3.get_object(Bucket=bucket, Key=key)
             except Exception as exc:
-                code = (getattr(exc, "response", {}) or {}).get("Error", {}).get("Code", "")
+                code = aws_error_code(exc)
                 if code in ("NoSuchKey", "404", "NotFound"):
                     return MISSING
                 if code in ("AccessDenied", "403"):
@@ -149,7 +149,7 @@ class SageMakerAsyncBackend:
                 raise
             return obj.get("ContentType"), obj["Body"].read()
 
-        return await asyncio.get_running_loop().run_in_executor(self._executor, get)
+        return await self._call(get)
 
     async def _delete(self, locations: list[tuple[str, str]]) -> None:
         for bucket, key in locations:

@@ -89,10 +89,15 @@ class HttpBackend:
         )
 
 
+def aws_error_code(exc: Exception) -> str:
+    """The error code of a botocore ClientError ('' for other exceptions)."""
+    return (getattr(exc, "response", {}) or {}).get("Error", {}).get("Code", "")
+
+
 def client_error_response(exc: Exception, entry: RegistryEntry) -> web.Response:
     """botocore errors from the SageMaker runtime, as OpenAI-format responses."""
     err = getattr(exc, "response", {}) or {}
-    code = err.get("Error", {}).get("Code", type(exc).__name__)
+    code = aws_error_code(exc) or type(exc).__name__
     message = err.get("Error", {}).get("Message", "") or str(exc)
     if code == "ModelError":
         status = int(err.get("OriginalStatusCode") or 502)
