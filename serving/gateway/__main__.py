@@ -15,12 +15,11 @@ import os
 import signal
 import sys
 
-import boto3
 from aiohttp import web
-from botocore.config import Config
 
 from serving.gateway.app import create_app
 from serving.gateway.config import GatewayConfig
+from serving.gateway.stores import AwsStore, FileStore
 
 DRAIN_SECONDS = 30
 
@@ -36,7 +35,14 @@ def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
-def serve(config: GatewayConfig, reuse_port: bool) -> None:
+def build_app(config: GatewayConfig) -> web.Application:
+    """The gateway over the store its config names: AWS clients only for the AWS store."""
+    if not config.aws:
+        assert config.state_dir is not None
+        return create_app(config, store=FileStore(config.state_dir))
+    import boto3
+    from botocore.config import Config
+
     session = boto3.session.Session(region_name=config.region)
     aws = Config(
         connect_timeout=config.connect_timeout,
@@ -44,13 +50,18 @@ def serve(config: GatewayConfig, reuse_port: bool) -> None:
         max_pool_connections=config.max_streams,
         retries={"mode": "standard", "max_attempts": 3},
     )
-    app = create_app(
+    ssm, secrets = session.client("ssm", config=aws), session.client("secretsmanager", config=aws)
+    store = AwsStore(ssm, secrets, config.registry_prefix)
+    return create_app(
         config,
-        ssm=session.client("ssm", config=aws),
-        secrets=session.client("secretsmanager", config=aws),
+        store=store,
         sagemaker_runtime=session.client("sagemaker-runtime", config=aws),
         s3=session.client("s3", config=aws),
     )
+
+
+def serve(config: GatewayConfig, reuse_port: bool) -> None:
+    app = build_app(config)
     web.run_app(
         app,
         host=config.host,

@@ -9,7 +9,6 @@ import re
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -21,7 +20,8 @@ from serving.gateway.auth import KeyStore, bearer_token
 from serving.gateway.backends import HttpBackend, SageMakerBackend
 from serving.gateway.config import GatewayConfig
 from serving.gateway.metrics import access_record
-from serving.gateway.registry import Registry, RegistryUnavailable, load_entries
+from serving.gateway.registry import Registry, RegistryUnavailable
+from serving.gateway.stores import DeploymentStore
 
 access_log = logging.getLogger("emd.gateway.access")
 
@@ -152,6 +152,12 @@ async def _dispatch(
         if not entry.base_url:
             return error_response(f"{entry.route} has no base_url in the registry", 502, "bad_registry_entry")
         return await request.app[HTTP].forward(request, entry, request.path, body, stream)
+    if not request.app[CONFIG].aws:
+        return error_response(
+            f"{entry.route} is a SageMaker deployment, and this gateway runs without AWS access",
+            502,
+            "bad_registry_entry",
+        )
     if entry.backend == "sagemaker":
         if not entry.endpoint_name:
             return error_response(
@@ -211,11 +217,12 @@ async def access_log_middleware(request: web.Request, handler: Any) -> web.Strea
 def create_app(
     config: GatewayConfig,
     *,
-    ssm: Any,
-    secrets: Any,
-    sagemaker_runtime: Any,
-    s3: Any,
+    store: DeploymentStore,
+    sagemaker_runtime: Any = None,
+    s3: Any = None,
 ) -> web.Application:
+    """sagemaker_runtime/s3: boto3 clients, or None for a gateway without AWS (the local target), which then
+    refuses SageMaker routes."""
     app = web.Application(middlewares=[access_log_middleware], client_max_size=config.max_body_bytes)
     executor = ThreadPoolExecutor(max_workers=config.max_streams, thread_name_prefix="emd-aws")
 
@@ -223,10 +230,8 @@ def create_app(
         return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
 
     app[CONFIG] = config
-    app[REGISTRY] = Registry(
-        partial(load_entries, ssm, config.registry_prefix), config.registry_ttl, run_blocking
-    )
-    app[KEYS] = KeyStore(secrets, config.key_cache_ttl, run_blocking)
+    app[REGISTRY] = Registry(store.load_entries, config.registry_ttl, run_blocking)
+    app[KEYS] = KeyStore(store.key_digest, config.key_cache_ttl, run_blocking)
     app[HTTP] = HttpBackend(config.connect_timeout, config.read_timeout)
     app[SAGEMAKER] = SageMakerBackend(sagemaker_runtime, executor)
     app[SAGEMAKER_ASYNC] = SageMakerAsyncBackend(sagemaker_runtime, s3, executor, config.async_wait_seconds)

@@ -1,5 +1,6 @@
-"""API keys: each deployment's key comes from Secrets Manager, is kept only as a sha256 digest for a short
-TTL (so a rotated key takes effect within a minute) and is compared in constant time."""
+"""API keys: each deployment's key digest comes from the deployment store (Secrets Manager on AWS, a file
+locally), is cached for a short TTL (so a rotated key takes effect within a minute) and is compared in
+constant time."""
 
 from __future__ import annotations
 
@@ -44,8 +45,10 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 class KeyStore:
-    def __init__(self, secrets: Any, ttl: float, run_blocking: Callable[..., Any]) -> None:
-        self._secrets = secrets
+    def __init__(
+        self, fetch_digest: Callable[[str], bytes | None], ttl: float, run_blocking: Callable[..., Any]
+    ) -> None:
+        self._fetch_digest = fetch_digest
         self._ttl = ttl
         self._run_blocking = run_blocking
         self._cache: dict[str, tuple[float, bytes | None]] = {}
@@ -53,12 +56,10 @@ class KeyStore:
 
     def _fetch(self, secret_name: str) -> bytes | None:
         try:
-            value = self._secrets.get_secret_value(SecretId=secret_name).get("SecretString")
-        except Exception as exc:  # missing secret, no permission, throttled: deny, never crash
-            log.warning("cannot read API key secret %s: %s", secret_name, type(exc).__name__)
+            return self._fetch_digest(secret_name)
+        except Exception as exc:  # unreadable store: deny, never crash
+            log.warning("cannot read API key %s: %s", secret_name, exc)
             return None
-        key = key_from_secret_string(value) if isinstance(value, str) else None
-        return digest(key) if key else None
 
     async def _digest_for(self, secret_name: str) -> bytes | None:
         now = time.monotonic()

@@ -47,11 +47,18 @@ class GatewayConfig:
     event_loop: str = "uvloop"
     # processes sharing the port (SO_REUSEPORT); one per vCPU of the task is a good start
     workers: int = 1
+    # where the registry and key digests live: "aws" (SSM + Secrets Manager) or "file" (a local state dir)
+    store: str = "aws"
+    state_dir: str | None = None
+
+    @property
+    def aws(self) -> bool:
+        return self.store == "aws"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> GatewayConfig:
         env = dict(os.environ if env is None else env)
-        return cls(
+        config = cls(
             port=int(env.get("EMD_GATEWAY_PORT") or 8080),
             host=env.get("EMD_GATEWAY_HOST") or "0.0.0.0",
             registry_prefix=(env.get("EMD_REGISTRY_PREFIX") or REGISTRY_PREFIX).rstrip("/"),
@@ -65,4 +72,14 @@ class GatewayConfig:
             async_wait_seconds=_float(env, "EMD_ASYNC_WAIT_SECONDS", 540.0),
             event_loop=_choice(env, "EMD_GATEWAY_LOOP", ("uvloop", "asyncio"), "uvloop"),
             workers=max(1, int(_float(env, "EMD_GATEWAY_WORKERS", 1))),
+            store=_choice(env, "EMD_STORE", ("aws", "file"), "aws"),
+            state_dir=env.get("EMD_STATE_DIR") or None,
         )
+        if config.store == "file" and not config.state_dir:
+            raise SystemExit("EMD_STORE=file needs EMD_STATE_DIR: the directory holding registry.json")
+        if config.store == "aws" and not config.region:
+            raise SystemExit(
+                "no AWS region: set AWS_REGION (e.g. AWS_REGION=us-east-1), or EMD_STORE=file with "
+                "EMD_STATE_DIR for a gateway without AWS"
+            )
+        return config

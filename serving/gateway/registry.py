@@ -1,4 +1,5 @@
-"""Reads the deployment registry (SSM parameters under /emd/models/) and caches it for a few seconds."""
+"""Caches the deployment registry (read from the deployment store: SSM on AWS, a file locally) for a few
+seconds."""
 
 from __future__ import annotations
 
@@ -8,28 +9,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import ValidationError
-
 from model_specs.registry import DEFAULT_TAG, RegistryEntry
 
 log = logging.getLogger("emd.gateway.registry")
 
 # an unknown model triggers a refresh, at most this often, so a fresh deployment is found at once
 MISS_REFRESH_INTERVAL = 1.0
-
-
-def load_entries(ssm: Any, prefix: str) -> dict[str, RegistryEntry]:
-    """All registry entries under prefix, keyed by '<model-id>/<tag>'. Malformed values are skipped."""
-    entries: dict[str, RegistryEntry] = {}
-    for page in ssm.get_paginator("get_parameters_by_path").paginate(Path=prefix, Recursive=True):
-        for param in page.get("Parameters", []):
-            try:
-                entry = RegistryEntry.model_validate_json(param["Value"])
-            except ValidationError as exc:
-                log.warning("skipping malformed registry parameter %s: %s", param.get("Name"), exc)
-                continue
-            entries[entry.route] = entry
-    return entries
 
 
 class RegistryUnavailable(Exception):

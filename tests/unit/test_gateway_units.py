@@ -31,19 +31,20 @@ def test_http_url_with_or_without_v1() -> None:
 
 
 def test_config_caps_key_ttl_at_a_minute() -> None:
-    cfg = GatewayConfig.from_env({"EMD_KEY_CACHE_TTL": "3600", "EMD_GATEWAY_PORT": "9000"})
+    r = {"AWS_REGION": "us-east-1"}
+    cfg = GatewayConfig.from_env({**r, "EMD_KEY_CACHE_TTL": "3600", "EMD_GATEWAY_PORT": "9000"})
     assert cfg.key_cache_ttl == 60 and cfg.port == 9000 and cfg.registry_prefix == "/emd/models"
-    assert GatewayConfig.from_env({}).port == 8080
-    assert GatewayConfig.from_env({}).event_loop == "uvloop"
-    assert GatewayConfig.from_env({"EMD_GATEWAY_LOOP": "asyncio"}).event_loop == "asyncio"
-    assert GatewayConfig.from_env({"EMD_ASYNC_WAIT_SECONDS": "30"}).async_wait_seconds == 30
+    assert GatewayConfig.from_env(r).port == 8080
+    assert GatewayConfig.from_env(r).event_loop == "uvloop"
+    assert GatewayConfig.from_env({**r, "EMD_GATEWAY_LOOP": "asyncio"}).event_loop == "asyncio"
+    assert GatewayConfig.from_env({**r, "EMD_ASYNC_WAIT_SECONDS": "30"}).async_wait_seconds == 30
 
 
 def test_config_rejects_an_unknown_event_loop() -> None:
     import pytest
 
     with pytest.raises(SystemExit, match="EMD_GATEWAY_LOOP='tokio' is not one of: uvloop, asyncio"):
-        GatewayConfig.from_env({"EMD_GATEWAY_LOOP": "tokio"})
+        GatewayConfig.from_env({"AWS_REGION": "us-east-1", "EMD_GATEWAY_LOOP": "tokio"})
 
 
 def test_gateway_event_loop_is_uvloop_unless_asked_otherwise() -> None:
