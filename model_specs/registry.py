@@ -50,6 +50,12 @@ NO_CAPACITY_METRIC = "NoCapacity"
 ASYNC_IO_PREFIX = "emd-async"
 
 
+# the local target's file-backed store (a directory the CLI writes and the gateway reads, EMD_STORE=file):
+# {"entries": {"<model-id>/<tag>": RegistryEntry JSON}} and {"<secret name>": "<sha256 hex of the key>"}
+LOCAL_REGISTRY_FILE = "registry.json"
+LOCAL_KEY_DIGESTS_FILE = "key-digests.json"
+
+
 def api_key_secret_name(model_id: str, model_tag: str) -> str:
     """Secrets Manager name of a deployment's API key (created by the CLI, never by a template)."""
     return f"{SECRET_PREFIX}/{model_id}/{model_tag}/api-key"

@@ -17,12 +17,11 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from model_specs.registry import LOCAL_KEY_DIGESTS_FILE as KEY_DIGESTS_FILE
+from model_specs.registry import LOCAL_REGISTRY_FILE as REGISTRY_FILE
 from model_specs.registry import RegistryEntry
 
 log = logging.getLogger("emd.gateway.store")
-
-REGISTRY_FILE = "registry.json"
-KEY_DIGESTS_FILE = "key-digests.json"
 
 
 class KeyUnavailable(Exception):
