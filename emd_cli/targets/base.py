@@ -112,3 +112,8 @@ class Target(Protocol):
     def destroy(self, route: str, *, console: Console) -> DestroyReport:
         """Remove the deployment and everything created for it (its key included)."""
         ...
+
+    def rotate_key(self, route: str, *, api_key: str | None) -> str:
+        """Put a new key in place (given, or generated when None) and return it; the old key is refused once
+        the gateway's key cache expires (at most 60 s)."""
+        ...
