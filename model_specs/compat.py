@@ -45,9 +45,9 @@ NEURON_ARCHITECTURES = frozenset({"LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3
 # FlashInfer), Ampere and Ada go through the Marlin MXFP4 fallback, Turing (T4) is refused.
 MIN_COMPUTE_CAPABILITY = {"fp8": 8.9, "mxfp4": 8.0}
 DTYPE_NEEDS = {
-    "fp8": "FP8 weights need an Ada or Hopper GPU (compute capability 8.9+, native FP8)",
-    "mxfp4": "MXFP4 weights need compute capability 8.0+ (vLLM runs them natively on Hopper and through its "
-    "Marlin fallback on Ampere and Ada)",
+    "fp8": "FP8 weights, which need an Ada or Hopper GPU (compute capability 8.9+, native FP8)",
+    "mxfp4": "MXFP4 weights, which need compute capability 8.0+ (vLLM runs them natively on Hopper and "
+    "through its Marlin fallback on Ampere and Ada)",
 }
 SAGEMAKER_SERVICES = frozenset({ServiceType.sagemaker_realtime, ServiceType.sagemaker_async})
 GENERATIVE = frozenset({ModelType.llm, ModelType.vlm})
@@ -163,15 +163,16 @@ def _support_reasons(model: ModelSpec, engine: EngineSpec, instance: InstanceSpe
         )
     if instance.accelerator is Accelerator.inferentia and not neuron_compiles(model):
         reasons.append(
-            f"Inferentia2 ({instance.name}) runs bf16/fp16 Llama, Qwen2.5 and Qwen3 dense text models compiled "
-            f"by vllm-neuron; {model.id} is a {model.dtype} {model.architecture} {model.type.value} model"
+            f"Inferentia2 ({instance.name}) runs bf16/fp16 Llama, Qwen2.5 and Qwen3 dense text models "
+            f"compiled by vllm-neuron; {model.id} is a {model.dtype} {model.architecture} "
+            f"{model.type.value} model"
         )
     needed = MIN_COMPUTE_CAPABILITY.get(model.dtype)
     cc = instance.compute_capability
     if needed is not None and cc is not None and cc < needed:
         reasons.append(
-            f"{model.id}: {DTYPE_NEEDS[model.dtype]}; the {instance.gpu_model} of {instance.name} is "
-            f"{instance.gpu_arch} (compute capability {cc:g})"
+            f"{model.id} has {DTYPE_NEEDS[model.dtype]}; the {instance.gpu_model} of {instance.name} is "
+            f"{instance.gpu_arch} (compute capability {cc:.1f})"
         )
     return reasons
 
@@ -182,17 +183,6 @@ def neuron_compiles(model: ModelSpec) -> bool:
         and model.dtype in NEURON_DTYPES
         and model.architecture in NEURON_ARCHITECTURES
     )
-
-
-def gpu_families_for(cat: Catalogue, dtype: str) -> list[str]:
-    """Instance families whose GPUs run a weights format (every family for formats without a minimum)."""
-    needed = MIN_COMPUTE_CAPABILITY.get(dtype, 0.0)
-    families = (
-        i.family
-        for i in cat.instances.values()
-        if i.compute_capability is not None and i.compute_capability >= needed
-    )
-    return list(dict.fromkeys(families))
 
 
 def _region_reasons(

@@ -52,9 +52,9 @@ class EngineDefaults(Strict):
 
 
 # Storage bytes per parameter each weights format may have, (low, high): quantized checkpoints keep
-# embeddings, norms, routers (and vision towers) in 16 bits and add group scales, so their ratio sits above the
-# nominal 0.5 (int4) or 1.0 (fp8). A catalogue entry whose weights_gb / params_b falls outside its band has a
-# wrong size, parameter count or dtype (tests/unit/test_catalogue.py checks every entry).
+# embeddings, norms, routers (and vision towers) in 16 bits and add group scales, so their ratio sits above
+# the nominal 0.5 (int4) or 1.0 (fp8). A catalogue entry whose weights_gb / params_b falls outside its band
+# has a wrong size, parameter count or dtype (tests/unit/test_catalogue.py checks every entry).
 DTYPE_BYTES_PER_PARAM: dict[str, tuple[float, float]] = {
     "fp32": (3.9, 4.1),
     "bf16": (1.95, 2.05),
@@ -146,7 +146,9 @@ class ModelSpec(Strict):
         if any(x is not None for x in moe) and any(x is None for x in moe):
             raise ValueError("a MoE entry states active_params_b, num_experts and experts_per_token together")
         if self.active_params_b is not None and self.active_params_b >= self.params_b:
-            raise ValueError(f"active_params_b ({self.active_params_b}) must be below params_b ({self.params_b})")
+            raise ValueError(
+                f"active_params_b ({self.active_params_b}) must be below params_b ({self.params_b})"
+            )
         return self
 
     @property
@@ -190,7 +192,9 @@ class InstanceSpec(Strict):
     bf16: bool = Field(default=True, description="the accelerator computes in bfloat16 (T4/Turing does not)")
     gpu_arch: str | None = Field(default=None, description="NVIDIA architecture: Turing, Ampere, Ada, Hopper")
     compute_capability: float | None = Field(
-        default=None, gt=0, description="CUDA compute capability (8.9 Ada and 9.0 Hopper compute FP8 natively)"
+        default=None,
+        gt=0,
+        description="CUDA compute capability (8.9 Ada and 9.0 Hopper compute FP8 natively)",
     )
     regions: list[str] = Field(min_length=1, description="regions where EC2 offers it")
     sagemaker_regions: list[str] = Field(

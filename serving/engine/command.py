@@ -64,7 +64,8 @@ def build_engine_launch(
         if engine == "vllm-neuron":
             env = {
                 "VLLM_NEURON_FRAMEWORK": "neuronx-distributed-inference",
-                "NEURON_COMPILED_ARTIFACTS": neuron_artifacts_dir or f"{model_path}/{NEURON_ARTIFACTS_SUBDIR}",
+                "NEURON_COMPILED_ARTIFACTS": neuron_artifacts_dir
+                or f"{model_path}/{NEURON_ARTIFACTS_SUBDIR}",
             }
         return EngineLaunch(cmd + extra, "/health", env=env)
     if engine == "tgi":

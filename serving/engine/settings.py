@@ -66,7 +66,7 @@ class AdapterSettings:
         return str(path)
 
     def neuron_artifacts_dir(self) -> str | None:
-        """Precompiled artifacts shipped with the weights, else EMD_NEURON_ARTIFACTS_DIR or a writable cache."""
+        """Precompiled artifacts shipped with the weights, else EMD_NEURON_ARTIFACTS_DIR, else a cache dir."""
         if self.engine != "vllm-neuron":
             return None
         shipped = Path(self.model_dir) / NEURON_ARTIFACTS_SUBDIR
