@@ -121,7 +121,8 @@ def list_supported_models(
             r["type"],
             f"{r['params_b']:g}B"
             + (f" ({r['active_params_b']:g}B active, {r['experts']} experts)" if r["active_params_b"] else "")
-            + f" {r['dtype']} ({r['weights_gib']:.1f} GiB), {r['num_layers']} layers, ctx {r['context_length']}"
+            + f" {r['dtype']} ({r['weights_gib']:.1f} GiB), {r['num_layers']} layers,"
+            + f" ctx {r['context_length']}"
             + (", reasoning" if r["reasoning"] else ""),
             ", ".join(r["engines"]),
             r["smallest_instance"] or "-",

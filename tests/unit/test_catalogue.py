@@ -39,10 +39,12 @@ def _edit_yaml(path: Path, edit) -> None:  # type: ignore[no-untyped-def]
 # what issue 13 asks the catalogue to carry (besides the models it had)
 NAMED_MODELS = (
     "Qwen3-235B-A22B", "Qwen3-235B-A22B-FP8", "Qwen3-30B-A3B-Instruct-2507", "Qwen3-30B-A3B-Thinking-2507",
-    "Qwen3-8B-AWQ", "Qwen3-32B-AWQ", "Qwen3-8B-FP8", "Qwen3-32B-FP8", "QwQ-32B", "gpt-oss-20b", "gpt-oss-120b",
+    "Qwen3-8B-AWQ", "Qwen3-32B-AWQ", "Qwen3-8B-FP8", "Qwen3-32B-FP8", "QwQ-32B", "gpt-oss-20b",
+    "gpt-oss-120b",
     "DeepSeek-R1", "DeepSeek-R1-0528-Qwen3-8B", "GLM-4-32B-0414", "GLM-Z1-32B-0414", "gemma-3-4b-it",
     "gemma-3-12b-it", "gemma-3-27b-it", "Mistral-Small-3.1-24B-Instruct-2503", "Qwen2.5-VL-32B-Instruct",
-    "Qwen2.5-VL-72B-Instruct", "Qwen2.5-VL-72B-Instruct-AWQ", "InternVL2_5-8B", "InternVL3-8B", "UI-TARS-1.5-7B",
+    "Qwen2.5-VL-72B-Instruct", "Qwen2.5-VL-72B-Instruct-AWQ", "InternVL2_5-8B", "InternVL3-8B",
+    "UI-TARS-1.5-7B",
     "Qwen3-Embedding-4B", "Qwen3-Reranker-4B", "bge-reranker-large", "bce-embedding-base_v1",
 )  # fmt: skip
 
@@ -165,7 +167,8 @@ def test_moe_entries_state_total_and_active_parameters() -> None:
 
 # vLLM 0.11's reasoning parsers (docs.vllm.ai/en/v0.11.2/features/reasoning_outputs)
 VLLM_REASONING_PARSERS = {
-    "deepseek_r1", "deepseek_v3", "ernie45", "glm45", "granite", "hunyuan_a13b", "minimax_m2_append_think", "qwen3",
+    "deepseek_r1", "deepseek_v3", "ernie45", "glm45", "granite", "hunyuan_a13b", "minimax_m2_append_think",
+    "qwen3",
 }  # fmt: skip
 
 

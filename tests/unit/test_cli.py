@@ -81,7 +81,8 @@ def test_list_json_matches_the_catalogue(run) -> None:
         assert r["active_params_b"] == m.active_params_b and r["hidden_size"] == m.hidden_size
         smallest = compat.smallest_instance(cat, m, "us-east-1")
         assert r["smallest_instance"] == (smallest.name if smallest else None)
-    assert rows["Qwen3-235B-A22B"]["experts"] == "8/128" and rows["Qwen3-235B-A22B"]["active_params_b"] == 22.0
+    moe = rows["Qwen3-235B-A22B"]
+    assert moe["experts"] == "8/128" and moe["active_params_b"] == 22.0
 
 
 def test_list_filters(run) -> None:

@@ -166,8 +166,8 @@ def test_cpu_uses_ram_and_gpu_only_engines_are_refused() -> None:
 def test_engine_must_serve_the_model_and_its_type() -> None:
     v = verdict("Qwen2.5-7B-Instruct", "huggingface", "g5.2xlarge")
     assert (
-        "Qwen2.5-7B-Instruct does not run on engine huggingface (it runs on: vllm, tgi, lmdeploy, vllm-neuron)"
-        in v.reasons
+        "Qwen2.5-7B-Instruct does not run on engine huggingface "
+        "(it runs on: vllm, tgi, lmdeploy, vllm-neuron)" in v.reasons
     )
     assert "engine huggingface does not serve llm models" in v.reasons
 
@@ -197,9 +197,8 @@ def test_inferentia_rules() -> None:
     )
     # NeuronCore memory: 32 GB per Inferentia2 chip, one chip on inf2.xlarge / 8xlarge, 12 on inf2.48xlarge
     cat = catalogue()
-    assert [cat.instance(n).gpus for n in ("inf2.xlarge", "inf2.8xlarge", "inf2.24xlarge", "inf2.48xlarge")] == [
-        1, 1, 6, 12,
-    ]  # fmt: skip
+    sizes = ("inf2.xlarge", "inf2.8xlarge", "inf2.24xlarge", "inf2.48xlarge")
+    assert [cat.instance(n).gpus for n in sizes] == [1, 1, 6, 12]
     assert compat.usable_memory_gib(cat.instance("inf2.48xlarge")) == pytest.approx(12 * 32 * 0.9)
     big = variant("Qwen2.5-7B-Instruct", weights_gb=40.0)
     v = verdict(big, "vllm-neuron", "inf2.xlarge")
@@ -222,8 +221,8 @@ def test_fp8_needs_ada_or_hopper() -> None:
         assert verdict("Qwen3-8B-FP8", "vllm", instance).ok, instance
     v = verdict("Qwen3-8B-FP8", "vllm", "g5.xlarge")
     assert v.reasons == (
-        "Qwen3-8B-FP8 has FP8 weights, which need an Ada or Hopper GPU (compute capability 8.9+, native FP8); "
-        "the NVIDIA A10G of g5.xlarge is Ampere (compute capability 8.6)",
+        "Qwen3-8B-FP8 has FP8 weights, which need an Ada or Hopper GPU (compute capability 8.9+, native "
+        "FP8); the NVIDIA A10G of g5.xlarge is Ampere (compute capability 8.6)",
     )
     assert not verdict(
         "Qwen3-235B-A22B-FP8", "vllm", "p4de.24xlarge"
@@ -246,8 +245,8 @@ def test_mxfp4_needs_what_vllm_needs() -> None:
         "gpt-oss-20b", "vllm", "g4dn.12xlarge"
     )  # 4 x 16 GB would hold it: the GPU generation does not
     assert v.reasons == (
-        "gpt-oss-20b has MXFP4 weights, which need compute capability 8.0+ (vLLM runs them natively on Hopper "
-        "and through its Marlin fallback on Ampere and Ada); the NVIDIA T4 of g4dn.12xlarge is Turing "
+        "gpt-oss-20b has MXFP4 weights, which need compute capability 8.0+ (vLLM runs them natively on "
+        "Hopper and through its Marlin fallback on Ampere and Ada); the NVIDIA T4 of g4dn.12xlarge is Turing "
         "(compute capability 7.5)",
     )
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from serving.engine.command import ENGINES, build_engine_launch
-from serving.engine.settings import DEFAULT_NEURON_CACHE, AdapterSettings
 from serving.engine.routing import (
     route_from_attributes,
     route_from_body,
     tei_rerank_request,
     tei_rerank_response,
 )
+from serving.engine.settings import DEFAULT_NEURON_CACHE, AdapterSettings
 
 
 def launch(engine: str, **kw: object):  # type: ignore[no-untyped-def]

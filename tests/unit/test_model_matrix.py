@@ -30,7 +30,8 @@ OPTIONS = {
     "public": {"service_params": {"public": True, "max_capacity": 2}},
 }
 MAX_COMBOS = 48
-# always in the matrix: what the catalogue's newer rules admit (region, service, model, engine, instance, option)
+# always in the matrix: what the catalogue's newer rules admit
+# (region, service, model, engine, instance, option)
 REQUIRED = (
     ("us-east-1", "sagemaker_realtime", "Qwen3-30B-A3B", "vllm", "g6e.12xlarge", "default"),  # MoE
     ("us-west-2", "ecs", "Qwen3-8B-FP8", "vllm", "g6.xlarge", "vpc"),  # FP8 on Ada
