@@ -70,6 +70,27 @@ def cfn_lint_findings(template: dict[str, Any], regions: list[str]) -> list[str]
     ]
 
 
+# keys whose values name AWS services ('<service>.amazonaws.com' in every partition, aws-cn included): they are
+# identifiers, not endpoints
+_SERVICE_NAME_KEYS = ("Service", "iam:AWSServiceName", "iam:PassedToService", "ec2:AuthorizedService")
+
+
+def china_partition_literals(template: dict[str, Any]) -> list[str]:
+    """partition_literals without IAM service principals, service names in conditions and service-linked role
+    paths (role/aws-service-role/<service>.amazonaws.com/...)."""
+    return partition_literals(_strip_service_names(template))
+
+
+def _strip_service_names(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _strip_service_names(v) for k, v in node.items() if k not in _SERVICE_NAME_KEYS}
+    if isinstance(node, list):
+        return [_strip_service_names(v) for v in node]
+    if isinstance(node, str):
+        return re.sub(r"aws-service-role/[a-z0-9.-]+\.amazonaws\.com/", "aws-service-role/<service>/", node)
+    return node
+
+
 def partition_literals(template: dict[str, Any]) -> list[str]:
     """Literals that break in aws-cn: 'arn:aws:' and a global 'amazonaws.com' suffix."""
     text = json.dumps(template)

@@ -134,3 +134,56 @@ def settings_from_json(text: str) -> PipelineSettings:
     if not isinstance(data, dict):
         raise EmdUserError(f"{SETTINGS_ENV} must be a JSON object")
     return pipeline_settings(**data)
+
+
+# ---------------------------------------------------------------- plan.json: what the pipeline's steps do
+
+
+class PlanEntry(BaseModel):
+    """One deployment of a stage, as the Build and SmokeTest steps need it (no secret)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    route: str
+    stack_name: str
+    model_type: str
+    api_key_secret_name: str | None  # None: a public deployment
+    deployment: dict[str, Any]  # Deployment.to_public_dict(): the build bundle's deployment.json
+    template: str  # the model stack's template, relative to the cloud assembly root
+
+
+class PlanTarget(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    account: str | None  # None: the pipeline's own account
+    region: str
+    role_name: str
+
+
+class PlanStage(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    environment: str
+    wave: str
+    target: PlanTarget
+    entries: list[PlanEntry]
+
+
+class GitOpsPlan(BaseModel):
+    """Written by `emd gitops synth` into the cloud assembly (PLAN_FILE); read by serving.gitops."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pipeline: str
+    pipeline_account: str | None
+    pipeline_region: str
+    prune: bool
+    targets: list[PlanTarget]
+    stages: list[PlanStage]
+
+    def stage(self, name: str) -> PlanStage:
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        raise KeyError(f"no stage {name!r} in the plan (stages: {', '.join(s.name for s in self.stages)})")

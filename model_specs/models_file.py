@@ -252,7 +252,7 @@ class _Loader:
                 by_target.setdefault(entry.target, []).append(entry)
         return tuple(
             Environment(
-                name=f"{t.account}-{t.region}" if t.account else t.region,
+                name=t.region if t.account in (None, self.default_account) else f"{t.region}-{t.account}",
                 target=t,
                 waves=(Wave("wave1", tuple(entries)),),
             )
