@@ -99,7 +99,9 @@ def install_emd_commands(emd_install: str) -> list[str]:
     return [f"python3 -m pip install --quiet --disable-pip-version-check '{emd_install}' cfn-lint"]
 
 
-def synth_step(scope: cdk.Stack, source: pipelines.CodePipelineSource, settings: PipelineSettings) -> pipelines.CodeBuildStep:
+def synth_step(
+    scope: cdk.Stack, source: pipelines.CodePipelineSource, settings: PipelineSettings
+) -> pipelines.CodeBuildStep:
     """Validate models.yaml, synthesize the pipeline and one model stack per entry, cfn-lint and cdk-nag every
     template (emd gitops synth exits non-zero on any problem, so nothing deploys)."""
     statements = []
@@ -108,7 +110,9 @@ def synth_step(scope: cdk.Stack, source: pipelines.CodePipelineSource, settings:
         statements.append(
             iam.PolicyStatement(
                 actions=["s3:GetObject"],
-                resources=[scope.format_arn(service="s3", region="", account="", resource=bucket, resource_name=key)],
+                resources=[
+                    scope.format_arn(service="s3", region="", account="", resource=bucket, resource_name=key)
+                ],
             )
         )
     return pipelines.CodeBuildStep(
@@ -142,7 +146,9 @@ def gitops_step(
         step_id,
         input=assembly,
         install_commands=[f"python3 -m pip install --quiet --disable-pip-version-check {STEP_PACKAGES}"],
-        commands=[f"cd {SOURCE_DIR} && python3 -m serving.gitops {command} --plan {_up(SOURCE_DIR)}/{PLAN_FILE}"],
+        commands=[
+            f"cd {SOURCE_DIR} && python3 -m serving.gitops {command} --plan {_up(SOURCE_DIR)}/{PLAN_FILE}"
+        ],
         role_policy_statements=policy + (statements or []),
         timeout=timeout,
     )

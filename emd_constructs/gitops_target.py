@@ -2,9 +2,9 @@
 pipeline itself before its first wave):
 
 - a role the pipeline's steps assume (trusted by the pipeline's account, like `cdk bootstrap --trust`): it
-  may start the EMD bootstrap's build project with a bundle under gitops/ in the artifact bucket, write the
-  build's outputs to /emd/gitops/*, create API key secrets (and delete only those tagged emd:gitops=<pipeline>),
-  start the smoke-test project, and list and delete model stacks tagged emd:gitops=<pipeline>;
+  may start the EMD bootstrap's build project with a bundle under gitops/ in the artifact bucket, write
+  the build's outputs to /emd/gitops/*, create API key secrets (and delete only those tagged
+  emd:gitops=<pipeline>), start the smoke-test project, and list and delete model stacks tagged so;
 - a smoke-test CodeBuild project inside the gateway's VPC (the gateway's ALB is internal by default), which
   reads each deployment's API key from Secrets Manager itself and calls the gateway.
 
@@ -27,7 +27,7 @@ from constructs import Construct
 
 from emd_constructs.nag import acknowledge, acknowledge_wildcards, default_policy
 from model_specs.deployment import STACK_PREFIX
-from model_specs.gitops import ARTIFACT_PARAMETER_PREFIX, GITOPS_TAG_KEY, target_role_name
+from model_specs.gitops import ARTIFACT_PARAMETER_PREFIX, GITOPS_TAG_KEY, smoke_project_name, target_role_name
 from model_specs.registry import (
     PARAM_ARTIFACT_BUCKET,
     PARAM_CODEBUILD_PROJECT,
@@ -45,15 +45,19 @@ GATEWAY_AZ_COUNT = 2  # an ALB spans at least two subnets: the smoke project use
 
 
 class GitOpsTargetAccess(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, pipeline_name: str, pipeline_account: str) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, pipeline_name: str, pipeline_account: str
+    ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
         bucket = s3.Bucket.from_bucket_name(
-            self, "ArtifactBucket", ssm.StringParameter.value_for_string_parameter(self, PARAM_ARTIFACT_BUCKET)
+            self,
+            "ArtifactBucket",
+            ssm.StringParameter.value_for_string_parameter(self, PARAM_ARTIFACT_BUCKET),
         )
         build_project = ssm.StringParameter.value_for_string_parameter(self, PARAM_CODEBUILD_PROJECT)
 
-        self.smoke_project = self._smoke_project(bucket)
+        self.smoke_project = self._smoke_project(bucket, pipeline_name)
         self.role = iam.Role(
             self,
             "StepsRole",
@@ -105,16 +109,27 @@ class GitOpsTargetAccess(Construct):
             ),
             iam.PolicyStatement(
                 sid="ArtifactParameters",
-                actions=["ssm:PutParameter", "ssm:GetParameter", "ssm:DeleteParameter", "ssm:AddTagsToResource"],
+                actions=[
+                    "ssm:PutParameter",
+                    "ssm:GetParameter",
+                    "ssm:DeleteParameter",
+                    "ssm:AddTagsToResource",
+                ],
                 resources=[
                     stack.format_arn(
-                        service="ssm", resource="parameter", resource_name=f"{ARTIFACT_PARAMETER_PREFIX[1:]}/*"
+                        service="ssm",
+                        resource="parameter",
+                        resource_name=f"{ARTIFACT_PARAMETER_PREFIX[1:]}/*",
                     )
                 ],
             ),
             iam.PolicyStatement(
                 sid="CreateApiKeys",
-                actions=["secretsmanager:CreateSecret", "secretsmanager:DescribeSecret", "secretsmanager:TagResource"],
+                actions=[
+                    "secretsmanager:CreateSecret",
+                    "secretsmanager:DescribeSecret",
+                    "secretsmanager:TagResource",
+                ],
                 resources=[_secret_arn(stack, f"{SECRET_PREFIX}/*/api-key-??????")],
             ),
             iam.PolicyStatement(
@@ -157,13 +172,14 @@ class GitOpsTargetAccess(Construct):
             self.role.add_to_policy(statement)
         acknowledge_wildcards(
             default_policy(self.role),
-            "Names exist only at run time: bundles under gitops/ in the bootstrap's bucket, one API key secret "
+            "Names exist only at run time: bundles under gitops/ in the bootstrap's bucket, one API "
+            "key secret "
             "and one artifact parameter per deployment (emd/<id>/<tag>/api-key, /emd/gitops/artifacts/...), "
             "model stacks EMD-Model-* (deleted only with this pipeline's emd:gitops tag), the bootstrap's "
             "generated log group names; DescribeStacks of all stacks takes no resource ARN.",
         )
 
-    def _smoke_project(self, bucket: s3.IBucket) -> codebuild.Project:
+    def _smoke_project(self, bucket: s3.IBucket, pipeline_name: str) -> codebuild.Project:
         stack = cdk.Stack.of(self)
         subnets = cdk.Fn.split(
             ",",
@@ -181,11 +197,15 @@ class GitOpsTargetAccess(Construct):
             self, "SmokeTests", vpc=vpc, description="EMD GitOps smoke tests: out to the gateway only"
         )
         self.smoke_logs = logs.LogGroup(
-            self, "SmokeLogs", retention=logs.RetentionDays.ONE_MONTH, removal_policy=cdk.RemovalPolicy.DESTROY
+            self,
+            "SmokeLogs",
+            retention=logs.RetentionDays.ONE_MONTH,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
         )
         project = codebuild.Project(
             self,
             "Smoke",
+            project_name=smoke_project_name(pipeline_name),
             description="EMD GitOps: /v1/models and one request per deployment, through the gateway",
             source=codebuild.Source.s3(bucket=bucket, path=f"{BUNDLE_PREFIX}smoke/source.zip"),
             build_spec=codebuild.BuildSpec.from_object(yaml.safe_load(SMOKE_BUILDSPEC.read_text())),
@@ -213,7 +233,9 @@ class GitOpsTargetAccess(Construct):
         project.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["ssm:GetParameter"],
-                resources=[stack.format_arn(service="ssm", resource="parameter", resource_name=PARAM_GATEWAY_URL[1:])],
+                resources=[
+                    stack.format_arn(service="ssm", resource="parameter", resource_name=PARAM_GATEWAY_URL[1:])
+                ],
             )
         )
         acknowledge(
@@ -230,7 +252,8 @@ class GitOpsTargetAccess(Construct):
         )
         acknowledge_wildcards(
             default_policy(project.role),
-            "Bundles under gitops/ in the bootstrap bucket, the deployments' API keys (emd/<id>/<tag>/api-key: "
+            "Bundles under gitops/ in the bootstrap bucket, the deployments' API keys "
+            "(emd/<id>/<tag>/api-key: "
             "names known only at run time), the project's own log streams and the VPC network-interface "
             "actions CodeBuild needs (which take no resource ARN).",
         )
@@ -239,7 +262,10 @@ class GitOpsTargetAccess(Construct):
 
 def _secret_arn(stack: cdk.Stack, name: str) -> str:
     return stack.format_arn(
-        service="secretsmanager", resource="secret", resource_name=name, arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME
+        service="secretsmanager",
+        resource="secret",
+        resource_name=name,
+        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
     )
 
 

@@ -64,10 +64,18 @@ class ModelWaveStage(cdk.Stage):
     """One wave of one environment: its model stacks, deployed in parallel."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, environment: Environment, wave: Wave, pipeline_name: str,
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        environment: Environment,
+        wave: Wave,
+        pipeline_name: str,
         account: str | None,
     ) -> None:
-        super().__init__(scope, construct_id, env=cdk.Environment(account=account, region=environment.target.region))
+        super().__init__(
+            scope, construct_id, env=cdk.Environment(account=account, region=environment.target.region)
+        )
         self.stacks: list[ModelStack] = []
         for entry in wave.entries:
             d = entry.deployment
@@ -86,7 +94,7 @@ class TargetStage(cdk.Stage):
             self,
             "Target",
             stack_name=target_stack_name(pipeline_name),
-            description=f"EMD GitOps target of the pipeline {pipeline_name}: steps role and smoke-test project",
+            description=f"EMD GitOps target of the pipeline {pipeline_name}: steps role, smoke-test project",
         )
         GitOpsTargetAccess(stack, "Access", pipeline_name=pipeline_name, pipeline_account=pipeline_account)
         tag_shared(stack, "gitops-target")
@@ -109,8 +117,8 @@ class GitOpsStack(cdk.Stack):
             settings.name,
             stack_name=settings.name,
             env=cdk.Environment(account=settings.account, region=settings.region),
-            description=f"EMD GitOps: keeps the model deployments equal to {settings.source}:{settings.branch}"
-            f" models.yaml",
+            description=f"EMD GitOps: keeps the model deployments equal to models.yaml in {settings.source} "
+            f"({settings.branch})",
         )
         self.settings, self.models = settings, models
         _refuse_unknown_pipeline_account(settings, models)
@@ -165,8 +173,15 @@ class GitOpsStack(cdk.Stack):
             role = [self.role_arn(self.account_of(env.target), env.target.region)]
             self.pipeline.add_stage(
                 stage,
-                pre=[gitops_step("Build", f"build --stage {name}", assembly=self.synth, role_arns=role,
-                                 timeout=PREPARE_TIMEOUT)],  # fmt: skip
+                pre=[
+                    gitops_step(
+                        "Build",
+                        f"build --stage {name}",
+                        assembly=self.synth,
+                        role_arns=role,
+                        timeout=PREPARE_TIMEOUT,
+                    )
+                ],
                 post=[gitops_step("SmokeTest", f"smoke --stage {name}", assembly=self.synth, role_arns=role)],
             )
             self.stages.append(StageDeployment(env, wave, stage))
@@ -185,10 +200,13 @@ class GitOpsStack(cdk.Stack):
             assembly=self.synth,
             role_arns=[
                 self.format_arn(
-                    service="iam", region="", account="*", resource="role",
+                    service="iam",
+                    region="",
+                    account="*",
+                    resource="role",
                     resource_name=target_role_name(self.settings.name, "*"),
                 )
-            ],  # fmt: skip
+            ],
             statements=[
                 cdk.aws_iam.PolicyStatement(
                     actions=["ssm:GetParameter", "ssm:PutParameter"], resources=[targets_param]
@@ -207,7 +225,9 @@ class GitOpsStack(cdk.Stack):
         keep_only_policy_dependency(codepipeline, codepipeline.role)  # type: ignore[arg-type]
         for child in self.node.children:
             handler = child.node.try_find_child("Resource")
-            if child.node.id.startswith("BucketNotificationsHandler") and isinstance(handler, cdk.CfnResource):
+            if child.node.id.startswith("BucketNotificationsHandler") and isinstance(
+                handler, cdk.CfnResource
+            ):
                 handler.add_deletion_override("DependsOn")  # its Role GetAtt orders it already (W3005)
         role_arns_as_sub(self, codepipeline.node.default_child)  # type: ignore[arg-type]
 
@@ -216,7 +236,8 @@ class GitOpsStack(cdk.Stack):
             if isinstance(child, cdk.aws_iam.Policy):
                 acknowledge_wildcards(
                     child,
-                    "CDK Pipelines grants: the pipeline's artifact bucket objects, its CodeBuild projects' log "
+                    "CDK Pipelines grants: the pipeline's artifact bucket objects, its CodeBuild "
+                    "projects' log "
                     "streams and report groups, the CDK bootstrap roles of each target (assumed by name), "
                     "and the GitOps target roles named <pipeline>-target-<region>.",
                 )
@@ -224,7 +245,8 @@ class GitOpsStack(cdk.Stack):
                 acknowledge(
                     child,
                     "AwsSolutions-CB4",
-                    "CDK Pipelines' projects: the pipeline artifact bucket is encrypted; the projects keep no "
+                    "CDK Pipelines' projects: the pipeline artifact bucket is encrypted; the "
+                    "projects keep no "
                     "artifacts of their own and their logs hold no secret.",
                 )
             if child.node.id.startswith("BucketNotificationsHandler"):

@@ -1,5 +1,5 @@
-"""`emd gitops synth`: models.yaml -> the EMD-GitOps cloud assembly, checked. What the pipeline's synth step runs
-(and what `emd gitops init` deploys from).
+"""`emd gitops synth`: models.yaml -> the EMD-GitOps cloud assembly, checked. What the pipeline's synth step
+runs (and what `emd gitops init` deploys from).
 
 1. models.yaml is validated (every problem, one line each);
 2. the pipeline stack and one model stack per entry are synthesized in one App, with cdk-nag AwsSolutions;
@@ -87,7 +87,9 @@ def synth_gitops(
     if checks:
         findings += template_findings(templates, _template_regions(outdir, settings.region))
     if findings:
-        raise GitOpsCheckError(f"{len(findings)} problem(s) in the synthesized templates:\n" + "\n".join(findings))
+        raise GitOpsCheckError(
+            f"{len(findings)} problem(s) in the synthesized templates:\n" + "\n".join(findings)
+        )
     plan = build_plan(settings, models, stack, outdir)
     (outdir / PLAN_FILE).parent.mkdir(parents=True, exist_ok=True)
     (outdir / PLAN_FILE).write_text(plan.model_dump_json(indent=2))
@@ -105,7 +107,6 @@ def template_findings(templates: dict[str, dict[str, Any]], regions: dict[str, s
         if region_info(region).is_china:
             out += [f"aws-cn {path}: {literal}" for literal in china_partition_literals(template)]
     return out
-
 
 
 def _template_regions(outdir: Path, default: str) -> dict[str, str]:
@@ -128,7 +129,9 @@ def _template_regions(outdir: Path, default: str) -> dict[str, str]:
 
 def build_plan(settings: PipelineSettings, models: ModelsFile, stack: Any, outdir: Path) -> GitOpsPlan:
     def target(t: Target) -> PlanTarget:
-        return PlanTarget(account=t.account, region=t.region, role_name=target_role_name(settings.name, t.region))
+        return PlanTarget(
+            account=t.account, region=t.region, role_name=target_role_name(settings.name, t.region)
+        )
 
     stages = []
     for deployed in stack.stages:
@@ -170,4 +173,6 @@ def copy_sources(dest: Path) -> None:
         if spec is None or not spec.submodule_search_locations:
             raise RuntimeError(f"package {package} not found")
         src = Path(next(iter(spec.submodule_search_locations)))
-        shutil.copytree(src, dest / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"), dirs_exist_ok=True)
+        shutil.copytree(
+            src, dest / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"), dirs_exist_ok=True
+        )

@@ -1,5 +1,5 @@
-"""The GitOps contract: names shared by the EMD-GitOps stack (emd_stacks.gitops), the steps it runs in CodeBuild
-(serving.gitops) and `emd gitops` (emd_cli.gitops), and the pipeline's settings.
+"""The GitOps contract: names shared by the EMD-GitOps stack (emd_stacks.gitops), the steps it runs in
+CodeBuild (serving.gitops) and `emd gitops` (emd_cli.gitops); the pipeline's settings; plan.json.
 
 The settings are what `emd gitops init` was given (source, branch, region, how to install EMD). The pipeline
 carries them into its own synth step (environment variable EMD_GITOPS_SETTINGS), so every self-mutation
@@ -20,7 +20,8 @@ DEFAULT_PIPELINE_NAME = "EMD-GitOps"
 SETTINGS_ENV = "EMD_GITOPS_SETTINGS"
 # stack tag on every model stack a GitOps pipeline deploys: the prune step deletes only stacks carrying it
 GITOPS_TAG_KEY = "emd:gitops"
-# template metadata of those stacks: the Deployment they were synthesized from (no secret), for `emd gitops plan`
+# template metadata of those stacks: the Deployment they were synthesized from (no secret), for `emd gitops
+# plan`
 DEPLOYMENT_METADATA_KEY = "EMD::Deployment"
 # the build's outputs, read by the model stack's EngineImageUri / ModelDataS3Uri parameters at deploy time
 ARTIFACT_PARAMETER_PREFIX = "/emd/gitops/artifacts"
@@ -54,6 +55,11 @@ def target_role_name(pipeline: str, region: str) -> str:
 
 def target_stack_name(pipeline: str) -> str:
     return f"{pipeline}-Target"
+
+
+def smoke_project_name(pipeline: str) -> str:
+    """The smoke-test CodeBuild project EMD-GitOps-Target creates in the gateway's VPC."""
+    return f"{pipeline}-smoke"
 
 
 class PipelineSettings(BaseModel):

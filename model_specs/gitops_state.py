@@ -1,5 +1,5 @@
-"""Desired (models.yaml) against deployed (CloudFormation stacks): what to add, change (and whether in place or
-by replacement), remove and leave alone. Pure; `emd gitops plan` and the pipeline's prune step both use it.
+"""Desired (models.yaml) against deployed (CloudFormation stacks): what to add, change (in place or by
+replacement), remove and leave alone. Pure; `emd gitops plan` and the pipeline's prune step both use it.
 
 A stack counts as this pipeline's only when it is an EMD model stack carrying the tag emd:gitops=<pipeline>:
 only those are ever removed. A stack with the name of a desired entry but without that tag (deployed with
@@ -8,19 +8,28 @@ only those are ever removed. A stack with the name of a desired entry but withou
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
 from model_specs.deployment import STACK_PREFIX
-from model_specs.gitops import GITOPS_TAG_KEY
+from model_specs.gitops import DEPLOYMENT_METADATA_KEY, GITOPS_TAG_KEY
 from model_specs.models_file import Entry
 
 Kind = Literal["add", "change", "remove", "untouched"]
 COMPARED = ("engine_type", "instance_type", "service_type", "extra_params")
-_DESCRIPTION = re.compile(r"^EMD model (?P<route>\S+): (?P<engine>\S+) on (?P<instance>\S+) \((?P<service>\w+)\)")
-_EC2_USER_DATA = ("engine_type", "extra_params.engine_params", "extra_params.model_params", "extra_params.framework_params")
+_DESCRIPTION = re.compile(
+    r"^EMD model (?P<route>\S+): (?P<engine>\S+) on (?P<instance>\S+) \((?P<service>\w+)\)"
+)
+_EC2_USER_DATA = (
+    "engine_type",
+    "extra_params.engine_params",
+    "extra_params.model_params",
+    "extra_params.framework_params",
+)
 _NETWORK = ("extra_params.service_params.vpc_id", "extra_params.service_params.subnet_ids")
 
 
@@ -118,27 +127,47 @@ def spec_changes(deployed: dict[str, Any], desired: dict[str, Any]) -> list[Chan
     ]
 
 
-def compare(
-    entries: list[Entry], deployed: list[DeployedStack], *, pipeline: str, default_account: str
-) -> list[PlanItem]:
-    """One item per desired entry and per deployed stack of this pipeline; stacks of other pipelines, of
+@dataclass(frozen=True)
+class DesiredStack:
+    """A model stack models.yaml asks for, where it goes and what it is (Deployment.to_public_dict())."""
+
+    account: str
+    region: str
+    stack_name: str
+    route: str
+    spec: dict[str, Any]
+
+
+def desired_stacks(entries: list[Entry], default_account: str) -> list[DesiredStack]:
+    """models.yaml entries as stacks; an entry without an account goes to `default_account`."""
+    return [
+        DesiredStack(
+            e.target.account or default_account,
+            e.target.region,
+            e.deployment.stack_name,
+            e.route,
+            e.deployment.to_public_dict(),
+        )
+        for e in entries
+    ]
+
+
+def compare(desired: list[DesiredStack], deployed: list[DeployedStack], *, pipeline: str) -> list[PlanItem]:
+    """One item per desired stack and per deployed stack of this pipeline; stacks of other pipelines, of
     `emd deploy` or not EMD's at all never appear (unless a desired entry has their name)."""
     by_key = {(s.account, s.region, s.name): s for s in deployed if s.name.startswith(STACK_PREFIX)}
     items: list[PlanItem] = []
     wanted: set[tuple[str, str, str]] = set()
-    for e in entries:
-        d = e.deployment
-        account = e.target.account or default_account
-        key = (account, e.target.region, d.stack_name)
+    for want in desired:
+        key = (want.account, want.region, want.stack_name)
         wanted.add(key)
-        desired = d.to_public_dict()
         stack = by_key.get(key)
-        item = PlanItem("add", d.stack_name, account, e.target.region, d.route, desired=desired)
+        item = PlanItem("add", want.stack_name, want.account, want.region, want.route, desired=want.spec)
         if stack is not None:
             spec = stack.deployed_spec()
             item.deployed = spec
             item.adopted = stack.pipeline != pipeline
-            item.changes = spec_changes(spec, desired) if spec is not None else []
+            item.changes = spec_changes(spec, want.spec) if spec is not None else []
             failed = stack.status.endswith(("FAILED", "ROLLBACK_COMPLETE"))
             unchanged = not item.changes and spec is not None and not item.adopted and not failed
             item.kind = "untouched" if unchanged else "change"
@@ -151,13 +180,42 @@ def compare(
     return items
 
 
+def list_model_stacks(
+    cfn: Any, account: str, region: str, *, read_specs_of: Callable[[str, dict[str, str]], bool]
+) -> list[DeployedStack]:
+    """EMD model stacks of one account and region from a CloudFormation client (DescribeStacks, paginated);
+    the template's EMD::Deployment metadata is read (GetTemplate) for the stacks `read_specs_of(name, tags)`
+    picks. model_specs imports no boto3: the caller passes its client."""
+    out = []
+    for page in cfn.get_paginator("describe_stacks").paginate():
+        for stack in page.get("Stacks", []):
+            name, status = stack["StackName"], stack["StackStatus"]
+            if not name.startswith(STACK_PREFIX) or status == "DELETE_COMPLETE":
+                continue
+            tags = {t["Key"]: t["Value"] for t in stack.get("Tags", [])}
+            spec = template_spec(cfn, name) if read_specs_of(name, tags) else None
+            out.append(DeployedStack(name, account, region, status, tags, spec, stack.get("Description", "")))
+    return out
+
+
+def template_spec(cfn: Any, stack_name: str) -> dict[str, Any] | None:
+    body = cfn.get_template(StackName=stack_name, TemplateStage="Original").get("TemplateBody")
+    if isinstance(body, str):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            return None
+    spec = (body or {}).get("Metadata", {}).get(DEPLOYMENT_METADATA_KEY)
+    return spec if isinstance(spec, dict) else None
+
+
 def to_prune(items: list[PlanItem]) -> list[PlanItem]:
     return [i for i in items if i.kind == "remove"]
 
 
 def hourly_cost(spec: dict[str, Any] | None) -> tuple[Decimal, str] | None:
-    """(hourly price x instances at minimum capacity, currency symbol) of a deployment spec; None when the price
-    book has no price for it."""
+    """(hourly price x instances at minimum capacity, currency symbol) of a deployment spec; None when the
+    price book has no price for it."""
     if spec is None:
         return None
     from model_specs.cost import estimate_cost

@@ -218,7 +218,9 @@ class _Loader:
 
     def load(self, data: Any) -> tuple[bool, tuple[Environment, ...]]:
         if not isinstance(data, dict):
-            self.problem((), "", None, "expected a mapping with 'deployments' or 'environments' (and 'prune')")
+            self.problem(
+                (), "", None, "expected a mapping with 'deployments' or 'environments' (and 'prune')"
+            )
             return True, ()
         self.unknown_keys(data, TOP_KEYS, (), "")
         prune = data.get("prune", True)
@@ -288,7 +290,9 @@ class _Loader:
             wpath = (*path, "waves", wi)
             wwhere = f"{where}.waves[{wi}]"
             if not isinstance(wave_raw, dict):
-                self.problem(wpath, wwhere, None, "a wave is a mapping with deployments (and an optional name)")
+                self.problem(
+                    wpath, wwhere, None, "a wave is a mapping with deployments (and an optional name)"
+                )
                 continue
             self.unknown_keys(wave_raw, WAVE_KEYS, wpath, wwhere)
             wname = wave_raw.get("name", f"wave{wi + 1}")
@@ -409,9 +413,11 @@ class _Loader:
         if not isinstance(raw, dict):
             self.problem(path, where, "extra_params", f"must be a mapping (got {type(raw).__name__})")
             return None
-        api_key = (raw.get("service_params") or {}).get("api_key") if isinstance(
-            raw.get("service_params"), dict
-        ) else None
+        api_key = (
+            (raw.get("service_params") or {}).get("api_key")
+            if isinstance(raw.get("service_params"), dict)
+            else None
+        )
         if api_key is not None:
             self.problem(
                 (*path, "service_params", "api_key"),
@@ -455,7 +461,9 @@ def _service(name: str) -> ServiceType:
 
     accepted = [s.value for s in ServiceType if s is not ServiceType.local]
     if name == ServiceType.local.value:
-        raise EmdUserError(f"'local' runs on one machine, not through a pipeline. Accepted: {', '.join(accepted)}")
+        raise EmdUserError(
+            f"'local' runs on one machine, not through a pipeline. Accepted: {', '.join(accepted)}"
+        )
     if name not in accepted:
         raise unknown_value_error("service type", name, accepted)
     return ServiceType(name)
