@@ -10,6 +10,7 @@ import click
 
 from emd_cli.cost_cmd import cost
 from emd_cli.errors import UserError
+from emd_cli.gitops import gitops
 from emd_cli.list_models import list_supported_models
 from emd_cli.plan import plan
 
@@ -53,6 +54,7 @@ def cli() -> None:
 cli.add_command(list_supported_models)
 cli.add_command(cost)
 cli.add_command(plan)
+cli.add_command(gitops)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -219,6 +219,10 @@ class GitOpsStack(cdk.Stack):
     def finish(self) -> None:
         self.pipeline.build_pipeline()
         self.source.start_on_upload(self.pipeline)
+        if self.source.bucket is not None:
+            cdk.CfnOutput(self, "SourceBucketName", value=self.source.bucket.bucket_name,
+                          description="Upload a zip of the models repository here as source.zip")  # fmt: skip
+        cdk.CfnOutput(self, "PipelineName", value=self.pipeline.pipeline.pipeline_name)
         tag_shared(self, "gitops")
         self._acknowledge()
         codepipeline = self.pipeline.pipeline
