@@ -35,8 +35,8 @@ SOURCE_HELP = (
 @click.group("gitops", short_help="Deployments from a models.yaml in a repository (CDK Pipelines).")
 def gitops() -> None:
     """A models.yaml in your repository is the desired state of your model deployments: the EMD-GitOps
-    pipeline validates it, builds what changed and deploys it in waves, each followed by a smoke test, then removes
-    what left the file.
+    pipeline validates it, builds what changed and deploys it in waves, each followed by a smoke test, then
+    removes what left the file.
 
     \b
     Examples:
