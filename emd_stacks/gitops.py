@@ -314,11 +314,14 @@ def _stage_id(prefix: str, target: Target) -> str:
 
 
 def _refuse_unknown_pipeline_account(settings: PipelineSettings, models: ModelsFile) -> None:
-    other = sorted({t.account for t in models.targets if t.account and t.account != settings.account})
-    if other and settings.account is None:
+    """CodePipeline's cross-account keys and cross-region replication need the pipeline's account."""
+    if settings.account is not None:
+        return
+    elsewhere = sorted({t.label for t in models.targets if t.account or t.region != settings.region})
+    if elsewhere:
         raise EmdUserError(
-            f"models.yaml deploys to account {', '.join(other)}: the pipeline's own account must be known "
-            "for cross-account deployments (emd gitops init sets it; or pass --account)"
+            f"models.yaml deploys to {', '.join(elsewhere)}: the pipeline's own account must be known for "
+            "cross-account or cross-region deployments (emd gitops init sets it; emd gitops synth: --account)"
         )
 
 
