@@ -1,7 +1,7 @@
-"""EMD-GitOps synthesized through `emd gitops synth` (which runs cdk-nag and cfn-lint itself and fails on any
-finding): the pipeline's stages and steps, waves with a smoke test after each, the prune step, the model stacks
-fed from SSM and tagged, the target stack; China (cn-north-1) with no aws-only literal; 20 entries across 2
-environments in one App."""
+"""EMD-GitOps synthesized through `emd gitops synth` (which runs cdk-nag and cfn-lint itself and fails on
+any finding): the pipeline's stages and steps, waves with a smoke test after each, the prune step, the model
+stacks fed from SSM and tagged, the target stack; China (cn-north-1) with no aws-only literal; 20 entries
+across 2 environments in one App."""
 
 from __future__ import annotations
 
@@ -93,8 +93,8 @@ def project_commands(template: dict[str, Any], step_command: str) -> dict[str, A
 
 def test_stages_in_order_one_per_wave_then_prune(pipeline: dict[str, Any]):
     names = [s["Name"] for s in pipeline["Stages"]]
-    assert names == ["Source", "Build", "UpdatePipeline", "Targets", "staging-wave1", "prod-canary", "prod-wave2",
-                     "Prune"]  # fmt: skip
+    waves = ["staging-wave1", "prod-canary", "prod-wave2"]
+    assert names == ["Source", "Build", "UpdatePipeline", "Targets", *waves, "Prune"]
     assert pipeline["PipelineType"] == "V2"
 
 
