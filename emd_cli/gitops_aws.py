@@ -95,18 +95,26 @@ def deploy_stack(
     changed). GitOpsAwsError with CloudFormation's reason when it fails."""
     cfn = client(sess, "cloudformation", stack.region)
     exists = _stack_status(cfn, stack.name) not in (None, "REVIEW_IN_PROGRESS")
+    change_set = create_change_set(cfn, stack, exists, poll)
+    if change_set is None:
+        return "unchanged"
+    say(f"{stack.name} ({stack.region}): {'updating' if exists else 'creating'}")
+    return execute_change_set(cfn, stack.name, change_set, poll)
+
+
+def create_change_set(cfn: Any, stack: StackDeploy, exists: bool, poll: float) -> str | None:
+    """The change set's name once CloudFormation has computed it; None when there is nothing to change."""
     name = f"emd-gitops-{int(time.time())}"
+    template = (
+        {"TemplateURL": stack.template_url} if stack.template_url else {"TemplateBody": stack.template_body}
+    )
     cfn.create_change_set(
         StackName=stack.name,
         ChangeSetName=name,
         ChangeSetType="UPDATE" if exists else "CREATE",
-        **(
-            {"TemplateURL": stack.template_url}
-            if stack.template_url
-            else {"TemplateBody": stack.template_body}
-        ),
         Capabilities=CAPABILITIES,
         Tags=[{"Key": k, "Value": v} for k, v in sorted(stack.tags.items())],
+        **template,
     )
     while True:
         cs = cfn.describe_change_set(StackName=stack.name, ChangeSetName=name)
@@ -117,17 +125,20 @@ def deploy_stack(
         reason = cs.get("StatusReason", "")
         if "didn't contain changes" in reason or "No updates" in reason:
             cfn.delete_change_set(StackName=stack.name, ChangeSetName=name)
-            return "unchanged"
+            return None
         raise GitOpsAwsError(f"{stack.name}: change set failed: {reason}")
-    say(f"{stack.name} ({stack.region}): {'updating' if exists else 'creating'}")
-    cfn.execute_change_set(StackName=stack.name, ChangeSetName=name)
+    return name
+
+
+def execute_change_set(cfn: Any, stack_name: str, change_set: str, poll: float) -> str:
+    cfn.execute_change_set(StackName=stack_name, ChangeSetName=change_set)
     while True:
-        status = _stack_status(cfn, stack.name) or "DELETE_COMPLETE"
+        status = _stack_status(cfn, stack_name) or "DELETE_COMPLETE"
         if not status.endswith("_IN_PROGRESS"):
             break
         time.sleep(poll)
     if status not in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
-        raise GitOpsAwsError(f"{stack.name}: {status}: {_first_failure(cfn, stack.name)}")
+        raise GitOpsAwsError(f"{stack_name}: {status}: {_first_failure(cfn, stack_name)}")
     return status
 
 
