@@ -395,3 +395,48 @@ def test_smoke_check_through_the_gateway(aws: dict[str, Any], smoke_gateway: tup
     assert f"{missing.route}: not in /v1/models after" in str(info.value)
     assert read_key(secret) not in str(info.value) + capsys.readouterr().out
     assert read_key(secret) not in "\n".join(gateway.log_lines())
+
+
+# ---------------------------------------------------------------- emd gitops init
+
+
+@pytest.mark.slow
+def test_init_writes_the_starter_uploads_emd_and_creates_the_pipeline_change_set(
+    moto_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Up to ExecuteChangeSet: moto's CloudFormation cannot create CodeBuild projects (a GetAtt on one fails),
+    so execution is recorded instead; everything before it runs against moto."""
+    import emd_cli.gitops_aws as gitops_aws
+
+    region = "us-west-2"  # a region of its own: the CDK bootstrap and the stack are this test's
+    session = boto3.Session(region_name=region)
+    session.client("ssm").put_parameter(Name="/cdk-bootstrap/hnb659fds/version", Value="30", Type="String")
+    staging = f"cdk-hnb659fds-assets-{ACCOUNT}-{region}"
+    session.client("s3").create_bucket(
+        Bucket=staging, CreateBucketConfiguration={"LocationConstraint": region}
+    )
+    executed: list[str] = []
+
+    def execute(cfn: Any, stack_name: str, change_set: str, poll: float) -> str:
+        executed.append(stack_name)
+        return "CREATE_COMPLETE"
+
+    monkeypatch.setattr(gitops_aws, "execute_change_set", execute)
+    models = tmp_path / "models.yaml"
+    result = CliRunner().invoke(cli, ["gitops", "init", "--region", region, "--models", str(models)])
+    assert result.exit_code == 0, result.output
+    assert f"wrote {models}" in result.output and models.is_file()
+    assert executed == ["EMD-GitOps"]
+    keys = [o["Key"] for o in session.client("s3").list_objects_v2(Bucket=staging)["Contents"]]
+    assert any(k.startswith("emd-gitops/") and k.endswith("/emd-0.1.0-py3-none-any.whl") for k in keys)
+    assert any(
+        k.endswith(".json") and "/" not in k for k in keys
+    )  # the pipeline template, as cdk-assets puts it
+    cfn = session.client("cloudformation")
+    assert len(cfn.list_change_sets(StackName="EMD-GitOps")["Summaries"]) == 1
+    tags = {t["Key"]: t["Value"] for t in cfn.describe_stacks(StackName="EMD-GitOps")["Stacks"][0]["Tags"]}
+    assert tags["emd:component"] == "gitops"  # the stack tags of the assembly
+    assert "Next: zip -r source.zip models.yaml && aws s3 cp source.zip s3://" in result.output
+
+    again = CliRunner().invoke(cli, ["gitops", "init", "--region", region, "--models", str(models)])
+    assert again.exit_code == 0 and f"kept {models}" in again.output
