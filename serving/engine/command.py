@@ -6,6 +6,8 @@ import shlex
 from dataclasses import dataclass, field
 
 ENGINES = ("vllm", "tgi", "lmdeploy", "llama.cpp", "ollama", "huggingface")
+# EngineLaunch.api_dialect of llama-cpp-python's OpenAI server
+LLAMA_CPP_PYTHON = "llama-cpp-python"
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,8 @@ class EngineLaunch:
     after_ready: list[list[str]] = field(default_factory=list)
     # rerank requests need translating to this engine's native route (text-embeddings-inference)
     native_rerank_path: str | None = None
+    # whose departures from the OpenAI API serving.engine.openai_compat bridges (None: none bridged)
+    api_dialect: str | None = None
 
 
 def build_engine_launch(
@@ -101,7 +105,7 @@ def build_engine_launch(
                 "--interrupt_requests",
                 "false",
             ]
-            return EngineLaunch(cmd + extra, "/v1/models")
+            return EngineLaunch(cmd + extra, "/v1/models", api_dialect=LLAMA_CPP_PYTHON)
         cmd = [
             "llama-server",
             "--model",
