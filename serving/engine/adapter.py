@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import os
@@ -201,9 +200,7 @@ async def _forward(request: web.Request, path: str | None) -> web.StreamResponse
     if path == "/v1/rerank" and engine.launch.native_rerank_path and isinstance(parsed, dict):
         return await _native_rerank(request, parsed)
     if compat_relay.bridges(engine.launch.api_dialect, path):
-        return await compat_relay.serve(
-            request, request.app[SESSION], engine.base, path, parsed, functools.partial(_proxy, request, path)
-        )
+        return await compat_relay.serve(request, request.app[SESSION], engine.base, path, parsed)
     return await _proxy(request, path, body)
 
 

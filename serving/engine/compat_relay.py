@@ -1,15 +1,15 @@
 """Answers an OpenAI request through llama-cpp-python as serving.engine.openai_compat plans it: a refusal
-is a 400, a request the engine answers as OpenAI would is relayed as it comes, and the others make one engine
-call per choice (one after another: the engine runs one generation at a time), merged into one answer or one
-stream. A stream asked to include usage ends with OpenAI's usage chunk, counted by the engine: the prompt by
-a one-token unstreamed twin of the request, the streamed text by the engine's tokenizer."""
+is a 400; otherwise one engine call per choice (one after another: the engine runs one generation at a time),
+merged into one answer or one stream, and the engine's 5xx text (its file paths) never reaches the client.
+A stream asked to include usage ends with OpenAI's usage chunk, counted by the engine: the prompt by a
+one-token unstreamed twin of the request, the streamed text by the engine's tokenizer."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
@@ -23,7 +23,6 @@ from serving.engine.command import LLAMA_CPP_PYTHON
 
 log = logging.getLogger("emd.engine.compat")
 
-Proxy = Callable[[bytes], Awaitable[web.StreamResponse]]
 TOKEN_COUNT_PATH = "/extras/tokenize/count"  # llama-cpp-python's tokenizer, as the engine tokenizes a prompt
 
 
@@ -143,19 +142,11 @@ def _encode(body: dict[str, Any]) -> bytes:
 
 
 async def serve(
-    request: web.Request,
-    session: aiohttp.ClientSession,
-    engine_base: str,
-    route: str,
-    body: Any,
-    proxy: Proxy,
+    request: web.Request, session: aiohttp.ClientSession, engine_base: str, route: str, body: Any
 ) -> web.StreamResponse:
-    """`proxy` relays one body to the engine unchanged in between (the adapter's own relay)."""
     plan = oc.plan_request(route, body)
     if isinstance(plan, oc.Refusal):
         return error_response(plan.message, 400, plan.code, plan.param)
-    if plan.passthrough:
-        return await proxy(_encode(plan.calls[0].body))
     engine = EngineClient(session, engine_base)
     if plan.stream:
         return await _stream(request, engine, plan)
@@ -171,31 +162,26 @@ async def serve(
 
 
 async def _stream(request: web.Request, engine: EngineClient, plan: oc.Plan) -> web.StreamResponse:
+    """Headers go out with the first chunk: an engine refusing the first call answers with its status."""
     resp = web.StreamResponse(status=200, headers=stream_headers())
     first: dict[str, Any] | None = None
-    texts: list[str] = []
-    finishes: list[str | None] = []
+    choices = [oc.ChoiceStream(c.index, plan.include_usage, plan.keep_function_call) for c in plan.calls]
     try:
-        for call in plan.calls:
-            text, finish = "", None
+        for call, choice in zip(plan.calls, choices, strict=True):
             async with aclosing(engine.events(plan.route, call.body)) as events:
                 async for data in events:
                     chunk = json.loads(data)
                     if not isinstance(chunk, dict) or "error" in chunk:
                         raise _unreachable("the engine failed during the stream", 502, "engine_failed")
                     first = first or dict(chunk)
-                    oc.restamp_chunk(chunk, call.index, first.get("id", ""), plan.include_usage)
-                    text += oc.chunk_text(chunk)
-                    finish = oc.chunk_finish_reason(chunk) or finish
+                    choice.restamp(chunk, first.get("id", ""))
                     if not resp.prepared:
                         await resp.prepare(request)
                     await resp.write(b"data: " + _encode(chunk) + b"\n\n")
-            texts.append(text)
-            finishes.append(finish)
         if not resp.prepared:
             await resp.prepare(request)
         if plan.include_usage and first is not None:
-            totals = await _streamed_usage(engine, plan, texts, finishes)
+            totals = await _streamed_usage(engine, plan, choices)
             await resp.write(b"data: " + _encode(oc.usage_chunk(first, totals)) + b"\n\n")
         await resp.write(b"data: [DONE]\n\n")
         await resp.write_eof()
@@ -218,17 +204,18 @@ def _bad_chunk() -> web.Response:
 
 
 async def _streamed_usage(
-    engine: EngineClient, plan: oc.Plan, texts: list[str], finishes: list[str | None]
+    engine: EngineClient, plan: oc.Plan, choices: list[oc.ChoiceStream]
 ) -> dict[str, int]:
     counts = []
     try:
-        for call, text, finish in zip(plan.calls, texts, finishes, strict=True):
+        for call, choice in zip(plan.calls, choices, strict=True):
             prompt = 0
             if call.counts_prompt:
                 probe = await engine.answer(plan.route, oc.usage_probe(call.body))
                 prompt = int(probe["usage"]["prompt_tokens"])
-            counted = await engine.count_tokens(text, call.body.get("model"))
-            counts.append((prompt, oc.completion_tokens(counted, finish, call.body.get("max_tokens"))))
+            counted = await engine.count_tokens(choice.text, call.body.get("model"))
+            max_tokens = call.body.get("max_tokens")
+            counts.append((prompt, oc.completion_tokens(counted, choice.finish_reason, max_tokens)))
     except (KeyError, TypeError, ValueError):
         raise _unreachable("the engine did not report token counts", 502, "engine_failed") from None
     return oc.usage(plan, counts)

@@ -150,6 +150,9 @@ class NamedToolChoice(_Body):
     function: ToolName
 
 
+TokenId = Annotated[str, Field(pattern=r"^[0-9]+$")]
+
+
 class _Generation(_Body):
     model: str | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
@@ -160,7 +163,7 @@ class _Generation(_Body):
     stop: str | Annotated[list[str], Field(max_length=4)] | None = None
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
-    logit_bias: dict[str, Annotated[int, Field(ge=-100, le=100)]] | None = None
+    logit_bias: dict[TokenId, Annotated[int, Field(ge=-100, le=100)]] | None = None
     seed: int | None = None
     user: str | None = None
 
@@ -233,7 +236,8 @@ def _refusal_from(error: Any, body: Any) -> Refusal:
     if kind.startswith("union_tag_") and error.get("ctx", {}).get("discriminator"):
         param = f"{param}.{error['ctx']['discriminator'].strip(chr(39))}" if param else param
     what = f"'{param}'" if param else "the request body"
-    detail = error["msg"][:1].lower() + error["msg"][1:]
+    msg = error["msg"].removeprefix("Value error, ")
+    detail = msg[:1].lower() + msg[1:]
     if kind == "missing":
         return Refusal(f"Missing required parameter: {what}.", param, "missing_required_parameter")
     if kind.endswith(("_type", "_parsing")) or kind == "int_from_float":
@@ -242,9 +246,10 @@ def _refusal_from(error: Any, body: Any) -> Refusal:
 
 
 def validation_refusal(exc: ValidationError, body: Any) -> Refusal:
-    """The most specific of pydantic's errors (the deepest field), as OpenAI reports one."""
+    """The most specific of pydantic's errors, as OpenAI reports one: the deepest field, and a wrong value
+    before a wrong type (the branch of a union whose type matched says what is wrong)."""
     refusals = [_refusal_from(error, body) for error in exc.errors(include_url=False, include_input=False)]
-    return max(refusals, key=lambda r: len(r.param or ""))
+    return max(refusals, key=lambda r: (len(r.param or ""), r.code != "invalid_type"))
 
 
 # ---------------------------------------------------------------- request translation
@@ -266,11 +271,8 @@ class Plan:
     stream: bool = False
     include_usage: bool = False
     encoding_format: str = "float"
-
-    @property
-    def passthrough(self) -> bool:
-        """The engine's answer needs no change: it is relayed as it comes."""
-        return self.route != EMBEDDINGS and len(self.calls) == 1 and not self.include_usage
+    # the engine adds the deprecated function_call beside tool_calls: kept only for the deprecated `functions`
+    keep_function_call: bool = False
 
 
 def plan_request(route: str, body: Any) -> Plan | Refusal:
@@ -324,7 +326,13 @@ def plan_request(route: str, body: Any) -> Plan | Refusal:
             if n > 1 and isinstance(call_body.get("seed"), int):
                 call_body["seed"] += j  # the same seed would give n identical choices
             calls.append(EngineCall(call_body, p * n + j, j == 0))
-    return Plan(route, tuple(calls), stream=stream, include_usage=include_usage)
+    return Plan(
+        route,
+        tuple(calls),
+        stream=stream,
+        include_usage=include_usage,
+        keep_function_call="functions" in body and "tools" not in body,
+    )
 
 
 def _chat_body(body: dict[str, Any]) -> dict[str, Any] | Refusal:
@@ -339,12 +347,42 @@ def _chat_body(body: dict[str, Any]) -> dict[str, Any] | Refusal:
     limit = out.pop("max_completion_tokens", None)
     if limit is not None:  # OpenAI's successor of max_tokens; the engine knows only max_tokens
         out["max_tokens"] = limit
+    tool_choice = _engine_tool_choice(body)
+    if isinstance(tool_choice, Refusal):
+        return tool_choice
+    if tool_choice is not None:
+        out["tool_choice"] = tool_choice
     fmt = out.get("response_format")
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
         # llama-cpp-python constrains the output with a grammar built from a JSON schema given this way
         schema = fmt["json_schema"].get("schema")
         out["response_format"] = {"type": "json_object", **({"schema": schema} if schema else {})}
     return out
+
+
+def _engine_tool_choice(body: dict[str, Any]) -> Any:
+    """The engine forces a call only to a named function (with a grammar of its parameters): `required` with
+    a single tool names it; with several it is refused rather than silently left to the model."""
+    choice, tools = body.get("tool_choice"), body.get("tools") or []
+    if choice is None:
+        return None
+    if not tools:
+        message = "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified."
+        return Refusal(message, "tool_choice", "invalid_value")
+    names = [tool["function"]["name"] for tool in tools]
+    if isinstance(choice, dict) and choice["function"]["name"] not in names:
+        named = choice["function"]["name"]
+        message = f"Invalid value for 'tool_choice': no function named {named!r} in 'tools'."
+        return Refusal(message, "tool_choice.function.name", "invalid_value")
+    if choice == "required":
+        if len(names) > 1:
+            message = (
+                "This engine can force a call only to one named function: with several tools, name it in "
+                "'tool_choice' ({'type': 'function', 'function': {'name': ...}})."
+            )
+            return Refusal(message, "tool_choice", "invalid_value")
+        return {"type": "function", "function": {"name": names[0]}}
+    return choice
 
 
 def _engine_message(i: int, message: dict[str, Any]) -> dict[str, Any] | Refusal:
@@ -424,7 +462,7 @@ def usage(plan: Plan, counts: list[tuple[int, int]]) -> dict[str, int]:
 def merge_answers(plan: Plan, answers: list[dict[str, Any]]) -> dict[str, Any]:
     """One OpenAI answer from the engine's one-choice answers, each choice under its index."""
     choices = [
-        {**choice, "index": call.index}
+        _openai_choice(choice, call.index, plan.keep_function_call)
         for call, answer in zip(plan.calls, answers, strict=True)
         for choice in answer.get("choices", [])
     ]
@@ -435,32 +473,51 @@ def merge_answers(plan: Plan, answers: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-def restamp_chunk(chunk: dict[str, Any], index: int, stream_id: str, include_usage: bool) -> dict[str, Any]:
-    """A streamed engine chunk as part of the merged stream: its choice index, the stream's one id, and the
-    `usage: null` OpenAI puts on every chunk before the usage chunk."""
-    chunk["id"] = stream_id
-    for choice in chunk.get("choices", []):
-        choice["index"] = index
-    if include_usage:
-        chunk["usage"] = None
-    return chunk
+def _openai_choice(choice: dict[str, Any], index: int, keep_function_call: bool) -> dict[str, Any]:
+    out = {**choice, "index": index}
+    if not keep_function_call and isinstance(out.get("message"), dict):
+        out["message"] = {k: v for k, v in out["message"].items() if k != "function_call"}
+    return out
 
 
-def chunk_text(chunk: dict[str, Any]) -> str:
-    """The generated text a streamed chunk carries: completion text, or chat content and tool calls."""
-    parts = []
-    for choice in chunk.get("choices", []):
-        parts.append(choice.get("text") or "")
-        delta = choice.get("delta") or {}
-        parts.append(delta.get("content") or "")
+class ChoiceStream:
+    """One engine stream (one choice) inside the merged stream: each chunk gets the choice's index, the
+    stream's one id and OpenAI's `usage: null`; a tool call's id, type and name come in its first delta only
+    (the engine repeats them, which OpenAI clients would concatenate). Keeps the generated text, to count."""
+
+    def __init__(self, index: int, include_usage: bool, keep_function_call: bool) -> None:
+        self.index = index
+        self.include_usage = include_usage
+        self.keep_function_call = keep_function_call
+        self.text = ""
+        self.finish_reason: str | None = None
+        self._started_tools: set[Any] = set()
+
+    def restamp(self, chunk: dict[str, Any], stream_id: str) -> dict[str, Any]:
+        chunk["id"] = stream_id
+        for choice in chunk.get("choices", []):
+            choice["index"] = self.index
+            self.text += choice.get("text") or ""
+            self.finish_reason = choice.get("finish_reason") or self.finish_reason
+            delta = choice.get("delta")
+            if isinstance(delta, dict):
+                self._fix_delta(delta)
+        if self.include_usage:
+            chunk["usage"] = None
+        return chunk
+
+    def _fix_delta(self, delta: dict[str, Any]) -> None:
+        self.text += delta.get("content") or ""
+        if not self.keep_function_call:
+            delta.pop("function_call", None)
         for call in delta.get("tool_calls") or []:
             function = call.get("function") or {}
-            parts.append((function.get("name") or "") + (function.get("arguments") or ""))
-    return "".join(parts)
-
-
-def chunk_finish_reason(chunk: dict[str, Any]) -> str | None:
-    return next((c["finish_reason"] for c in chunk.get("choices", []) if c.get("finish_reason")), None)
+            self.text += function.get("arguments") or ""  # the name is not generated: the grammar names it
+            if call.get("index") in self._started_tools:
+                call.pop("id", None)
+                call.pop("type", None)
+                function.pop("name", None)
+            self._started_tools.add(call.get("index"))
 
 
 def completion_tokens(counted: int, finish_reason: str | None, max_tokens: Any) -> int:

@@ -11,7 +11,7 @@ import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import openai
@@ -26,6 +26,20 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 KEY = "emd-test-key-0123456789"
 LONG = [{"role": "user", "content": "Write a very long story about a cat who travels the world."}]
 HI = [{"role": "user", "content": "Say hello."}]
+
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "weather",
+        "description": "The weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string", "enum": ["Paris", "London", "Tokyo"]}},
+            "required": ["city"],
+        },
+    },
+}
 
 
 @pytest.fixture(scope="module")
@@ -184,6 +198,11 @@ def test_embeddings_one_unit_vector_per_input(client: openai.OpenAI) -> None:
         ({"max_completion_tokens": 0}, "max_completion_tokens"),
         ({"messages": [{"role": "user"}]}, "messages[0].content"),
         ({"n": 2, "stream_options": {"include_usage": True}}, "stream_options"),
+        ({"logit_bias": {"hello": 5}}, "logit_bias.hello"),
+        (
+            {"tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": "nope"}}},
+            "tool_choice.function.name",
+        ),
     ],
 )
 def test_malformed_requests_are_400_naming_the_field(
@@ -211,6 +230,26 @@ def test_tool_call_history_with_null_content_is_accepted(client: openai.OpenAI) 
         {"role": "tool", "tool_call_id": "c1", "content": [{"type": "text", "text": "42"}]},
     ]
     assert chat(client, messages=messages, max_tokens=4).choices[0].message.content
+
+
+def test_a_required_tool_is_called_and_streamed_as_openai_does(client: openai.OpenAI) -> None:
+    ask = [{"role": "user", "content": "What is the weather in Paris?"}]
+    answer = chat(client, messages=ask, tools=[WEATHER], tool_choice="required", max_tokens=30, temperature=0)
+    message = answer.choices[0].message
+    assert answer.choices[0].finish_reason == "tool_calls" and message.function_call is None
+    assert message.tool_calls and message.tool_calls[0].function.name == "weather"
+    assert "city" in json.loads(message.tool_calls[0].function.arguments)
+
+    with client.chat.completions.stream(
+        model=SERVED_NAME,
+        messages=ask,
+        tools=[WEATHER],
+        tool_choice="required",
+        max_tokens=30,  # type: ignore[list-item]
+    ) as stream:
+        final = stream.get_final_completion()
+    call = final.choices[0].message.tool_calls[0]  # type: ignore[index]
+    assert call.function.name == "weather" and "city" in json.loads(call.function.arguments)
 
 
 def test_completions_with_a_list_of_prompts(client: openai.OpenAI) -> None:
@@ -266,6 +305,23 @@ def test_langchain_invoke_stream_and_max_tokens(chat_model: Any) -> None:
     usage = total.usage_metadata
     assert usage and usage["input_tokens"] > 0 and 0 < usage["output_tokens"] <= 6
     assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
+
+
+def test_langchain_tool_calls(chat_model: Any) -> None:
+    from langchain_core.tools import tool
+
+    @tool
+    def weather(city: Literal["Paris", "London", "Tokyo"]) -> str:
+        """The weather in a city."""
+        return "sunny"
+
+    model = chat_model(max_tokens=30, temperature=0).bind_tools([weather], tool_choice="weather")
+    reply = model.invoke("What is the weather in Paris?")
+    assert [c["name"] for c in reply.tool_calls] == ["weather"] and "city" in reply.tool_calls[0]["args"]
+    total = None
+    for chunk in model.stream("What is the weather in Paris?"):
+        total = chunk if total is None else total + chunk
+    assert total is not None and [c["name"] for c in total.tool_calls] == ["weather"]
 
 
 class City(BaseModel):
