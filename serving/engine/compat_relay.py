@@ -41,16 +41,26 @@ class EngineFailure(Exception):
 
 
 def engine_error(status: int, data: bytes) -> EngineFailure:
-    """The engine's 4xx answers are OpenAI-shaped (context_length_exceeded …) and pass; its 5xx text carries
-    its file paths and stack frames, so it is logged here and replaced."""
-    if 400 <= status < 500:
+    """The engine's 4xx answers in OpenAI's error shape (context_length_exceeded …) pass; anything else, such
+    as its 5xx text with file paths and stack frames, is logged here and replaced."""
+    if 400 <= status < 500 and _is_openai_error(data):
         return EngineFailure(
             web.Response(body=data, status=status, content_type="application/json"), "the engine refused"
         )
     log.warning("engine error %s: %s", status, data[:2000].decode(errors="replace"))
-    return EngineFailure(
-        error_response("the engine failed to process the request", 500, "engine_error"), "the engine failed"
-    )
+    return _failure("the engine failed to process the request", 500, "engine_error")
+
+
+def _is_openai_error(data: bytes) -> bool:
+    try:
+        parsed = json.loads(data)
+    except ValueError:
+        return False
+    return isinstance(parsed, dict) and isinstance(parsed.get("error"), dict)
+
+
+def _failure(message: str, status: int, code: str) -> EngineFailure:
+    return EngineFailure(error_response(message, status, code), message)
 
 
 class SseEvents:
@@ -75,34 +85,36 @@ class EngineClient:
         self._session = session
         self._base = base
 
+    async def _post(self, path: str, body: dict[str, Any]) -> aiohttp.ClientResponse:
+        try:
+            return await self._session.post(self._base + path, json=body)
+        except TIMEOUT_ERRORS:
+            raise _failure("the engine did not answer in time", 504, "engine_timeout") from None
+        except aiohttp.ClientError:
+            raise _failure("the engine is unavailable", 502, "engine_unavailable") from None
+
     async def answer(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """The engine's JSON answer; EngineFailure when there is none."""
+        upstream = await self._post(path, body)
         try:
-            async with self._session.post(self._base + path, json=body) as upstream:
-                data = await upstream.read()
-                status = upstream.status
-        except TIMEOUT_ERRORS:
-            raise _unreachable("the engine did not answer in time", 504, "engine_timeout") from None
-        except aiohttp.ClientError:
-            raise _unreachable("the engine is unavailable", 502, "engine_unavailable") from None
-        if status != 200:
-            raise engine_error(status, data)
+            data = await upstream.read()
+        except (aiohttp.ClientError, *TIMEOUT_ERRORS):
+            raise _failure("the engine failed mid-response", 502, "engine_failed") from None
+        finally:
+            upstream.release()
+        if upstream.status != 200:
+            raise engine_error(upstream.status, data)
         try:
             answer = json.loads(data)
         except ValueError:
-            raise _unreachable("the engine answered with invalid JSON", 502, "engine_failed") from None
+            raise _failure("the engine answered with invalid JSON", 502, "engine_failed") from None
         if not isinstance(answer, dict):
-            raise _unreachable("the engine answered with invalid JSON", 502, "engine_failed")
+            raise _failure("the engine answered with invalid JSON", 502, "engine_failed")
         return answer
 
     async def events(self, path: str, body: dict[str, Any]) -> AsyncIterator[str]:
         """The data of each event the engine streams for `body`, up to [DONE] (not included)."""
-        try:
-            upstream = await self._session.post(self._base + path, json=body)
-        except TIMEOUT_ERRORS:
-            raise _unreachable("the engine did not answer in time", 504, "engine_timeout") from None
-        except aiohttp.ClientError:
-            raise _unreachable("the engine is unavailable", 502, "engine_unavailable") from None
+        upstream = await self._post(path, body)
         try:
             if upstream.status != 200 or upstream.content_type != SSE_CONTENT_TYPE:
                 raise engine_error(upstream.status, await upstream.read())
@@ -111,9 +123,9 @@ class EngineClient:
                 try:
                     chunk = await upstream.content.readany()
                 except (aiohttp.ClientError, *TIMEOUT_ERRORS):
-                    raise _unreachable("the engine failed during the stream", 502, "engine_failed") from None
+                    raise _failure("the engine failed during the stream", 502, "engine_failed") from None
                 if not chunk:
-                    raise _unreachable("the engine ended the stream early", 502, "engine_failed")
+                    raise _failure("the engine ended the stream early", 502, "engine_failed")
                 for data in parser.feed(chunk):
                     if data == "[DONE]":
                         return
@@ -131,10 +143,6 @@ class EngineClient:
             *(self.answer(TOKEN_COUNT_PATH, {"input": t, "model": model}) for t in (text, ""))
         )
         return int(counts[0]["count"]) - int(counts[1]["count"])
-
-
-def _unreachable(message: str, status: int, code: str) -> EngineFailure:
-    return EngineFailure(error_response(message, status, code), message)
 
 
 def _encode(body: dict[str, Any]) -> bytes:
@@ -172,7 +180,7 @@ async def _stream(request: web.Request, engine: EngineClient, plan: oc.Plan) -> 
                 async for data in events:
                     chunk = json.loads(data)
                     if not isinstance(chunk, dict) or "error" in chunk:
-                        raise _unreachable("the engine failed during the stream", 502, "engine_failed")
+                        raise _failure("the engine failed during the stream", 502, "engine_failed")
                     first = first or dict(chunk)
                     choice.restamp(chunk, first.get("id", ""))
                     if not resp.prepared:
@@ -217,5 +225,5 @@ async def _streamed_usage(
             max_tokens = call.body.get("max_tokens")
             counts.append((prompt, oc.completion_tokens(counted, choice.finish_reason, max_tokens)))
     except (KeyError, TypeError, ValueError):
-        raise _unreachable("the engine did not report token counts", 502, "engine_failed") from None
+        raise _failure("the engine did not report token counts", 502, "engine_failed") from None
     return oc.usage(plan, counts)

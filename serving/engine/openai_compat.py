@@ -230,11 +230,14 @@ def _param(loc: tuple[int | str, ...], body: Any, missing: bool) -> str | None:
     return path or None
 
 
+QUOTE = "'"
+
+
 def _refusal_from(error: Any, body: Any) -> Refusal:
     kind = error["type"]
     param = _param(tuple(error["loc"]), body, kind == "missing")
     if kind.startswith("union_tag_") and error.get("ctx", {}).get("discriminator"):
-        param = f"{param}.{error['ctx']['discriminator'].strip(chr(39))}" if param else param
+        param = f"{param}.{error['ctx']['discriminator'].strip(QUOTE)}" if param else param
     what = f"'{param}'" if param else "the request body"
     msg = error["msg"].removeprefix("Value error, ")
     detail = msg[:1].lower() + msg[1:]
@@ -276,7 +279,8 @@ class Plan:
 
 
 def plan_request(route: str, body: Any) -> Plan | Refusal:
-    """Validate an OpenAI request body for `route` and turn it into the engine calls that answer it."""
+    """Validate an OpenAI request body for `route` and turn it into the engine calls that answer it. The
+    translation works on a copy of the client's own dict, so fields the models do not name pass unchanged."""
     if not isinstance(body, dict):
         return Refusal("The request body must be a JSON object.", None, "invalid_type")
     try:
@@ -295,20 +299,13 @@ def plan_request(route: str, body: Any) -> Plan | Refusal:
     include_usage = stream and (body.get("stream_options") or {}).get("include_usage") is True
     engine_body = {k: v for k, v in body.items() if k not in ("n", "stream_options")}
     if route == CHAT:
-        translated = _chat_body(engine_body)
-        prompts: list[Any] = [None]
+        translated, prompts = _chat_body(engine_body), [None]
     else:
-        translated = _completion_body(engine_body)
-        prompt = body["prompt"]
-        prompts = [prompt] if isinstance(prompt, str) else prompt
-        if not prompts or not all(isinstance(p, str) for p in prompts):
-            return Refusal(
-                "This model takes 'prompt' as a string or a non-empty array of strings, not token arrays.",
-                "prompt",
-                "invalid_value",
-            )
+        translated, prompts = _completion_body(engine_body), _prompts(body["prompt"])
     if isinstance(translated, Refusal):
         return translated
+    if isinstance(prompts, Refusal):
+        return prompts
     n = body.get("n") or 1
     if n * len(prompts) > MAX_CHOICES:
         return Refusal(
@@ -419,6 +416,17 @@ def _completion_body(body: dict[str, Any]) -> dict[str, Any] | Refusal:
     if out.get("max_tokens") is None:
         out["max_tokens"] = COMPLETION_MAX_TOKENS  # OpenAI's default; the engine reads null as "no limit"
     return out
+
+
+def _prompts(prompt: Any) -> list[Any] | Refusal:
+    prompts = [prompt] if isinstance(prompt, str) else prompt
+    if not prompts or not all(isinstance(p, str) for p in prompts):
+        return Refusal(
+            "This model takes 'prompt' as a string or a non-empty array of strings, not token arrays.",
+            "prompt",
+            "invalid_value",
+        )
+    return list(prompts)
 
 
 def _embedding_plan(body: dict[str, Any]) -> Plan | Refusal:
