@@ -28,6 +28,11 @@ def generate_api_key() -> str:
     return API_KEY_PREFIX + secrets.token_urlsafe(32)
 
 
+class TargetError(Exception):
+    """A failure after something was started (the engine did not become ready, a process died): the target has
+    removed what it created, and the message says why (with a log tail where there is one). Exit code 1."""
+
+
 class Stage:
     """Where a deployment is in its life (DeploymentStatus.stage)."""
 
