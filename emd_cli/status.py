@@ -81,13 +81,11 @@ def status(route: str | None, as_json: bool, region: str | None, profile: str | 
     from emd_cli.render import console
 
     table = Table(title="EMD deployments")
-    for col in ("route", "where", "engine", "stage", "base URL", "uptime", "processes"):
-        table.add_column(col, overflow="fold", no_wrap=col in ("route", "base URL"))
+    for col in ("route", "where", "engine", "stage", "base URL", "uptime", "PIDs"):
+        table.add_column(col, overflow="fold", no_wrap=col != "PIDs")
     for r in rows:
-        where = "this machine" if r.target == "local" else f"{r.service_type} {r.instance_type or ''}".strip()
+        where = "local" if r.target == "local" else f"{r.service_type} {r.instance_type or ''}".strip()
         stage = f"[{STAGE_STYLE.get(r.stage, 'red')}]{r.stage}[/]"
-        if r.reason:
-            stage += f"\n[dim]{r.reason}[/dim]"
         table.add_row(
             r.route,
             where,
@@ -97,4 +95,8 @@ def status(route: str | None, as_json: bool, region: str | None, profile: str | 
             _uptime(r.details.get("uptime_seconds")),
             _pids(r.details),
         )
-    console().print(table)
+    out = console()
+    out.print(table)
+    for r in rows:
+        if r.reason:
+            out.print(f"{r.route}: {r.stage}: {r.reason}")
