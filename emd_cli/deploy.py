@@ -219,7 +219,10 @@ def deploy(
         _confirm([(k, str(v)) for k, v in facts.items() if isinstance(v, str)], skip_confirm, out)
         target = target_for(service, region=dep.region, profile=profile)
     given = dep.extra_params.service_params.api_key
+    from rich.console import Console
+
+    progress = Console(stderr=True, highlight=False)  # spinners on stderr: stdout stays the result
     outcome = target.deploy(
-        dep, api_key=given.get_secret_value() if given else None, update=update, console=out
+        dep, api_key=given.get_secret_value() if given else None, update=update, console=progress
     )
     print_outcome(outcome, out)
