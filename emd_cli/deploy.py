@@ -54,32 +54,25 @@ def resolve(
     )
 
 
-def local_summary(dep: Any) -> list[tuple[str, str]]:
+def local_plan(dep: Any) -> dict[str, str]:
+    """What `emd deploy -s local` runs, by label: nothing on AWS, no cost."""
     from emd_cli.targets.local_weights import weights_source
     from model_specs import compat
 
     machine = dep.instance
-    gpus = compat.devices_used(dep.engine, machine)
+    gpus = f"{machine.gpus} x {machine.gpu_model}" if machine.gpus else "no GPU"
     sp = dep.extra_params.service_params
-    return [
-        ("Route", dep.route),
-        (
-            "Runs on",
-            f"this machine ({machine.vcpus} CPUs, {machine.memory_gib:.1f} GiB RAM"
-            + (f", {machine.gpus} x {machine.gpu_model})" if machine.gpus else ", no GPU)"),
-        ),
-        ("Engine", f"{dep.engine_type} {dep.engine_cli_args()}".strip()),
-        ("Weights", weights_source(dep)),
-        (
-            "Memory",
-            f"needs ~{compat.required_memory_gib(dep.model, gpus, dep.engine):.1f} GiB, "
-            f"{compat.usable_memory_gib(machine, dep.engine):.1f} GiB usable",
-        ),
-        (
-            "API key",
-            "none: public" if sp.public else "given in service_params" if sp.api_key else "generated",
-        ),
-    ]
+    key = "none: public" if sp.public else "given in service_params" if sp.api_key else "generated"
+    need = compat.required_memory_gib(dep.model, compat.devices_used(dep.engine, machine), dep.engine)
+    return {
+        "Route": dep.route,
+        "Runs on": f"this machine ({machine.vcpus} CPUs, {machine.memory_gib:.1f} GiB RAM, {gpus})",
+        "Engine": f"{dep.engine_type} {dep.engine_cli_args()}".strip(),
+        "Weights": weights_source(dep),
+        "Memory": f"needs ~{need:.1f} GiB, {compat.usable_memory_gib(machine, dep.engine):.1f} GiB usable",
+        "API key": key + " (digest for the gateway, value in a 0600 file)" if not sp.public else key,
+        "Serves on": "the local gateway on 127.0.0.1, shared by every local deployment (no AWS, no cost)",
+    }
 
 
 def _confirm(rows: list[tuple[str, str]], skip: bool, out: Any) -> None:
@@ -194,13 +187,14 @@ def deploy(
     from emd_cli.render import console
     from emd_cli.targets import target_for
 
+    model = require(model_id, "--model-id", _catalogue_names("model"))
     service = require(service_type, "--service-type", _catalogue_names("service"))
     if service != LOCAL and port is not None:
         raise click.UsageError("--port is for -s local (the local gateway's port)")
     if service == LOCAL and profile is not None:
         raise click.UsageError("--profile is for AWS service types, not -s local")
     dep = resolve(
-        model_id=require(model_id, "--model-id", _catalogue_names("model")),
+        model_id=model,
         service_type=service,
         instance_type=instance_type,
         engine_type=engine_type,
@@ -210,7 +204,7 @@ def deploy(
     )
     out = console()
     if service == LOCAL:
-        _confirm(local_summary(dep), skip_confirm, out)
+        _confirm(list(local_plan(dep).items()), skip_confirm, out)
         target = target_for(service, port=port, ready_timeout=timeout)
     else:
         from emd_cli.plan import plan_facts

@@ -132,11 +132,16 @@ def plan(
     from model_specs.cost import estimate_cost
     from model_specs.deployment import resolve_deployment
 
+    model_id = require(model_id, "--model-id", _catalogue_names("model"))
+    service = require(service_type, "--service-type", _catalogue_names("service"))
+    if service == "local":
+        _plan_local(model_id, engine_type, instance_type, model_tag, region, extra_params, as_json)
+        return
     dep = resolve_deployment(
-        model_id=require(model_id, "--model-id", _catalogue_names("model")),
+        model_id=model_id,
         instance_type=require(instance_type, "--instance-type", _catalogue_names("instance")),
         engine_type=engine_type,
-        service_type=require(service_type, "--service-type", _catalogue_names("service")),
+        service_type=service,
         region=default_region(region),
         model_tag=model_tag,
         extra_params=extra_params,
@@ -154,9 +159,7 @@ def plan(
         _print_plan(facts, est)
     template: Path | None = None
     synth_status = "skipped (--no-synth)"
-    if synth and dep.service_type.value == "local":
-        synth_status = "no model stack: service type local runs on this machine"
-    elif synth:
+    if synth:
         template = synthesize(dep, outdir)
         synth_status = "synthesized" if template is not None else "model stack synthesis not available"
     if as_json:
@@ -175,6 +178,45 @@ def plan(
         click.echo(f"Template: {template}")
     else:
         click.echo(f"Model stack: {synth_status}")
+
+
+def _plan_local(
+    model_id: str,
+    engine_type: str | None,
+    instance_type: str | None,
+    model_tag: str,
+    region: str | None,
+    extra_params: str | None,
+    as_json: bool,
+) -> None:
+    """-s local: checked against this machine; no stack, no secret, no image, no cost."""
+    from emd_cli.deploy import local_plan, resolve
+
+    dep = resolve(
+        model_id=model_id,
+        service_type="local",
+        instance_type=instance_type,
+        engine_type=engine_type,
+        model_tag=model_tag,
+        region=region,
+        extra_params=extra_params,
+    )
+    rows = local_plan(dep)
+    if as_json:
+        data = {k.lower().replace(" ", "_"): v for k, v in rows.items()}
+        click.echo(json.dumps({**data, "service_type": "local", "engine_type": dep.engine_type}, indent=2))
+        return
+    from rich.table import Table
+
+    from emd_cli.render import console
+
+    table = Table(title=f"Plan: {dep.route} on this machine (local)", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value", overflow="fold")
+    for k, v in rows.items():
+        table.add_row(k, v)
+    console().print(table)
+    click.echo(f"Deploy it: emd deploy --model-id {dep.model_id} -s local --model-tag {dep.model_tag}")
 
 
 def _print_plan(facts: dict[str, Any], est: Any) -> None:
