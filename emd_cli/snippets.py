@@ -39,18 +39,18 @@ def curl(endpoint: Endpoint) -> str:
 
 
 def python(endpoint: Endpoint) -> str:
-    key = f'os.environ["{KEY_VARIABLE}"]' if endpoint.api_key else '"none"  # public: no key'
-    head = (
-        "import os\n\nfrom openai import OpenAI\n\n"
-        f'client = OpenAI(base_url="{endpoint.base_url}", api_key={key})\n'
-    )
+    if endpoint.api_key:
+        head = f'import os\n\nfrom openai import OpenAI\n\nkey = os.environ["{KEY_VARIABLE}"]\n'
+    else:
+        head = 'from openai import OpenAI\n\nkey = "none"  # a public deployment takes any key\n'
+    head += f'client = OpenAI(base_url="{endpoint.base_url}", api_key=key)\n'
     model = json.dumps(endpoint.model)
     if endpoint.model_type == "embedding":
         body = f'result = client.embeddings.create(model={model}, input=["Hello!", "How are you?"])\n'
         body += "print([len(item.embedding) for item in result.data])\n"
     elif endpoint.model_type == "rerank":
         _, request = _request(endpoint)
-        body = f"print(client.post('/rerank', cast_to=object, body={request!r}))\n"
+        body = f"print(client.post('/rerank', cast_to=object, body={json.dumps(request)}))\n"
     elif endpoint.model_type == "asr":
         body = (
             'with open("speech.wav", "rb") as audio:\n'
