@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
-from emd_cli.cost_cmd import _catalogue_names, model_options
-from emd_cli.options import default_region, json_option, region_option, require
+from emd_cli.cost_cmd import model_options
+from emd_cli.options import json_option, region_option
 
 
 def plan_facts(dep: Any) -> dict[str, Any]:
@@ -129,23 +129,21 @@ def plan(
                --extra-params '{"service_params": {"min_capacity": 1, "max_capacity": 4}}' --no-synth
       emd plan --model-id SmolLM2-135M-Instruct-GGUF -i m7i.xlarge -e llama.cpp -s ec2 --json
     """
+    from emd_cli.resolve import resolve
     from model_specs.cost import estimate_cost
-    from model_specs.deployment import resolve_deployment
 
-    model_id = require(model_id, "--model-id", _catalogue_names("model"))
-    service = require(service_type, "--service-type", _catalogue_names("service"))
-    if service == "local":
-        _plan_local(model_id, engine_type, instance_type, model_tag, region, extra_params, as_json)
-        return
-    dep = resolve_deployment(
+    dep = resolve(
         model_id=model_id,
-        instance_type=require(instance_type, "--instance-type", _catalogue_names("instance")),
+        service_type=service_type,
+        instance_type=instance_type,
         engine_type=engine_type,
-        service_type=service,
-        region=default_region(region),
         model_tag=model_tag,
+        region=region,
         extra_params=extra_params,
     )
+    if dep.service_type.value == "local":
+        _plan_local(dep, as_json)
+        return
     facts = plan_facts(dep)
     est = estimate_cost(
         region=dep.region,
@@ -180,27 +178,10 @@ def plan(
         click.echo(f"Model stack: {synth_status}")
 
 
-def _plan_local(
-    model_id: str,
-    engine_type: str | None,
-    instance_type: str | None,
-    model_tag: str,
-    region: str | None,
-    extra_params: str | None,
-    as_json: bool,
-) -> None:
+def _plan_local(dep: Any, as_json: bool) -> None:
     """-s local: checked against this machine; no stack, no secret, no image, no cost."""
-    from emd_cli.deploy import local_plan, resolve
+    from emd_cli.resolve import local_plan
 
-    dep = resolve(
-        model_id=model_id,
-        service_type="local",
-        instance_type=instance_type,
-        engine_type=engine_type,
-        model_tag=model_tag,
-        region=region,
-        extra_params=extra_params,
-    )
     rows = local_plan(dep)
     if as_json:
         data = {k.lower().replace(" ", "_"): v for k, v in rows.items()}

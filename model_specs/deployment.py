@@ -177,12 +177,7 @@ def resolve_deployment(
             + "."
             + hint
         )
-    _check_params(params)
-    if params.model_params.model_files_local_path is not None:
-        raise EmdUserError(
-            "model_params.model_files_local_path is for -s local (files on this machine); on AWS give "
-            "model_params.model_files_s3_path"
-        )
+    _check_params(params, local=False)
     return Deployment(
         model_id=model.id,
         model_tag=model_tag,
@@ -194,7 +189,18 @@ def resolve_deployment(
     )
 
 
-def _check_params(params: ExtraParams) -> None:
+def _check_params(params: ExtraParams, *, local: bool) -> None:
+    mp = params.model_params
+    if local and mp.model_files_s3_path is not None:
+        raise EmdUserError(
+            "model_params.model_files_s3_path is for AWS targets; on this machine give "
+            "model_params.model_files_local_path"
+        )
+    if not local and mp.model_files_local_path is not None:
+        raise EmdUserError(
+            "model_params.model_files_local_path is for -s local (files on this machine); on AWS give "
+            "model_params.model_files_s3_path"
+        )
     sp = params.service_params
     if sp.min_capacity is not None and sp.max_capacity is not None and sp.min_capacity > sp.max_capacity:
         raise EmdUserError(
@@ -250,12 +256,7 @@ def resolve_local_deployment(
             + "."
             + hint
         )
-    _check_params(params)
-    if params.model_params.model_files_s3_path is not None:
-        raise EmdUserError(
-            "model_params.model_files_s3_path is for AWS targets; on this machine give "
-            "model_params.model_files_local_path"
-        )
+    _check_params(params, local=True)
     return Deployment(
         model_id=model.id,
         model_tag=model_tag,
