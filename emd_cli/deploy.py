@@ -137,18 +137,19 @@ def deploy(
         raise click.UsageError("--port is for -s local (the local gateway's port)")
     if service == LOCAL and profile is not None:
         raise click.UsageError("--profile is for AWS service types, not -s local")
+    from rich.console import Console
+
     out = console()
     if service == LOCAL:
-        _confirm(list(local_plan(dep).items()), skip_confirm, out)
         target = target_for(service, port=port, ready_timeout=timeout)
+        _confirm(list(local_plan(dep).items()), skip_confirm, out)
     else:
         from emd_cli.plan import plan_facts
 
+        target = target_for(service, region=dep.region, profile=profile)
         facts = plan_facts(dep)
         _confirm([(k, str(v)) for k, v in facts.items() if isinstance(v, str)], skip_confirm, out)
-        target = target_for(service, region=dep.region, profile=profile)
     given = dep.extra_params.service_params.api_key
-    from rich.console import Console
 
     progress = Console(stderr=True, highlight=False)  # spinners on stderr: stdout stays the result
     outcome = target.deploy(

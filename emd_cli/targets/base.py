@@ -14,11 +14,12 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from rich.console import Console
+if TYPE_CHECKING:  # the commands import this module at start-up: keep it free of pydantic and rich
+    from rich.console import Console
 
-from model_specs.deployment import Deployment
+    from model_specs.deployment import Deployment
 
 API_KEY_PREFIX = "emd-"
 
