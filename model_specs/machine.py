@@ -32,6 +32,15 @@ ENGINE_PROGRAMS: dict[str, str] = {
 PYTHON_ENGINE_MODULES: dict[str, tuple[str, ...]] = {"llama.cpp": ("llama_cpp", "uvicorn", "sse_starlette")}
 NVIDIA_SMI_TIMEOUT = 10.0
 BF16_COMPUTE_CAPABILITY = 8.0  # Ampere and newer compute in bfloat16
+UNKNOWN_COMPUTE_CAPABILITY = 7.0  # drivers too old to report it: assume the least (no bf16, no FP8)
+ARCHITECTURES = ((10.0, "Blackwell"), (9.0, "Hopper"), (8.9, "Ada"), (8.0, "Ampere"), (7.5, "Turing"))
+
+
+def gpu_arch(compute_capability: float) -> str:
+    for floor, name in ARCHITECTURES:
+        if compute_capability >= floor:
+            return name
+    return "Volta or older"
 
 
 @dataclass(frozen=True)
@@ -57,7 +66,9 @@ class MachineFacts:
         return f"{self.cpus} CPUs, {self.memory_gib:.1f} GiB RAM, {gpu}"
 
     def as_instance(self) -> InstanceSpec:
-        """This machine as an instance: GPUs when there are some (the smallest one's memory counts)."""
+        """This machine as an instance: GPUs when there are some (the smallest one's memory and the oldest
+        one's compute capability count; unknown capability counts as pre-Turing)."""
+        cc = min((g.compute_capability or UNKNOWN_COMPUTE_CAPABILITY for g in self.gpus), default=None)
         spec = InstanceSpec(
             name="local.machine",
             vcpus=max(self.cpus, 1),
@@ -66,10 +77,9 @@ class MachineFacts:
             gpus=len(self.gpus),
             gpu_model=self.gpus[0].name if self.gpus else None,
             gpu_memory_gib=min((g.memory_gib for g in self.gpus), default=0.0),
-            bf16=all(
-                g.compute_capability is None or g.compute_capability >= BF16_COMPUTE_CAPABILITY
-                for g in self.gpus
-            ),
+            bf16=cc is None or cc >= BF16_COMPUTE_CAPABILITY,
+            gpu_arch=None if cc is None else gpu_arch(cc),
+            compute_capability=cc,
             regions=["local"],
         )
         # the schema's name pattern is for EC2 names; compat's refusals read better naming the machine

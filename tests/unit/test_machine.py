@@ -30,6 +30,10 @@ def test_machine_as_instance() -> None:
     assert (cpu.accelerator, cpu.gpus, cpu.memory_gib, cpu.name) == (Accelerator.cpu, 0, 8, "this machine")
     gpu = MachineFacts(cpus=8, memory_gib=32, gpus=(A10G, Gpu("Tesla T4", 15.0, 7.5))).as_instance()
     assert (gpu.accelerator, gpu.gpus, gpu.gpu_memory_gib, gpu.bf16) == (Accelerator.gpu, 2, 15.0, False)
+    assert (gpu.compute_capability, gpu.gpu_arch) == (7.5, "Turing")
+    unknown = MachineFacts(cpus=8, memory_gib=32, gpus=(Gpu("Old", 16.0),)).as_instance()
+    assert (unknown.compute_capability, unknown.bf16) == (7.0, False)
+    assert GPU_BOX.as_instance().gpu_arch == "Ampere"
 
 
 def test_smollm_fits_a_small_cpu_machine() -> None:
