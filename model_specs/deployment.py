@@ -251,7 +251,9 @@ def resolve_local_deployment(
     if reasons:
         fits = local_choices(cat, facts)
         hint = (
-            " Models that fit here: " + ", ".join(f"{m.id} (-e {e.name})" for m, e in fits[:8]) + "."
+            " Models that fit here: "
+            + ", ".join(f"{m.id} (-e {e.name})" for m, e in fits[:8])
+            + (f", … ({len(fits)} in all)." if len(fits) > 8 else ".")
             if fits
             else " No catalogue model fits here with the engines installed."
         )
