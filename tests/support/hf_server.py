@@ -112,7 +112,7 @@ class HubServer:
         self.redirect_lfs = redirect_lfs
         self.page_size = 1000
         self.stats = HubStats()
-        self._drops: list[int] = []
+        self._drops: list[tuple[int, str | None]] = []
         self._hash_cache: dict[tuple[str, int, int], HubFile] = {}
         self._lock = threading.Lock()
         self._thread: ServerThread | None = None
@@ -157,10 +157,19 @@ class HubServer:
             fh.truncate(size)
         return target
 
-    def drop_after(self, nbytes: int, times: int = 1) -> None:
-        """Close the connection after `nbytes` of the next `times` file bodies (GET resolve or cdn)."""
+    def drop_after(self, nbytes: int, times: int = 1, path: str | None = None) -> None:
+        """Close the connection after `nbytes` of the next `times` file bodies (GET resolve or cdn) longer
+        than `nbytes`, of the file `path` only when given."""
         with self._lock:
-            self._drops.extend([nbytes] * times)
+            self._drops.extend([(nbytes, path)] * times)
+
+    def _take_drop(self, item: HubFile, length: int) -> int | None:
+        with self._lock:
+            for i, (nbytes, path) in enumerate(self._drops):
+                if (path is None or path == item.path) and length > nbytes:
+                    del self._drops[i]
+                    return nbytes
+        return None
 
     def commit(self, repo_id: str) -> str:
         return self._snapshot(repo_id)[0]
@@ -410,8 +419,7 @@ class HubServer:
         await response.prepare(request)
         if request.method == "HEAD":
             return response
-        with self._lock:
-            drop = self._drops.pop(0) if self._drops else None
+        drop = self._take_drop(item, length)
         budget = length if drop is None else min(drop, length)
         sent = 0
         with (self.root / repo / item.path).open("rb") as fh:

@@ -1,5 +1,6 @@
-"""The build stage (serving/build/prepare.py) against moto server on 127.0.0.1: weights cache hits and
-misses, content-hash image tags and the ECR skip, parameters.json from the template's declared parameters."""
+"""The build stage (serving/build/prepare.py) against moto server on 127.0.0.1: content-hash image tags and
+the ECR skip, parameters.json from the template's declared parameters (weights: tests/integration/
+test_build_weights.py)."""
 
 from __future__ import annotations
 
@@ -84,64 +85,6 @@ def bundle(tmp_path, monkeypatch, moto_url):
     for obj in s3.list_objects_v2(Bucket=BUCKET).get("Contents", []):
         s3.delete_object(Bucket=BUCKET, Key=obj["Key"])
     return tmp_path
-
-
-def test_weights_cache_miss_downloads_uploads_then_marks(bundle, monkeypatch):
-    calls = []
-
-    def fake_download(hub, repo, revision, dest, token, pattern):
-        calls.append((hub, repo, revision, token))
-        (dest / "config.json").write_text("{}")
-        (dest / "sub").mkdir()
-        (dest / "sub" / "model.safetensors").write_bytes(b"\0" * 1024)
-        (dest / ".cache").mkdir()
-        (dest / ".cache" / "lock").write_text("x")
-
-    monkeypatch.setattr(prepare, "download", fake_download)
-    prepare.step_weights()
-    assert calls == [("huggingface", "Qwen/Qwen2.5-7B-Instruct", SHA, None)]  # no emd/hf-token secret: None
-    prefix = f"models/Qwen2.5-7B-Instruct/{SHA}/"
-    keys = {o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=BUCKET)["Contents"]}
-    assert keys == {
-        prefix + "config.json",
-        prefix + "sub/model.safetensors",
-        prefix + contract.COMPLETION_MARKER,
-    }
-    marker = json.loads(
-        boto3.client("s3").get_object(Bucket=BUCKET, Key=prefix + contract.COMPLETION_MARKER)["Body"].read()
-    )
-    assert marker == {"hub": "huggingface", "repo": "Qwen/Qwen2.5-7B-Instruct", "revision": SHA, "files": 2,
-                      "bytes": 1026}  # fmt: skip
-    assert prepare.read_state()["model_data_s3_uri"] == f"s3://{BUCKET}/{prefix}"
-
-    # second run: the marker is there, nothing is downloaded again
-    calls.clear()
-    prepare.step_weights()
-    assert calls == []
-
-
-def test_hf_token_comes_from_secrets_manager_and_is_not_printed(bundle, monkeypatch, capsys):
-    boto3.client("secretsmanager").create_secret(Name="emd/hf-token", SecretString="hf_secret_value_123")
-    seen = []
-    monkeypatch.setattr(
-        prepare, "download", lambda hub, repo, rev, dest, token, pattern: seen.append(token) or None
-    )
-    try:
-        prepare.step_weights()
-    finally:
-        boto3.client("secretsmanager").delete_secret(SecretId="emd/hf-token", ForceDeleteWithoutRecovery=True)
-    assert seen == ["hf_secret_value_123"]
-    out = capsys.readouterr()
-    assert "hf_secret_value_123" not in out.out + out.err
-
-
-def test_given_s3_path_skips_the_download(bundle, monkeypatch):
-    dep = json.loads((bundle / "deployment.json").read_text())
-    dep["extra_params"] = {"model_params": {"model_files_s3_path": "s3://my-bucket/weights/qwen"}}
-    (bundle / "deployment.json").write_text(json.dumps(dep))
-    monkeypatch.setattr(prepare, "download", lambda *a: pytest.fail("must not download"))
-    prepare.step_weights()
-    assert prepare.read_state()["model_data_s3_uri"] == "s3://my-bucket/weights/qwen/"
 
 
 def test_pipeline_variables_must_match_the_bundle(bundle, monkeypatch):
