@@ -14,13 +14,13 @@ import errno
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from model_specs.images import ENGINE_DIR, image_hash, image_tag
+from model_specs.images import engine_image
 from serving.build import contract
+from serving.build.images import EcrImages, Runner, mirrored, plan_image, read_mirror, run_builds, run_command
 from serving.build.sources import WeightsError
 from serving.build.weights import prepare_weights
 
@@ -115,60 +115,31 @@ def step_weights() -> None:
 # ---------------------------------------------------------------- image
 
 
-def ecr_tag_exists(repository_name: str, tag: str) -> bool:
+def step_image(runner: Runner = run_command) -> None:
     import boto3
 
-    ecr = boto3.client("ecr")
-    try:
-        ecr.describe_images(repositoryName=repository_name, imageIds=[{"imageTag": tag}])
-        return True
-    except ecr.exceptions.ImageNotFoundException:
-        return False
-
-
-def step_image() -> None:
     from model_specs.catalogue import catalogue
 
     dep = load_deployment()
     engine = catalogue().engine(dep["engine_type"])
-    repo_uri = env("EMD_ECR_REPOSITORY_URI")
-    registry = env("EMD_ECR_REGISTRY")
-    repository_name = repo_uri.split("/", 1)[1]
-    tag = image_tag(engine.name, image_hash(src_root(), engine.model_dump(mode="json"), engine.base_image))
-    uri = f"{repo_uri}:{tag}"
-    if ecr_tag_exists(repository_name, tag):
-        log(f"image: {uri} exists, skipping the build")
+    engine_params = (dep.get("extra_params") or {}).get("engine_params") or {}
+    try:
+        image = engine_image(src_root(), engine.model_dump(mode="json"), engine.base_image, engine_params)
+    except ValueError as exc:
+        raise BuildError(f"engine_params.dockerfile: {exc}") from None
+    ecr = EcrImages(boto3.client("ecr"), env("EMD_ECR_REPOSITORY_URI"))
+    mirror_param = os.environ.get("EMD_BASE_IMAGE_MIRROR_PARAM")
+    mirror = read_mirror(boto3.client("ssm"), mirror_param) if mirror_param else None
+    outcome = plan_image(
+        image, engine=engine.name, base_image=engine.base_image, mirror=mirror, ecr=ecr, src=src_root()
+    )
+    if outcome.builds:
+        base = mirrored(engine.base_image, mirror)
+        log(f"image: building {outcome.uri} ({len(outcome.builds)} build(s), base {base})")
     else:
-        log(f"image: building {uri} from {engine.base_image}")
-        password = subprocess.run(
-            ["aws", "ecr", "get-login-password"], capture_output=True, text=True, check=True
-        ).stdout
-        subprocess.run(
-            ["docker", "login", "--username", "AWS", "--password-stdin", registry],
-            input=password,
-            text=True,
-            check=True,
-            capture_output=True,
-        )
-        subprocess.run(
-            [
-                "docker",
-                "build",
-                "--file",
-                f"{ENGINE_DIR}/Dockerfile",
-                "--build-arg",
-                f"BASE_IMAGE={engine.base_image}",
-                "--build-arg",
-                f"ENGINE={engine.name}",
-                "--tag",
-                uri,
-                ".",
-            ],
-            cwd=src_root(),
-            check=True,
-        )
-        subprocess.run(["docker", "push", uri], check=True)
-    write_state(engine_image_uri=uri)
+        log(f"image: {outcome.uri} ({outcome.reason}): no build")
+    run_builds(outcome, ecr, runner, src_root())
+    write_state(engine_image_uri=outcome.uri, image_builds=len(outcome.builds))
 
 
 # ---------------------------------------------------------------- parameters
