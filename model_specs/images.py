@@ -17,7 +17,9 @@ from typing import Any
 
 ENGINE_DIR = "serving/engine"
 COMMON_DIR = "serving/common"
+DOCKER_HUB = "docker.io"
 CUSTOM_BASE_ARG = "EMD_BASE_IMAGE"  # the build arg a user's Dockerfile starts FROM
+_MIRROR_PREFIX = re.compile(r"^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)*/?$")
 _FROM = re.compile(r"^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)", re.IGNORECASE | re.MULTILINE)
 
 
@@ -88,3 +90,49 @@ def engine_image(
         custom = image_hash(root, engine_entry, base_image, {"dockerfile": dockerfile})
         return EngineImage(adapter, image_tag(name, custom, custom=True), dockerfile=dockerfile)
     return EngineImage(adapter)
+
+
+# ---------------------------------------------------------------- base-image mirror (China regions)
+
+
+def split_image(ref: str) -> tuple[str, str, str]:
+    """(registry host, repository path, ':tag' or '@digest'); Docker Hub's official images get library/."""
+    first, _, rest = ref.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        registry, path = first, rest
+    else:
+        registry, path = DOCKER_HUB, ref
+        if "/" not in path:
+            path = "library/" + path
+    if "@" in path:
+        path, digest = path.split("@", 1)
+        return registry, path, "@" + digest
+    name, sep, tag = path.rpartition(":")
+    if sep and "/" not in tag:
+        return registry, name, ":" + tag
+    return registry, path, ":latest"
+
+
+def mirrored(ref: str, mirror: str | None) -> str:
+    """The upstream image reference as the build must pull it (see the module docstring)."""
+    if not mirror:
+        return ref
+    registry, path, suffix = split_image(ref)
+    if "=" in mirror:
+        prefixes = dict(item.split("=", 1) for item in mirror.split(",") if "=" in item)
+        prefix = prefixes.get(registry)
+        return f"{prefix.rstrip('/')}/{path}{suffix}" if prefix else ref
+    return f"{mirror.rstrip('/')}/{registry}/{path}{suffix}"
+
+
+def check_mirror(value: str) -> str:
+    """A base-image mirror as bootstrap accepts it: `<registry>[/<path>]`, or `<upstream>=<prefix>,...`
+    with upstreams docker.io, ghcr.io, public.ecr.aws, quay.io, ... Raises ValueError naming the bad part."""
+    pairs = [item.split("=", 1) for item in value.split(",")] if "=" in value else [["", value]]
+    for pair in pairs:
+        if len(pair) != 2 or not _MIRROR_PREFIX.fullmatch(pair[1].strip()):
+            raise ValueError(
+                f"{value!r} is not a registry prefix: use e.g. "
+                "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/hub, or docker.io=<prefix>,ghcr.io=<prefix>"
+            )
+    return value.strip()

@@ -25,10 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from model_specs.images import CUSTOM_BASE_ARG, ENGINE_DIR, EngineImage
+from model_specs.images import CUSTOM_BASE_ARG, ENGINE_DIR, EngineImage, mirrored
+from model_specs.registry import PARAM_BASE_IMAGE_MIRROR
 
-MIRROR_PARAM = "/emd/bootstrap/base-image-mirror"
-DOCKER_HUB = "docker.io"
 Runner = Callable[[list[str], str | None, Path | None], None]
 _ARG_REF = re.compile(r"\$\{(\w+)\}|\$(\w+)")
 
@@ -37,37 +36,7 @@ def run_command(argv: list[str], stdin: str | None, cwd: Path | None) -> None:
     subprocess.run(argv, input=stdin, text=True, check=True, cwd=cwd)
 
 
-def split_image(ref: str) -> tuple[str, str, str]:
-    """(registry host, repository path, ':tag' or '@digest'); Docker Hub's official images get library/."""
-    first, _, rest = ref.partition("/")
-    if rest and ("." in first or ":" in first or first == "localhost"):
-        registry, path = first, rest
-    else:
-        registry, path = DOCKER_HUB, ref
-        if "/" not in path:
-            path = "library/" + path
-    if "@" in path:
-        path, digest = path.split("@", 1)
-        return registry, path, "@" + digest
-    name, sep, tag = path.rpartition(":")
-    if sep and "/" not in tag:
-        return registry, name, ":" + tag
-    return registry, path, ":latest"
-
-
-def mirrored(ref: str, mirror: str | None) -> str:
-    """The upstream image reference as the build must pull it (see the module docstring)."""
-    if not mirror:
-        return ref
-    registry, path, suffix = split_image(ref)
-    if "=" in mirror:
-        prefixes = dict(item.split("=", 1) for item in mirror.split(",") if "=" in item)
-        prefix = prefixes.get(registry)
-        return f"{prefix.rstrip('/')}/{path}{suffix}" if prefix else ref
-    return f"{mirror.rstrip('/')}/{registry}/{path}{suffix}"
-
-
-def read_mirror(ssm: Any, name: str = MIRROR_PARAM) -> str | None:
+def read_mirror(ssm: Any, name: str = PARAM_BASE_IMAGE_MIRROR) -> str | None:
     """The bootstrap's base-image mirror, or None when the parameter was never set."""
     try:
         return ssm.get_parameter(Name=name)["Parameter"]["Value"].strip() or None
