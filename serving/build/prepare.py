@@ -1,7 +1,7 @@
 """Build-stage steps, one per buildspec phase: `check`, `weights`, `image`, `parameters`.
 
-    python3 -m serving.build.prepare weights     # S3 cache keyed by model revision, marker written last
-    python3 -m serving.build.prepare image       # ECR tag = content hash; skipped when the tag exists
+    python3 -m serving.build.prepare weights     # hub -> S3 cache by revision (weights.py, transfer.py)
+    python3 -m serving.build.prepare image       # ECR tag = content hash; no build when it exists (images.py)
     python3 -m serving.build.prepare parameters  # parameters.json for the CloudFormation deploy action
 
 Steps share state through .emd-build/state.json in the source directory. Secrets (the optional Hugging Face

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from typing import Any
 
+from model_specs.registry import split_s3_uri
 from serving.build import contract
 from serving.build.sources import DEFAULT_REVISION, WeightsError, make_source, matching, select_hub
 from serving.build.transfer import (
@@ -50,11 +51,6 @@ def weights_prefix(model_id: str, revision: str, pattern: str | None = None) -> 
     if pattern:
         folder += "-" + hashlib.sha256(pattern.encode()).hexdigest()[:8]
     return f"{contract.WEIGHTS_PREFIX}/{model_id}/{folder}/"
-
-
-def split_s3_uri(uri: str) -> tuple[str, str]:
-    bucket, _, key = uri[len("s3://") :].partition("/")
-    return bucket, key
 
 
 @contextmanager

@@ -16,6 +16,7 @@ from botocore.stub import Stubber
 from serving.build import contract, prepare, transfer
 from serving.build.sources import WeightsError, describe_hub_error, select_hub
 from serving.build.weights import use_given_location, weights_prefix
+from tests.support.build_env import build_environment
 
 BUCKET = "emd-weights-test"
 MODEL_ID, HF_ID = "Qwen2.5-7B-Instruct", "Qwen/Qwen2.5-7B-Instruct"
@@ -28,24 +29,7 @@ def build(tmp_path, monkeypatch, moto_url, hf_hub):
     """A source bundle and CodeBuild's environment; 5 MiB parts (S3's minimum) keep the repositories small."""
     monkeypatch.setattr(transfer, "MIN_PART", 5 * MiB)
     monkeypatch.setattr(transfer, "RETRY_PAUSE", 0.0)
-    for key, value in {
-        "CODEBUILD_SRC_DIR": str(tmp_path),
-        "AWS_ENDPOINT_URL": moto_url,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-        "EMD_ARTIFACT_BUCKET": BUCKET,
-        "EMD_WEIGHTS_HUB": "huggingface",
-        "EMD_HF_TOKEN_SECRET": "emd/hf-token",
-        "EMD_PROGRESS_SECONDS": "0.05",
-    }.items():
-        monkeypatch.setenv(key, value)
-    s3 = boto3.client("s3")
-    if BUCKET not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
-        s3.create_bucket(Bucket=BUCKET)
-    for obj in s3.list_objects_v2(Bucket=BUCKET).get("Contents", []):
-        s3.delete_object(Bucket=BUCKET, Key=obj["Key"])
-    for upload in s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []):
-        s3.abort_multipart_upload(Bucket=BUCKET, Key=upload["Key"], UploadId=upload["UploadId"])
+    build_environment(monkeypatch, tmp_path, moto_url, BUCKET, EMD_PROGRESS_SECONDS="0.05")
     return tmp_path
 
 

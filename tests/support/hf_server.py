@@ -68,6 +68,9 @@ class HubFile:
         return entry
 
 
+Snapshot = tuple[str, dict[str, HubFile]]  # (commit, path -> file)
+
+
 @dataclass
 class HubStats:
     requests: Counter[str] = field(default_factory=Counter)  # "GET resolve", "HEAD cdn", "GET tree", ...
@@ -218,7 +221,7 @@ class HubServer:
             self._hash_cache[key] = item
         return item
 
-    def _snapshot(self, repo_id: str) -> tuple[str, dict[str, HubFile]]:
+    def _snapshot(self, repo_id: str) -> Snapshot:
         folder = self.root / repo_id
         paths = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
         files = {f.path: f for f in (self._file(folder, p) for p in paths)}
@@ -259,7 +262,11 @@ class HubServer:
                 )
         return None
 
-    def _revision(self, repo_id: str, rev: str) -> tuple[str, dict[str, HubFile]] | web.Response:
+    def _open(self, request: web.Request, repo_id: str, rev: str) -> Snapshot | web.Response:
+        """(commit, files) of a revision the request may read, else the hub's error answer."""
+        denied = self._access(request, repo_id)
+        if denied:
+            return denied
         commit, files = self._snapshot(repo_id)
         if unquote(rev) not in ("main", commit):
             return self._error(404, "RevisionNotFound", f"Invalid rev id: {unquote(rev)}")
@@ -282,10 +289,7 @@ class HubServer:
         return self._error(404, None, "Not found")
 
     async def _model_info(self, request: web.Request, repo: str, rev: str | None) -> web.Response:
-        denied = self._access(request, repo)
-        if denied:
-            return denied
-        found = self._revision(repo, rev or "main")
+        found = self._open(request, repo, rev or "main")
         if isinstance(found, web.Response):
             return found
         commit, files = found
@@ -320,10 +324,7 @@ class HubServer:
         )
 
     async def _tree(self, request: web.Request, repo: str, rev: str, path: str | None) -> web.Response:
-        denied = self._access(request, repo)
-        if denied:
-            return denied
-        found = self._revision(repo, rev)
+        found = self._open(request, repo, rev)
         if isinstance(found, web.Response):
             return found
         _, files = found
@@ -354,10 +355,7 @@ class HubServer:
         return web.json_response(page, headers=headers)
 
     async def _resolve(self, request: web.Request, repo: str, rev: str, path: str) -> web.StreamResponse:
-        denied = self._access(request, repo)
-        if denied:
-            return denied
-        found = self._revision(repo, rev)
+        found = self._open(request, repo, rev)
         if isinstance(found, web.Response):
             return found
         commit, files = found

@@ -19,6 +19,7 @@ import pytest
 
 from model_specs.images import engine_image
 from serving.build import contract, prepare
+from tests.support.build_env import build_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 SHA = "a" * 40
@@ -69,23 +70,7 @@ def bundle(tmp_path, monkeypatch, moto_url):
         "extra_params": {"model_params": {"revision": SHA}},
     }
     (tmp_path / "deployment.json").write_text(json.dumps(deployment))
-    for key, value in {
-        "CODEBUILD_SRC_DIR": str(tmp_path),
-        "AWS_ENDPOINT_URL": moto_url,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "EMD_ARTIFACT_BUCKET": BUCKET,
-        "EMD_WEIGHTS_HUB": "huggingface",
-        "EMD_HF_TOKEN_SECRET": "emd/hf-token",
-        "EMD_MODEL_ID": "Qwen2.5-7B-Instruct",
-    }.items():
-        monkeypatch.setenv(key, value)
-    s3 = boto3.client("s3")
-    if BUCKET not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
-        s3.create_bucket(Bucket=BUCKET)
-    for obj in s3.list_objects_v2(Bucket=BUCKET).get("Contents", []):
-        s3.delete_object(Bucket=BUCKET, Key=obj["Key"])
+    build_environment(monkeypatch, tmp_path, moto_url, BUCKET, EMD_MODEL_ID="Qwen2.5-7B-Instruct")
     return tmp_path
 
 
