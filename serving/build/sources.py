@@ -169,7 +169,9 @@ def describe_hub_error(
     name = type(exc).__name__
     status = getattr(getattr(exc, "response", None), "status_code", None)
     site = "Hugging Face" if hub == HUGGINGFACE else "ModelScope"
-    denied = name in ("AuthenticationError", "PermissionDeniedError")
+    denied = name in ("AuthenticationError", "PermissionDeniedError") or (
+        name == "HTTPStatusError" and status in (401, 403)
+    )
     if name == "GatedRepoError" or (hub == MODELSCOPE and denied):
         if token:
             return (

@@ -111,8 +111,8 @@ def prepare_weights(
         if marker is not None and marker.get("pattern") == pattern:
             log(f"weights: cached at {uri} ({len(marker['files'])} files, {human_bytes(marker['bytes'])})")
             return WeightsResult(uri, True, store.calls, Counters())
-        if marker is None and store.calls:
-            log(f"weights: no complete copy at {uri} yet")
+        if marker is None:
+            log(f"weights: no verified copy at {uri} yet")
         files = matching(source.list_files(revision), pattern)
         if not files:
             raise WeightsError(f"no file of {repo}@{revision} matches the engine's model_file {pattern!r}")

@@ -128,6 +128,22 @@ def test_a_cut_connection_is_resumed_and_a_dead_build_continues_where_it_stopped
     assert not s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads")
 
 
+def test_a_hub_that_ignores_range_gets_the_file_copied_from_the_start(build, hf_hub, capsys):
+    data = os.urandom(12 * MiB)
+    write_repo(hf_hub, HF_ID, {"model.safetensors": data})
+    deploy(build)
+    hf_hub.ignore_ranges = True
+    hf_hub.drop_after(7 * MiB)
+    assert prepare.main(["weights"]) == 0
+    assert "cannot resume; copying it from the start" in capsys.readouterr().out
+    assert hf_hub.stats.ranges == [f"bytes={7 * MiB}-"]  # answered with the whole file: not resumable
+    assert hf_hub.stats.requests["GET cdn"] == 3  # cut, refused 200 for a Range, the copy from byte 0
+    prefix = weights_prefix(MODEL_ID, hf_hub.commit(HF_ID))
+    s3 = boto3.client("s3")
+    assert s3.get_object(Bucket=BUCKET, Key=prefix + "model.safetensors")["Body"].read() == data
+    assert not s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads")
+
+
 def test_objects_without_a_marker_are_verified_before_reuse(build, hf_hub):
     data = os.urandom(6 * MiB)
     write_repo(hf_hub, HF_ID, {"model.safetensors": data, "config.json": "{}"})

@@ -114,6 +114,7 @@ class HubServer:
         self.gated: set[str] = set()
         self.redirect_lfs = redirect_lfs
         self.page_size = 1000
+        self.ignore_ranges = False  # answer Range requests with the whole file (as some CDNs do)
         self.stats = HubStats()
         self._drops: list[tuple[int, str | None]] = []
         self._hash_cache: dict[tuple[str, int, int], HubFile] = {}
@@ -390,7 +391,7 @@ class HubServer:
         if header and request.method == "GET":
             with self.stats.lock:
                 self.stats.ranges.append(header)
-        if header:
+        if header and not self.ignore_ranges:
             m = _RANGE.match(header.strip())
             if not m or (not m.group(1) and not m.group(2)):
                 return web.Response(status=416, headers={"Content-Range": f"bytes */{item.size}"})
@@ -420,14 +421,18 @@ class HubServer:
         drop = self._take_drop(item, length)
         budget = length if drop is None else min(drop, length)
         sent = 0
-        with (self.root / repo / item.path).open("rb") as fh:
-            fh.seek(start)
-            while sent < budget:
-                chunk = fh.read(min(CHUNK, budget - sent))
-                if not chunk:
-                    break
-                await response.write(chunk)
-                sent += len(chunk)
+        try:
+            with (self.root / repo / item.path).open("rb") as fh:
+                fh.seek(start)
+                while sent < budget:
+                    chunk = fh.read(min(CHUNK, budget - sent))
+                    if not chunk:
+                        break
+                    await response.write(chunk)
+                    sent += len(chunk)
+        except ConnectionError:  # the client went away (e.g. it did not want the whole file)
+            self.stats.sent(sent)
+            return response
         self.stats.sent(sent)
         if drop is not None and sent < length:
             assert request.transport is not None
@@ -451,6 +456,7 @@ def hf_hub(hf_hub_server: HubServer, monkeypatch: pytest.MonkeyPatch) -> HubServ
     hf_hub_server.stats.reset()
     hf_hub_server.redirect_lfs = True
     hf_hub_server.page_size = 1000
+    hf_hub_server.ignore_ranges = False
     with hf_hub_server._lock:
         hf_hub_server._drops.clear()
     return hf_hub_server
