@@ -43,7 +43,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     come from the project venv's site-packages, added by a .pth line (so the project venv's editable-install
     finder, itself a .pth, is not loaded)."""
     work = tmp_path_factory.mktemp("installed")
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", work / "dist", ROOT])
+    build = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", work / "dist", ROOT])
+    # setuptools' warnings (e.g. the deprecated TOML-table licence) would print on every user's install
+    assert "Warning" not in build.stderr and "deprecated" not in build.stderr, build.stderr
     (wheel,) = (work / "dist").glob("emd-*.whl")
     venv = work / "venv"
     _run([sys.executable, "-m", "venv", "--without-pip", venv])
