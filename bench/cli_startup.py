@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -33,21 +34,40 @@ DOUBLED = f"{LIST} (catalogue x2)"
 TARGET_ROWS = (LIST, DOUBLED)
 
 
-def median_seconds(
-    cmd: list[str], runs: int, env: dict[str, str], cwd: Path, before: Callable[[], None] | None = None
-) -> float:
-    """Median wall time of `runs` runs after one untimed warm-up run; `before` runs ahead of each."""
-    times = []
-    for i in range(runs + 1):
-        if before is not None:
-            before()
-        start = time.perf_counter()
-        subprocess.run(
-            cmd, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        if i:
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
+@dataclass(frozen=True)
+class Case:
+    name: str
+    cmd: list[str]
+    cwd: Path = ROOT
+    env: dict[str, str] = field(default_factory=dict)  # on top of the bench's environment
+    before: Callable[[], None] | None = None  # runs ahead of each timed run
+
+
+def emd(args: str) -> list[str]:
+    return [*EMD, *args.split()]
+
+
+def seconds(case: Case, env: dict[str, str]) -> float:
+    if case.before is not None:
+        case.before()
+    start = time.perf_counter()
+    subprocess.run(
+        case.cmd, cwd=case.cwd, env={**env, **case.env}, check=True, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    return time.perf_counter() - start
+
+
+def median_seconds(cases: list[Case], runs: int, env: dict[str, str]) -> dict[str, float]:
+    """Median wall time per case. The cases take turns (one run each per round, after one untimed warm-up
+    round), so a change in the machine's load touches them all alike."""
+    times: dict[str, list[float]] = {case.name: [] for case in cases}
+    for round_ in range(runs + 1):
+        for case in cases:
+            t = seconds(case, env)
+            if round_:
+                times[case.name].append(t)
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def doubled_catalogue(workdir: Path) -> Path:
@@ -79,66 +99,34 @@ def main() -> None:
     for var in ("AWS_REGION", "PYTHONPATH"):
         env.pop(var, None)
     doubled = doubled_catalogue(workdir)
-    cases: list[tuple[str, list[str], dict[str, str], Path, Callable[[], None] | None]] = [
-        ("python -c pass", [sys.executable, "-c", "pass"], env, ROOT, None),
-        ("emd --help", [*EMD, "--help"], env, ROOT, None),
-        ("emd --version", [*EMD, "--version"], env, ROOT, None),
-        (LIST, [*EMD, "list-supported-models"], env, ROOT, None),
-        (f"{LIST} --json", [*EMD, "list-supported-models", "--json"], env, ROOT, None),
-        (DOUBLED, [*EMD, "list-supported-models"], env, doubled, None),
-        (
+    cases = [
+        Case("python -c pass", [sys.executable, "-c", "pass"]),
+        Case("emd --help", emd("--help")),
+        Case("emd --version", emd("--version")),
+        Case(LIST, emd("list-supported-models")),
+        Case(f"{LIST} --json", emd("list-supported-models --json")),
+        Case(DOUBLED, emd("list-supported-models"), cwd=doubled),
+        Case(
             f"{LIST} (first run: empty cache)",
-            [*EMD, "list-supported-models"],
-            {**env, "EMD_CACHE_DIR": str(cold_cache)},
-            ROOT,
-            lambda: shutil.rmtree(cold_cache, ignore_errors=True),
+            emd("list-supported-models"),
+            env={"EMD_CACHE_DIR": str(cold_cache)},
+            before=lambda: shutil.rmtree(cold_cache, ignore_errors=True),
         ),
-        (
-            "emd cost",
-            [
-                *EMD,
-                "cost",
-                "--model-id",
-                "Qwen2.5-7B-Instruct",
-                "-i",
-                "g5.2xlarge",
-                "-s",
-                "sagemaker_realtime",
-            ],
-            env,
-            ROOT,
-            None,
+        Case("emd cost", emd("cost --model-id Qwen2.5-7B-Instruct -i g5.2xlarge -s sagemaker_realtime")),
+        Case(
+            "emd plan --no-synth", emd("plan --model-id Qwen2.5-7B-Instruct -i g5.2xlarge -s ec2 --no-synth")
         ),
-        (
-            "emd plan --no-synth",
-            [
-                *EMD,
-                "plan",
-                "--model-id",
-                "Qwen2.5-7B-Instruct",
-                "-i",
-                "g5.2xlarge",
-                "-s",
-                "ec2",
-                "--no-synth",
-            ],
-            env,
-            ROOT,
-            None,
-        ),
-        ("python -c 'import aws_cdk'", [sys.executable, "-c", "import aws_cdk"], env, ROOT, None),
+        Case("python -c 'import aws_cdk'", [sys.executable, "-c", "import aws_cdk"]),
     ]
-    baseline = None
-    ratios: dict[str, float] = {}
-    print(f"{'command':52} {'median s':>9} {'x python -c pass':>17}")
     try:
-        for name, cmd, case_env, cwd, before in cases:
-            t = median_seconds(cmd, args.runs, case_env, cwd, before)
-            baseline = baseline or t
-            ratios[name] = t / baseline
-            print(f"{name:52} {t:9.3f} {ratios[name]:17.1f}", flush=True)
+        medians = median_seconds(cases, args.runs, env)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    baseline = medians[cases[0].name]
+    ratios = {name: t / baseline for name, t in medians.items()}
+    print(f"{'command':52} {'median s':>9} {'x python -c pass':>17}")
+    for name, t in medians.items():
+        print(f"{name:52} {t:9.3f} {ratios[name]:17.1f}")
     worst = max(ratios[n] for n in TARGET_ROWS)
     verdict = "met" if worst <= TARGET_RATIO else "NOT met"
     print(

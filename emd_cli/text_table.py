@@ -7,7 +7,6 @@ rest of `emd list-supported-models` together; this prints the same facts with th
 from __future__ import annotations
 
 import os
-import textwrap
 from collections.abc import Sequence
 
 GAP = "  "
@@ -35,9 +34,17 @@ def format_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]
     widths[fold] = max(min(widths[fold], budget - others), len(header[fold]), 10)
     lines = [title, ""]
     for cells in (header, *rows):
-        wrapped = textwrap.wrap(str(cells[fold]), widths[fold], break_on_hyphens=False) or [""]
+        wrapped = _wrap(str(cells[fold]), widths[fold])
         for n, part in enumerate(wrapped):
             shown = [str(c) if n == 0 else "" for c in cells]
             shown[fold] = part
             lines.append(GAP.join(c.ljust(w) for c, w in zip(shown, widths, strict=True)).rstrip())
     return "\n".join(lines)
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    if len(text) <= width:
+        return [text]
+    import textwrap  # only when a cell is too wide: most tables never need it
+
+    return textwrap.wrap(text, width, break_on_hyphens=False) or [""]

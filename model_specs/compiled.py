@@ -1,9 +1,9 @@
 """The compiled catalogue: what `emd list-supported-models` shows, read without YAML or pydantic.
 
-One JSON file in the user's cache dir holds a summary of every model and, per region, the smallest instance
+A JSON file in the user's cache dir holds a summary of every model and, per region, the smallest instance
 of each (model, engine) pair asked for so far, computed by model_specs.compat on first use and kept. The file
-records a fingerprint of every file of the model_specs package (data and code): a changed catalogue or rule
-is a miss, so the file is never stale. An unreadable or unwritable cache dir only costs time.
+is named by a fingerprint of every file of the model_specs package (data and code): a changed catalogue or
+rule is a miss, so the file is never stale. An unreadable or unwritable cache dir only costs time.
 """
 
 from __future__ import annotations
@@ -21,18 +21,26 @@ from typing import Any
 FORMAT = 1
 PACKAGE_DIR = Path(__file__).parent
 FINGERPRINTED_SUFFIXES = (".py", ".yaml", ".yml", ".json")
+FILE_PREFIX = "catalogue-"
+KEEP_FILES = 8  # the most recently written; older fingerprints are removed when a new file is written
 
 # model id -> engine -> smallest instance name (None: nothing fits)
 Smallest = dict[str, dict[str, str | None]]
 
 
-def cache_path() -> Path:
-    """$EMD_CACHE_DIR, else $XDG_CACHE_HOME/emd, else ~/.cache/emd; the file is catalogue.json."""
+def cache_dir() -> Path:
+    """$EMD_CACHE_DIR, else $XDG_CACHE_HOME/emd, else ~/.cache/emd."""
     base = os.environ.get("EMD_CACHE_DIR")
     if not base:
         xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         base = os.path.join(xdg, "emd")
-    return Path(base) / "catalogue.json"
+    return Path(base)
+
+
+def cache_path(fingerprint: str) -> Path:
+    """One file per fingerprint: two installations (a source tree and a wheel, two versions) used in turn
+    each keep theirs instead of overwriting each other's."""
+    return cache_dir() / f"{FILE_PREFIX}{fingerprint[:16]}.json"
 
 
 def fingerprint(root: Path = PACKAGE_DIR) -> str:
@@ -91,6 +99,15 @@ class CompiledCatalogue:
         except OSError:
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
+            return
+        _prune(self.path.parent)
+
+
+def _prune(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        files = sorted(folder.glob(f"{FILE_PREFIX}*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in files[KEEP_FILES:]:
+            old.unlink(missing_ok=True)
 
 
 def _read(path: Path, expected: str) -> CompiledCatalogue | None:
@@ -164,7 +181,7 @@ def compiled() -> CompiledCatalogue:
     """The packaged catalogue's compiled form: read from the cache file when its fingerprint matches, else
     built from model_specs.catalogue (validating every file) and written."""
     expected = fingerprint()
-    path = cache_path()
+    path = cache_path(expected)
     found = _read(path, expected)
     if found is None:
         found = _build(expected, path)

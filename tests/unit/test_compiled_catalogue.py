@@ -50,7 +50,7 @@ def test_a_warm_run_parses_no_yaml_and_builds_no_pydantic_model(tmp_path: Path) 
     assert warm == cold and len(warm["models"]) == len(catalogue().models)
     assert "pydantic" in cold_loaded  # the first run validates the catalogue and applies the rules
     assert warm_loaded == ""
-    assert (tmp_path / "catalogue.json").is_file()
+    assert [p.name for p in tmp_path.iterdir()] == [f"catalogue-{compiled.fingerprint()[:16]}.json"]
 
 
 @pytest.fixture
@@ -81,12 +81,40 @@ def test_a_changed_data_file_or_rule_is_never_served_stale(tmp_path: Path, packa
     assert {r["smallest_instance"] for r in stricter["models"]} == {None}
 
 
+@pytest.mark.slow
+def test_two_installations_used_in_turn_keep_their_own_file(tmp_path: Path, package_copy: Path) -> None:
+    qwen = package_copy / "model_specs/data/models/qwen.yaml"
+    qwen.write_text(qwen.read_text() + "\n# another installation\n")
+    cache = tmp_path / "cache"
+    for cwd in (ROOT, package_copy):
+        _list(cache, "--type", "asr", cwd=cwd)
+    for cwd in (ROOT, package_copy):
+        assert _list(cache, "--type", "asr", cwd=cwd)[1] == ""  # both warm
+    assert len(list(cache.glob("catalogue-*.json"))) == 2
+
+
+def test_old_fingerprints_are_pruned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EMD_CACHE_DIR", str(tmp_path))
+    for n in range(compiled.KEEP_FILES + 3):
+        old = tmp_path / f"catalogue-old{n:02d}.json"
+        old.write_text("{}")
+        os.utime(old, (n, n))
+    compiled.CompiledCatalogue("f" * 64, [], [], {}, compiled.cache_path("f" * 64)).save()
+    left = sorted(p.name for p in tmp_path.glob("catalogue-*.json"))
+    assert len(left) == compiled.KEEP_FILES and "catalogue-ffffffffffffffff.json" in left
+    assert "catalogue-old00.json" not in left and f"catalogue-old{compiled.KEEP_FILES + 2:02d}.json" in left
+
+
 @pytest.mark.parametrize("garbage", ["", "{not json", '{"format": 1, "fingerprint": 3}', "[]", '"x"'])
-def test_a_corrupt_cache_file_is_rebuilt(tmp_path: Path, garbage: str) -> None:
-    (tmp_path / "catalogue.json").write_text(garbage)
+def test_a_corrupt_cache_file_is_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, garbage: str
+) -> None:
+    monkeypatch.setenv("EMD_CACHE_DIR", str(tmp_path))
+    path = compiled.cache_path(compiled.fingerprint())
+    path.write_text(garbage)
     data, loaded = _list(tmp_path, "--type", "rerank")
     assert data["models"] and "pydantic" in loaded
-    assert json.loads((tmp_path / "catalogue.json").read_text())["fingerprint"] == compiled.fingerprint()
+    assert json.loads(path.read_text())["fingerprint"] == compiled.fingerprint()
 
 
 def test_an_unwritable_cache_dir_only_costs_time(tmp_path: Path) -> None:
@@ -132,7 +160,7 @@ def test_smallest_instance_per_engine_is_the_rules_answer(
                 ]
                 expected = next((f[0].name for f in fits if f), None)
                 assert name == expected, (region, model_id, engine)
-        stored = json.loads((tmp_path / "catalogue.json").read_text())["smallest"]
+        stored = json.loads(compiled.cache_path(comp.fingerprint).read_text())["smallest"]
         assert set(stored) == {"us-east-1", "cn-northwest-1", "eu-north-1"}
     finally:
         compiled.compiled.cache_clear()
