@@ -85,7 +85,11 @@ def list_supported_models(
         (
             r["model_id"],
             r["type"],
-            f"{r['params_b']:g}B {r['dtype']} ({r['weights_gib']:.1f} GiB)",
+            f"{r['params_b']:g}B"
+            + (f" ({r['active_params_b']:g}B active, {r['experts']} experts)" if r["active_params_b"] else "")
+            + f" {r['dtype']} ({r['weights_gib']:.1f} GiB), {r['num_layers']} layers,"
+            + f" ctx {r['context_length']}"
+            + (", reasoning" if r["reasoning"] else ""),
             ", ".join(r["engines"]),
             r["smallest_instance"] or "-",
             "yes" if r["allow_china_region"] else "no",
@@ -93,4 +97,4 @@ def list_supported_models(
         for r in rows
     ]
     title = f"EMD supported models ({len(rows)}; smallest instance in {where})"
-    click.echo(format_table(title, header, cells, fold=header.index("ENGINES")))
+    click.echo(format_table(title, header, cells, fold=(header.index("SIZE"), header.index("ENGINES"))))
