@@ -1,6 +1,6 @@
-"""The compiled catalogue behind `emd list-supported-models`: a warm run reads neither YAML nor pydantic, the
-file is never stale (a changed data file or rule is a miss), and a cache dir that cannot be written or holds
-garbage only costs time."""
+"""The compiled catalogue behind `emd list-supported-models`: a warm run reads neither YAML nor pydantic (nor
+imports rich or other commands' modules), the file is never stale (a changed data file or rule is a miss),
+and a cache dir that cannot be written or holds garbage only costs time."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ PROBE = (
     "import sys\n"
     "from emd_cli.main import main\n"
     "rc = main(sys.argv[1:])\n"
-    "print('\\nLOADED', *[m for m in ('yaml', 'pydantic', 'model_specs.compat') if m in sys.modules],"
-    " file=sys.stderr)\n"
+    "heavy = ('yaml', 'pydantic', 'model_specs.compat', 'rich', 'emd_cli.targets', 'emd_cli.deploy')\n"
+    "print('\\nLOADED', *[m for m in heavy if m in sys.modules], file=sys.stderr)\n"
     "sys.exit(rc)\n"
 )
 
