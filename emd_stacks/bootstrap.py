@@ -18,7 +18,10 @@ from emd_constructs.pipeline import PIPELINE_NAME, DeployPipeline
 from emd_constructs.regional import regional_facts
 from emd_constructs.tagging import tag_shared
 from emd_stacks.context import AppConfig
+from model_specs.errors import EmdUserError
+from model_specs.images import check_mirror
 from model_specs.registry import PARAM_ARTIFACT_BUCKET as PARAM_BUCKET
+from model_specs.registry import PARAM_BASE_IMAGE_MIRROR as PARAM_MIRROR
 from model_specs.registry import PARAM_BOUNDARY_ARN as PARAM_BOUNDARY
 from model_specs.registry import PARAM_CODEBUILD_PROJECT as PARAM_PROJECT
 from model_specs.registry import PARAM_ECR_REPOSITORY as PARAM_ECR
@@ -43,6 +46,7 @@ class BootstrapStack(cdk.Stack):
             retain_model_cache=config.retain_model_cache,
         )
         repo = EngineRepository(self, "EngineImages")
+        mirror = _base_image_mirror(self)
         build = BuildProject(
             self,
             "Build",
@@ -52,6 +56,7 @@ class BootstrapStack(cdk.Stack):
             timeout=cdk.Duration.minutes(config.codebuild_timeout_minutes),
             weights_hub=facts.weights_hub,
             pip_index_url=facts.pip_index_url,
+            base_image_mirror=mirror,
         )
         boundary = ModelPermissionsBoundary(self, "ModelBoundary", bucket=store.bucket)
         deploy = DeployPipeline(
@@ -69,6 +74,8 @@ class BootstrapStack(cdk.Stack):
         self.boundary = boundary.policy
         self.cfn_role = deploy.cfn_role
 
+        if mirror:  # read by the build's image step (serving/build/images.py)
+            ssm.StringParameter(self, "MirrorParam", parameter_name=PARAM_MIRROR, string_value=mirror)
         for cid, name, value in [
             ("BucketNameParam", PARAM_BUCKET, store.bucket.bucket_name),
             ("EcrRepositoryParam", PARAM_ECR, repo.repository.repository_name),
@@ -82,6 +89,17 @@ class BootstrapStack(cdk.Stack):
         _acknowledge_wildcards(build, deploy, boundary)
         keep_only_policy_dependency(deploy.pipeline, deploy.pipeline.role)  # type: ignore[arg-type]
         drop_provider_role_dependencies(self)
+
+
+def _base_image_mirror(stack: cdk.Stack) -> str | None:
+    """-c base_image_mirror=<registry prefix>: where the build pulls engine base images (China regions)."""
+    value = stack.node.try_get_context("base_image_mirror")
+    if not value:
+        return None
+    try:
+        return check_mirror(str(value))
+    except ValueError as exc:
+        raise EmdUserError(f"context base_image_mirror: {exc}") from None
 
 
 def _suppress_generated(stack: cdk.Stack) -> None:

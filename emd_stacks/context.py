@@ -1,20 +1,44 @@
-"""Typed configuration from CDK context (-c key=value or cdk.json): every bad value becomes an
-EmdUserError naming the value and what is accepted; app.py prints it and exits 2."""
+"""CDK context: the feature flags EMD ships (cdk_context.json, for `npx cdk` and in-process synth alike), the
+keys a user may pass (-c key=value; anything else that is not CDK's own is refused with a did-you-mean), and
+their typed configuration. Every bad value becomes an EmdUserError naming the value and what is accepted;
+app.py prints it and exits 2."""
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aws_cdk.aws_codebuild as codebuild
 
-from model_specs.errors import EmdUserError, unknown_value_error
+from model_specs.errors import EmdUserError, did_you_mean, unknown_value_error
 from model_specs.regions import region_info
 
+# The one home of the context every EMD App starts from (feature flags): shipped as package data, read by
+# app.py (npx cdk) and emd_stacks.synth (emd plan, installed or not), so both synthesize the same templates.
+SHIPPED_CONTEXT_FILE = Path(__file__).with_name("cdk_context.json")
+# The keys parse_context reads (the model stack's are emd_stacks.model_context.MODEL_CONTEXT_KEYS).
+APP_CONTEXT_KEYS = (
+    "region",
+    "certificate_arn",
+    "allowed_cidrs",
+    "internal_alb",
+    "vpc_id",
+    "retain_model_cache",
+    "codebuild_compute_type",
+    "codebuild_timeout_minutes",
+    "gateway",
+)
+# Context the cdk CLI and construct libraries put there themselves: feature flags (@aws-cdk/…, @cdklabs/…),
+# aws:cdk:* settings, aws-cdk:* and cdk-* keys, context-provider lookups cached in cdk.context.json
+# ('<provider>:account=…:region=…') and acknowledged notices. None of EMD's keys has a ':' or these prefixes.
+CDK_KEY_PREFIXES = ("@", "aws-cdk", "cdk-", "cdk:")
+CDK_PLAIN_KEYS = frozenset({"acknowledged-issue-numbers"})
 DEFAULT_REGION = "us-east-1"
 DEFAULT_TIMEOUT_MINUTES = 480
 MAX_TIMEOUT_MINUTES = 2160  # CodeBuild's limit (36 h)
@@ -44,6 +68,32 @@ class AppConfig:
     codebuild_compute_type: codebuild.ComputeType = codebuild.ComputeType.LARGE
     codebuild_timeout_minutes: int = DEFAULT_TIMEOUT_MINUTES
     gateway: bool = True
+
+
+def shipped_context() -> dict[str, Any]:
+    """The context EMD's Apps start from (command-line -c values override it)."""
+    return dict(json.loads(SHIPPED_CONTEXT_FILE.read_text(encoding="utf-8")))
+
+
+def is_cdk_key(key: str) -> bool:
+    return ":" in key or key.startswith(CDK_KEY_PREFIXES) or key in CDK_PLAIN_KEYS
+
+
+def refuse_unknown_context(context: Mapping[str, Any], known: Iterable[str]) -> None:
+    """An EmdUserError for context keys that are neither EMD's (`known`) nor CDK's: a misspelled key would
+    otherwise be ignored silently (-c model-id=… synthesizing the shared stacks instead of the model)."""
+    accepted = sorted({k for k in known if not is_cdk_key(k)})
+    unknown = sorted(k for k in context if k not in accepted and not is_cdk_key(k))
+    if len(unknown) == 1:
+        raise unknown_value_error("context key", unknown[0], accepted, max_listed=len(accepted))
+    if unknown:
+        named = ", ".join(f"{k!r}{_hint(k, accepted)}" for k in unknown)
+        raise EmdUserError(f"unknown context keys {named}. Accepted: {', '.join(accepted)}")
+
+
+def _hint(key: str, accepted: list[str]) -> str:
+    suggestion = did_you_mean(key, accepted, n=1).strip()
+    return f" ({suggestion.replace('Did', 'did', 1)})" if suggestion else ""
 
 
 def parse_bool(key: str, value: Any, default: bool) -> bool:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import emd_constructs  # noqa: F401  (sets JSII_NODE before aws_cdk is imported)
+from emd_stacks.context import shipped_context
 from model_specs.errors import EmdUserError
 from model_specs.gitops import (
     PLAN_FILE,
@@ -49,13 +50,6 @@ class SynthResult:
     seconds: float
 
 
-def feature_flags() -> dict[str, Any]:
-    """The CDK feature flags the project ships (the same ones app.py and emd_stacks.synth use)."""
-    from emd_stacks.synth import _cdk_json_context
-
-    return _cdk_json_context()
-
-
 def synth_gitops(
     models_path: str | Path,
     settings: PipelineSettings,
@@ -76,7 +70,7 @@ def synth_gitops(
     models = models or load_models_file(
         models_path, default_region=settings.region, default_account=settings.account
     )
-    app = cdk.App(outdir=str(outdir), context=feature_flags())
+    app = cdk.App(outdir=str(outdir), context=shipped_context())
     stack = build_gitops_app(app, settings=settings, models=models)
     findings: list[str] = []
     if checks:

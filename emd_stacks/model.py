@@ -59,6 +59,7 @@ class ModelStack(cdk.Stack):
         )
         iam.PermissionsBoundary.of(self).apply(boundary)
 
+        image_uri = image_uri or d.extra_params.engine_params.image_uri  # the user's image, used as is
         derived = not image_uri and not artifact_parameters
         inputs = ArtifactInputs(
             image_uri=image_uri,

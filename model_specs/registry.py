@@ -25,6 +25,8 @@ PARAM_ECR_REPOSITORY = f"{BOOTSTRAP_PARAM_PREFIX}/ecr-repository-name"
 PARAM_BOUNDARY_ARN = f"{BOOTSTRAP_PARAM_PREFIX}/model-permissions-boundary-arn"
 PARAM_CODEBUILD_PROJECT = f"{BOOTSTRAP_PARAM_PREFIX}/codebuild-project-name"
 PARAM_PIPELINE = f"{BOOTSTRAP_PARAM_PREFIX}/pipeline-name"
+# optional: where the build pulls engine base images from (China regions reach no public registry)
+PARAM_BASE_IMAGE_MIRROR = f"{BOOTSTRAP_PARAM_PREFIX}/base-image-mirror"
 GATEWAY_PARAM_PREFIX = "/emd/gateway"
 PARAM_GATEWAY_VPC_ID = f"{GATEWAY_PARAM_PREFIX}/vpc-id"
 PARAM_GATEWAY_SUBNETS = f"{GATEWAY_PARAM_PREFIX}/private-subnet-ids"

@@ -1,15 +1,15 @@
-"""Shared by the bootstrap/gateway stack tests: an App with cdk.json's feature flags, synthesized once per
+"""Shared by the bootstrap/gateway stack tests: an App with EMD's shipped feature flags, synthesized once per
 variant with cdk-nag attached, plus the partition check adjusted for IAM service principals."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
 
+from emd_stacks.context import shipped_context
 from emd_stacks.template_checks import china_partition_literals  # noqa: F401  (used by the stack tests)
 from tests.cdk_checks import nag_violations, templates_of
 
@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def make_app(outdir: Path, extra_context: dict[str, Any] | None = None) -> cdk.App:
-    context = dict(json.loads((ROOT / "cdk.json").read_text())["context"])
+    context = shipped_context()
     context.update(extra_context or {})
     return cdk.App(outdir=str(outdir), context=context)
 

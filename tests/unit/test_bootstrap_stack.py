@@ -37,8 +37,11 @@ ACCESS_LOG_BUCKET_ID = "ArtifactsAccessLogs4D97777C"
 REPOSITORY_ID = "EngineImagesRepositoryE814E323"
 
 
-def _synth(tmp_path_factory, region: str, **config):
-    app = make_app(tmp_path_factory.mktemp(f"boot-{region}"))
+CN_MIRROR = "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/hub"
+
+
+def _synth(tmp_path_factory, region: str, context=None, **config):
+    app = make_app(tmp_path_factory.mktemp(f"boot-{region}"), context)
     BootstrapStack(app, config=AppConfig(region=region, **config), env=cdk.Environment(region=region))
     return synth_stack(app, "EMD-Bootstrap")
 
@@ -55,7 +58,7 @@ def template(us_east):
 
 @pytest.fixture(scope="module")
 def china(tmp_path_factory):
-    return _synth(tmp_path_factory, "cn-north-1")
+    return _synth(tmp_path_factory, "cn-north-1", {"base_image_mirror": CN_MIRROR})
 
 
 @pytest.fixture(scope="module")
@@ -398,6 +401,31 @@ def test_china_uses_modelscope_and_a_pip_mirror(china):
     assert env["EMD_WEIGHTS_HUB"] == "modelscope"
     assert env["PIP_INDEX_URL"].startswith("https://")
     assert '"arn:aws-cn:' in json.dumps(china.template) or "aws-cn" in json.dumps(china.template)
+
+
+def test_base_image_mirror_is_published_for_the_build(china, us_east):
+    params = {
+        r["Properties"]["Name"]: r["Properties"]["Value"]
+        for r in resources_of(china.template, "AWS::SSM::Parameter").values()
+    }
+    assert params["/emd/bootstrap/base-image-mirror"] == CN_MIRROR
+    us_params = json.dumps(resources_of(us_east.template, "AWS::SSM::Parameter"))
+    assert "/emd/bootstrap/base-image-mirror" not in us_params  # no mirror unless bootstrap is given one
+    (project,) = resources_of(china.template, "AWS::CodeBuild::Project").values()
+    env = {v["Name"]: v["Value"] for v in project["Properties"]["Environment"]["EnvironmentVariables"]}
+    assert env["EMD_BASE_IMAGE_MIRROR_PARAM"] == "/emd/bootstrap/base-image-mirror"
+    pulls = [
+        st for st in policy_statements(china.template)
+        if "ecr:BatchImportUpstreamImage" in as_list(st["Action"])
+    ]  # fmt: skip
+    assert len(pulls) == 1 and json.dumps(pulls[0]["Resource"]).count("repository/hub/*") == 1
+
+
+def test_a_bad_base_image_mirror_is_refused(tmp_path_factory):
+    from model_specs.errors import EmdUserError
+
+    with pytest.raises(EmdUserError, match="context base_image_mirror: 'https://x' is not a registry prefix"):
+        _synth(tmp_path_factory, "cn-north-1", {"base_image_mirror": "https://x"})
 
 
 # ------------------------------------------------------------------ template checks
