@@ -12,6 +12,7 @@ from typing import Any
 
 import aws_cdk.aws_codebuild as codebuild
 
+from emd_constructs.gateway_edge import Exposure
 from model_specs.errors import EmdUserError, unknown_value_error
 from model_specs.regions import region_info
 
@@ -39,11 +40,47 @@ class AppConfig:
     certificate_arn: str | None = None
     allowed_cidrs: tuple[str, ...] = ()
     internal_alb: bool = False
+    cloudfront: bool = False
+    allow_insecure_http: bool = False
     vpc_id: str | None = None
     retain_model_cache: bool = False
     codebuild_compute_type: codebuild.ComputeType = codebuild.ComputeType.LARGE
     codebuild_timeout_minutes: int = DEFAULT_TIMEOUT_MINUTES
     gateway: bool = True
+
+    @property
+    def exposure(self) -> Exposure:
+        if self.cloudfront:
+            return Exposure.CLOUDFRONT
+        if self.allow_insecure_http:
+            return Exposure.PUBLIC_HTTP
+        if self.certificate_arn and not self.internal_alb:
+            return Exposure.PUBLIC_HTTPS
+        return Exposure.INTERNAL
+
+
+def check_exposure(config: AppConfig) -> None:
+    """Refuse contradictory gateway options (see emd_constructs.gateway_edge for what each one means)."""
+    conflicts = {
+        "cloudfront": ["certificate_arn", "internal_alb", "allow_insecure_http", "allowed_cidrs"],
+        "allow_insecure_http": ["certificate_arn", "internal_alb"],
+    }
+    for option, others in conflicts.items():
+        if not getattr(config, option):
+            continue
+        clash = [o for o in others if getattr(config, o)]
+        if clash:
+            raise EmdUserError(
+                f"context {option}=true cannot be combined with {', '.join(clash)}: cloudfront=true serves "
+                f"HTTPS on a *.cloudfront.net name, certificate_arn HTTPS on your own domain, "
+                f"allow_insecure_http=true plain HTTP; choose one"
+            )
+    if config.cloudfront and region_info(config.region).is_china:
+        raise EmdUserError(
+            f"context cloudfront=true is not available in {config.region}: CloudFront there serves only an "
+            f"ICP-registered domain of your own; use certificate_arn (HTTPS on your domain) or the internal "
+            f"default"
+        )
 
 
 def parse_bool(key: str, value: Any, default: bool) -> bool:
@@ -147,15 +184,19 @@ def parse_context(get: Callable[[str], Any], environ: dict[str, str] | None = No
             f"context vpc_id={vpc_id} needs the target account to look the VPC up: run with AWS credentials "
             f"(the cdk CLI sets CDK_DEFAULT_ACCOUNT) or leave vpc_id out to create a new VPC"
         )
-    return AppConfig(
+    config = AppConfig(
         region=region,
         account=account,
         certificate_arn=parse_certificate_arn(get("certificate_arn"), region),
         allowed_cidrs=parse_cidrs(get("allowed_cidrs")),
         internal_alb=parse_bool("internal_alb", get("internal_alb"), False),
+        cloudfront=parse_bool("cloudfront", get("cloudfront"), False),
+        allow_insecure_http=parse_bool("allow_insecure_http", get("allow_insecure_http"), False),
         vpc_id=vpc_id,
         retain_model_cache=parse_bool("retain_model_cache", get("retain_model_cache"), False),
         codebuild_compute_type=parse_compute_type(get("codebuild_compute_type")),
         codebuild_timeout_minutes=parse_timeout(get("codebuild_timeout_minutes")),
         gateway=parse_bool("gateway", get("gateway"), True),
     )
+    check_exposure(config)
+    return config
