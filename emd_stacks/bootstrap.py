@@ -53,14 +53,16 @@ class BootstrapStack(cdk.Stack):
             weights_hub=facts.weights_hub,
             pip_index_url=facts.pip_index_url,
         )
-        boundary = ModelPermissionsBoundary(self, "ModelBoundary", bucket=store.bucket)
+        boundary = ModelPermissionsBoundary(
+            self, "ModelBoundary", bucket=store.bucket, repository=repo.repository
+        )
         deploy = DeployPipeline(
             self,
             "Deploy",
             bucket=store.bucket,
             project=build.project,
-            repository=repo.repository,
             boundary=boundary.policy,
+            china=facts.is_china,
         )
         self.bucket = store.bucket
         self.repository = repo.repository
