@@ -108,15 +108,25 @@ def model_stack_statements(
     artifact_prefix: str,
     boundary: iam.IManagedPolicy,
     china: bool,
+) -> dict[str, list[iam.PolicyStatement]]:
+    """The deploy role's statements in groups that each fit one managed policy (6,144 characters);
+    `artifact_prefix` is where the pipeline keeps its artifacts."""
+    return {
+        "SageMaker": [*_sagemaker(stack), *_scaling_and_alarms(stack)],
+        "Ecs": _ecs(stack),
+        "Ec2": _ec2(stack),
+        "Iam": _iam(stack, boundary, china),
+        "LogsTopicsParameters": [
+            *_logs_topics_parameters(stack),
+            *_artifacts_and_keys(stack, bucket, artifact_prefix),
+        ],
+    }
+
+
+def _artifacts_and_keys(
+    stack: cdk.Stack, bucket: s3.IBucket, artifact_prefix: str
 ) -> list[iam.PolicyStatement]:
-    """The deploy role's statements; `artifact_prefix` is where the pipeline keeps its artifacts."""
     return [
-        *_sagemaker(stack),
-        *_scaling_and_alarms(stack),
-        *_ecs(stack),
-        *_ec2(stack),
-        *_iam(stack, boundary, china),
-        *_logs_topics_parameters(stack),
         _allow(
             "ReadPipelineArtifacts",
             ["s3:GetObject", "s3:GetObjectVersion"],

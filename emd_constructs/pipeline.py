@@ -51,15 +51,23 @@ class DeployPipeline(Construct):
             assumed_by=iam.ServicePrincipal("cloudformation.amazonaws.com"),
             description="Creates and updates EMD model stacks (EMD-Model-*) only",
         )
-        statements = model_stack_statements(
+        groups = model_stack_statements(
             stack,
             bucket=bucket,
             artifact_prefix=f"{PIPELINE_NAME[:20]}/",
             boundary=boundary,
             china=china,
         )
-        for statement in statements:
-            self.cfn_role.add_to_policy(statement)
+        self.cfn_policies = [
+            iam.ManagedPolicy(
+                self,
+                f"ModelStack{name}",
+                description=f"EMD model stacks: {name}",
+                statements=statements,
+                roles=[self.cfn_role],
+            )
+            for name, statements in groups.items()
+        ]
 
         bundle = codepipeline.Artifact("Bundle")
         deploy_inputs = codepipeline.Artifact("DeployInputs")

@@ -119,15 +119,19 @@ def _acknowledge_wildcards(
         default_policy(deploy.pipeline.role): f"Pipeline role: {bucket_objects}.",
         default_policy(deploy.deploy_action_role): f"Deploy action role: {bucket_objects}; stacks are "
         "addressed as stack/EMD-Model-*/* because the stack name is a pipeline variable.",
-        default_policy(deploy.cfn_role): "CloudFormation deploys model stacks whose resource names are "
-        "generated at deploy time (SageMaker endpoints/configs/models, ECS services, alarms, topics, "
-        "launch templates), so those service actions cannot be scoped to ARNs in advance; IAM is limited to "
-        "roles/instance profiles named EMD-Model-* and role creation requires the EMD permissions boundary; "
-        "SSM writes are limited to /emd/models/*, secrets to emd/*, S3 to the artifact bucket.",
+        **{
+            policy: "CloudFormation deploys model stacks (emd_constructs/deploy_role_policy.py): resources "
+            "named EMD-Model-* by CloudFormation, or any name in this account and region where a change or "
+            "delete needs the emd:model-id tag; Describe/List actions that take no resource ARN; registry "
+            "parameters /emd/models/*; roles only with the EMD permissions boundary."
+            for policy in deploy.cfn_policies
+        },
         boundary.policy: "A permissions boundary is a ceiling, not a grant: each model role policy scopes "
-        "these actions. Wildcard resources are needed where names are chosen later (user async output "
-        "paths, AWS Deep Learning Container images in AWS accounts, ECS agent, Session Manager and "
-        "CloudWatch APIs that take no resource ARN).",
+        "these actions to its deployment. Wildcards stand for names chosen per deployment (objects "
+        "under emd-async/ and given weights in this account's buckets, log groups EMD-Model-* and "
+        "/aws/sagemaker/*, ECS clusters and SNS topics EMD-Model-*) and APIs that take no resource ARN "
+        "(ecr:GetAuthorizationToken, ecs:DiscoverPollEndpoint, Session Manager, cloudwatch:PutMetricData "
+        "limited by namespace).",
     }
     for policy, reason in reasons.items():
         acknowledge_wildcards(policy, reason)
