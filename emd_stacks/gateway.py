@@ -112,6 +112,13 @@ class GatewayStack(cdk.Stack):
                 "Asked for explicitly (certificate_arn or allow_insecure_http=true): a public API entry "
                 "point protected by per-deployment API keys; restrict it with context allowed_cidrs.",
             )
+        elif not config.allowed_cidrs:
+            acknowledge(
+                gateway.alb_security_group,
+                "AwsSolutions-EC23",
+                "Internal ALB: ingress only from the VPC's own CIDR block (a CloudFormation reference, which "
+                "this rule cannot evaluate); CloudFront's VPC-origin interfaces sit in those subnets.",
+            )
         for child in self.node.find_all():
             if child.node.id.startswith("Custom::") and child.node.id.endswith("CustomResourceProvider"):
                 acknowledge(

@@ -11,6 +11,7 @@ from pathlib import Path
 import aws_cdk.aws_codebuild as codebuild
 import pytest
 
+from emd_constructs.gateway_edge import Exposure
 from emd_stacks.context import AppConfig, parse_context
 from model_specs.errors import EmdUserError
 
@@ -83,6 +84,44 @@ def test_json_types_from_cdk_json():
     ],
 )
 def test_bad_context_is_a_clear_user_error(ctx, message):
+    with pytest.raises(EmdUserError, match=message):
+        parse(ctx)
+
+
+CERT_EAST = CERT.replace("us-west-2", "us-east-1")
+
+
+@pytest.mark.parametrize(
+    ("ctx", "exposure"),
+    [
+        ({}, Exposure.INTERNAL),  # the safe default: reachable from the VPC only
+        ({"allowed_cidrs": "192.0.2.0/24"}, Exposure.INTERNAL),
+        ({"cloudfront": "true"}, Exposure.CLOUDFRONT),
+        ({"certificate_arn": CERT_EAST}, Exposure.PUBLIC_HTTPS),
+        ({"certificate_arn": CERT_EAST, "internal_alb": "true"}, Exposure.INTERNAL),
+        ({"allow_insecure_http": "true"}, Exposure.PUBLIC_HTTP),
+    ],
+)
+def test_gateway_exposure(ctx, exposure):
+    cfg = parse(ctx)
+    assert cfg.exposure is exposure
+    assert cfg.exposure.internet_facing_alb is (exposure in (Exposure.PUBLIC_HTTPS, Exposure.PUBLIC_HTTP))
+
+
+@pytest.mark.parametrize(
+    ("ctx", "message"),
+    [
+        ({"cloudfront": "true", "certificate_arn": CERT_EAST}, r"cloudfront=true cannot be combined with "
+         r"certificate_arn"),
+        ({"cloudfront": "true", "allowed_cidrs": "10.0.0.0/8"}, r"cannot be combined with allowed_cidrs"),
+        ({"allow_insecure_http": "true", "internal_alb": "true"}, r"allow_insecure_http=true cannot be "
+         r"combined with internal_alb"),
+        ({"cloudfront": "true", "region": "cn-north-1"}, r"not available in cn-north-1: CloudFront there "
+         r"serves only an ICP-registered domain"),
+        ({"allow_insecure_http": "perhaps"}, r"allow_insecure_http='perhaps' is not a boolean"),
+    ],
+)
+def test_contradictory_gateway_options_are_refused(ctx, message):
     with pytest.raises(EmdUserError, match=message):
         parse(ctx)
 
