@@ -33,7 +33,7 @@ $(STAMP): pyproject.toml
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install -q -e '.[dev,local]'
 	touch $(STAMP)
 
-$(CHECKOV_STAMP): $(STAMP)
+$(CHECKOV_STAMP): | $(STAMP)
 	$(PYTHON) -m venv $(VENV)/checkov
 	$(VENV)/checkov/bin/pip install -q '$(CHECKOV_SPEC)'
 	touch $(CHECKOV_STAMP)
