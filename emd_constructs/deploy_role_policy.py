@@ -53,16 +53,16 @@ NOT_GRANTED: dict[str, str] = {
     "autoscaling:Attach*": "the ECS hosts' Auto Scaling group has no load balancer or traffic source",
     "autoscaling:Detach*": "the ECS hosts' Auto Scaling group has no load balancer or traffic source",
     "elasticloadbalancing:Describe*": "no load balancer attached to the Auto Scaling group",
-    "managed-fleets:*": "no managed fleets",
+    "managed-fleets:*": "no managed fleets (and no such service in the Service Authorization Reference)",
     "vpc-lattice:*": "no VPC Lattice target groups",
-    "ssm:Get*": "AMI ids are resolved by CloudFormation parameters (GetParameters on named paths below)",
+    "ssm:Get*": "only ssm:GetParameters, on the named paths the templates' parameters read",
     "ec2:Get*": "no attribute-based instance selection (mixed instances policy)",
     "ec2:AttachVolume": "no extra volumes besides the root volume",
     "ec2:DetachVolume": "no extra volumes besides the root volume",
-    "ssm:*Association*": "no SSM associations on the EC2 instance",
+    "ssm:CreateAssociation": "no SSM associations on the EC2 instance",
+    "ssm:DeleteAssociation": "no SSM associations on the EC2 instance",
     "ecs:PutAccountSetting": "account-wide ECS settings are never changed by a model stack",
     "ecs:PutAccountSettingDefault": "account-wide ECS settings are never changed by a model stack",
-    "kms:DescribeKey": "only with a customer KMS key on an ECS cluster or endpoint config; none is set",
     "iam:UpdateAssumeRolePolicy": "a model role's trust policy never changes in place (a new principal "
     "means a new role); it would let a template make a role assumable from elsewhere",
     "iam:DeleteRolePermissionsBoundary": "denied: a model role never loses the permissions boundary",
@@ -71,8 +71,11 @@ NOT_GRANTED: dict[str, str] = {
     "servicediscovery:UntagResource": "Cloud Map service tags never change after creation",
     "logs:AssociateKmsKey": "log groups use CloudWatch Logs' own encryption",
     "logs:DisassociateKmsKey": "log groups use CloudWatch Logs' own encryption",
-    "logs:Put*Policy": "no data-protection, index or resource policies on model log groups",
-    "logs:Delete*Policy": "no data-protection, index or resource policies on model log groups",
+    **{
+        f"logs:{verb}{kind}Policy": "no data-protection, index or resource policies on model log groups"
+        for verb in ("Put", "Delete")
+        for kind in ("DataProtection", "Index", "Resource")
+    },
     "logs:CreateLogDelivery": "no vended-log deliveries",
     "logs:PutBearerTokenAuthentication": "no bearer-token ingestion",
     "logs:PutLogGroupDeletionProtection": "log groups are deleted with their stack",
@@ -132,6 +135,8 @@ def _artifacts_and_keys(
             ["s3:GetObject", "s3:GetObjectVersion"],
             [bucket.arn_for_objects(f"{artifact_prefix}*")],
         ),
+        # read handlers (ECS clusters, endpoint configs) describe a customer key when one is set: none is
+        _allow("DescribeKeys", ["kms:DescribeKey"], [arn(stack, "kms", "key", "*")]),
         _allow(
             "EncryptedVolumesThroughEc2Only",
             [
@@ -436,7 +441,14 @@ def _ec2(stack: cdk.Stack) -> list[iam.PolicyStatement]:
         ),
         _allow("TagOnlyWithModelId", ["ec2:CreateTags"], taggable, TAGGED_REQUEST),
         _allow("UntagTagged", ["ec2:DeleteTags"], taggable, TAGGED_RESOURCE),
-        _allow("Ec2Read", ["ec2:Describe*"], ["*"]),  # no resource types
+        # the Auto Scaling group's handler asks for ec2:Describe* as such; most take no resource ARN, all
+        # take the region condition
+        _allow("Ec2Read", ["ec2:Describe*"], ["*"], {"StringEquals": {"ec2:Region": stack.region}}),
+        # the instance handler reads the SSM associations it would manage (none)
+        _allow(
+            "InstanceAssociationsRead", ["ssm:DescribeAssociation"], [arn(stack, "ssm", "association", "*")]
+        ),
+        _allow("InstanceAssociationsList", ["ssm:ListAssociations"], ["*"]),  # no resource types
     ]
 
 

@@ -107,11 +107,16 @@ class ModelPermissionsBoundary(Construct):
                 iam.PolicyStatement(
                     sid="EcsAgentDiscovery", actions=["ecs:DiscoverPollEndpoint"], resources=["*"]
                 ),
-                # EC2 target: Session Manager instead of SSH; these APIs take no resource ARN
+                # EC2 target: Session Manager instead of SSH
                 iam.PolicyStatement(
-                    sid="SessionManager",
+                    sid="SessionManagerInstances",
+                    actions=["ssm:UpdateInstanceInformation"],
+                    resources=[arn(stack, "ec2", "instance", "*")],
+                ),
+                # these take no resource ARN
+                iam.PolicyStatement(
+                    sid="SessionManagerChannels",
                     actions=[
-                        "ssm:UpdateInstanceInformation",
                         "ssmmessages:CreateControlChannel",
                         "ssmmessages:CreateDataChannel",
                         "ssmmessages:OpenControlChannel",
