@@ -87,15 +87,6 @@ ACKNOWLEDGED = [
         template=r".*gateway-insecure\.template\.json",
     ),
     Acknowledged(
-        "CKV_AWS_111",
-        "AWS::IAM::ManagedPolicy",
-        "The model permissions boundary is a ceiling, not a grant; its unconditioned writes on * are APIs "
-        "without resource ARNs (Session Manager's ssm/ssmmessages/ec2messages calls, "
-        "ecs:DiscoverPollEndpoint) and each model role's own policy decides what it really gets.",
-        logical_id=r"ModelBoundaryPolicy.*",
-        template=r".*bootstrap\.template\.json",
-    ),
-    Acknowledged(
         "CKV_AWS_68",
         "AWS::CloudFront::Distribution",
         "WAF is optional (a web ACL costs a monthly fee plus per request): every route needs an API key and "
