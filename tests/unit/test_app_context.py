@@ -171,3 +171,14 @@ def test_app_without_gateway_synthesizes_no_load_balancer(tmp_path):
     assert "AWS::ElasticLoadBalancingV2::LoadBalancer" not in template
     assert "AWS::EC2::VPC" not in template
     assert manifest["artifacts"]["EMD-Bootstrap"]["environment"].endswith("/us-west-2")
+
+
+@pytest.mark.slow
+def test_app_with_no_context_synthesizes_an_internal_gateway(tmp_path):
+    """`npx cdk synth` with no context works, and its gateway is not reachable from the internet."""
+    result = _run_app(tmp_path, {})
+    assert result.returncode == 0, result.stderr[-2000:]
+    template = json.loads((tmp_path / "EMD-Gateway.template.json").read_text())
+    resources = template["Resources"].values()
+    (alb,) = [r for r in resources if r["Type"] == "AWS::ElasticLoadBalancingV2::LoadBalancer"]
+    assert alb["Properties"]["Scheme"] == "internal"
