@@ -82,9 +82,9 @@ def _covers(patterns, action: str) -> bool:
 
 
 def test_templates_of_every_service_type_and_both_partitions(all_templates, model_types):
-    services = {t["Properties"]["Description"].split("(")[-1].rstrip(")")
-                for s in all_templates.values() if s.kind == "model"
-                for t in [{"Properties": {"Description": s.template["Description"]}}]}  # fmt: skip
+    # model stack descriptions end with "(<service type>)"
+    models = [s for s in all_templates.values() if s.kind == "model"]
+    services = {s.template["Description"].rsplit("(", 1)[1].rstrip(")") for s in models}
     assert services == {"sagemaker_realtime", "sagemaker_async", "ecs", "ec2"}
     assert {s.region for s in all_templates.values() if s.kind == "model"} == {"us-east-1", "cn-north-1"}
     assert "AWS::SageMaker::InferenceComponent" in model_types  # scale to zero
