@@ -34,12 +34,13 @@ def synth_stack(app: cdk.App, stack_name: str) -> Synth:
 
 
 def _strip_service_principals(node: Any) -> Any:
-    """IAM service principals and service-linked-role service names are '<service>.amazonaws.com' in every
+    """IAM service principals (trust policies, iam:PassedToService) and service-linked-role service names
+    are '<service>.amazonaws.com' in every
     partition (aws-cn included): they are identifiers, not endpoints, so the URL-suffix check skips them."""
     if isinstance(node, dict):
         out = {}
         for key, value in node.items():
-            if key == "Service" or key == "iam:AWSServiceName":
+            if key in ("Service", "iam:AWSServiceName", "iam:PassedToService"):
                 continue
             out[key] = _strip_service_principals(value)
         return out
