@@ -85,18 +85,8 @@ class GitOpsTargetAccess(Construct):
                 sid="BuildLogs",
                 actions=["logs:GetLogEvents"],
                 resources=[
-                    stack.format_arn(
-                        service="logs",
-                        resource="log-group",
-                        resource_name=f"{BOOTSTRAP_STACK_PREFIX}-*:log-stream:*",
-                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-                    ),
-                    stack.format_arn(
-                        service="logs",
-                        resource="log-group",
-                        resource_name=f"{self.smoke_logs.log_group_name}:log-stream:*",
-                        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-                    ),
+                    _log_streams(stack, f"{BOOTSTRAP_STACK_PREFIX}-*"),
+                    _log_streams(stack, self.smoke_logs.log_group_name),
                 ],
             ),
             iam.PolicyStatement(
@@ -260,10 +250,18 @@ class GitOpsTargetAccess(Construct):
         return project
 
 
+def _log_streams(stack: cdk.Stack, group: str) -> str:
+    return _colon_arn(stack, "logs", "log-group", f"{group}:log-stream:*")
+
+
 def _secret_arn(stack: cdk.Stack, name: str) -> str:
+    return _colon_arn(stack, "secretsmanager", "secret", name)
+
+
+def _colon_arn(stack: cdk.Stack, service: str, resource: str, name: str) -> str:
     return stack.format_arn(
-        service="secretsmanager",
-        resource="secret",
+        service=service,
+        resource=resource,
         resource_name=name,
         arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
     )
