@@ -102,7 +102,7 @@ class GitOpsTargetAccess(Construct):
                 actions=[
                     "ssm:PutParameter",
                     "ssm:GetParameter",
-                    "ssm:DeleteParameter",
+                    "ssm:DeleteParameters",
                     "ssm:AddTagsToResource",
                 ],
                 resources=[
@@ -119,6 +119,7 @@ class GitOpsTargetAccess(Construct):
                     "secretsmanager:CreateSecret",
                     "secretsmanager:DescribeSecret",
                     "secretsmanager:TagResource",
+                    "secretsmanager:RestoreSecret",
                 ],
                 resources=[_secret_arn(stack, f"{SECRET_PREFIX}/*/api-key-??????")],
             ),

@@ -19,11 +19,15 @@ def new_api_key() -> str:
 
 
 def secret_exists(client: Any, name: str) -> bool:
+    """True when the secret exists; one scheduled for deletion (a deployment pruned and added back within its
+    recovery window) is restored with its key."""
     try:
-        client.describe_secret(SecretId=name)
-        return True
+        described = client.describe_secret(SecretId=name)
     except client.exceptions.ResourceNotFoundException:
         return False
+    if described.get("DeletedDate"):
+        client.restore_secret(SecretId=name)
+    return True
 
 
 def ensure_api_keys(client: Any, entries: list[PlanEntry], pipeline: str) -> list[str]:

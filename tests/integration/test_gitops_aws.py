@@ -289,6 +289,10 @@ def test_api_keys_are_created_once_tagged_and_never_printed(
     assert tags == {"emd:model-id": MODEL, "emd:tag": tag, "emd:gitops": "P"}
     assert ensure_api_keys(client, [entry], "P") == []  # exists: untouched
     assert client.get_secret_value(SecretId=api_key_secret_name(MODEL, tag))["SecretString"] == value
+    # pruned, then added back within the recovery window: the secret is restored with its key
+    client.delete_secret(SecretId=api_key_secret_name(MODEL, tag), RecoveryWindowInDays=7)
+    assert ensure_api_keys(client, [entry], "P") == []
+    assert client.get_secret_value(SecretId=api_key_secret_name(MODEL, tag))["SecretString"] == value
     assert value not in capsys.readouterr().out
 
 
