@@ -16,3 +16,6 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 _node = ROOT / "node_modules" / ".bin" / "node"
 if _node.exists():
     os.environ.setdefault("JSII_NODE", str(_node))
+
+# the local Hugging Face-compatible hub: fixtures hf_hub_server (session), hf_hub (per test, client patched)
+pytest_plugins = ["tests.support.hf_server"]
