@@ -19,12 +19,21 @@ ACCESS_LOG_DAYS = 90
 class ArtifactStore(Construct):
     """`bucket` is versioned (the S3 pipeline source needs object versions) and SSE-S3 encrypted, so the
     model stacks' roles read weights without a KMS grant. `retain_model_cache` keeps the bucket (and its
-    cached weights) when the stack is destroyed; otherwise `cdk destroy` empties and deletes it."""
+    cached weights) when the stack is destroyed; otherwise `cdk destroy` empties and deletes it.
+    `empty_on_delete=False` leaves out aws-cdk-lib's auto-delete custom resource (a Lambda asset): the
+    template then deploys without `cdk bootstrap`, and `emd uninstall` empties the buckets itself."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, pipeline_artifact_prefix: str, retain_model_cache: bool
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        pipeline_artifact_prefix: str,
+        retain_model_cache: bool,
+        empty_on_delete: bool = True,
     ) -> None:
         super().__init__(scope, construct_id)
+        auto_delete = empty_on_delete and not retain_model_cache
         self.access_logs = s3.Bucket(
             self,
             "AccessLogs",
@@ -35,7 +44,7 @@ class ArtifactStore(Construct):
                 s3.LifecycleRule(id="expire-access-logs", expiration=cdk.Duration.days(ACCESS_LOG_DAYS))
             ],
             removal_policy=cdk.RemovalPolicy.RETAIN if retain_model_cache else cdk.RemovalPolicy.DESTROY,
-            auto_delete_objects=not retain_model_cache,
+            auto_delete_objects=auto_delete,
         )
         acknowledge(
             self.access_logs,
@@ -73,5 +82,5 @@ class ArtifactStore(Construct):
                 ),
             ],
             removal_policy=cdk.RemovalPolicy.RETAIN if retain_model_cache else cdk.RemovalPolicy.DESTROY,
-            auto_delete_objects=not retain_model_cache,
+            auto_delete_objects=auto_delete,
         )

@@ -213,9 +213,7 @@ class HubServer:
         folder = self.root / repo_id
         paths = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
         files = {f.path: f for f in (self._file(folder, p) for p in paths)}
-        commit = hashlib.sha1(
-            "\n".join(f"{f.path} {f.etag}" for f in files.values()).encode()
-        ).hexdigest()
+        commit = hashlib.sha1("\n".join(f"{f.path} {f.etag}" for f in files.values()).encode()).hexdigest()
         return commit, files
 
     # ------------------------------------------------------------ HTTP
@@ -333,7 +331,7 @@ class HubServer:
             if recursive or len(parts) == 1:
                 entries[f.path] = f.tree_entry()
         if base and not entries:
-            return self._error(404, "EntryNotFound", f"{base} does not exist on \"{rev}\"")
+            return self._error(404, "EntryNotFound", f'{base} does not exist on "{rev}"')
         ordered = [entries[k] for k in sorted(entries)]
         start = int(request.query.get("cursor", "0"))
         page = ordered[start : start + self.page_size]

@@ -1,0 +1,68 @@
+"""One boto3 session per command: --region/--profile, short timeouts, adaptive retries for throttling.
+
+Every client comes from `AwsSession.client`, so the settings are the same everywhere and nothing else in
+the CLI builds a boto3 client. Endpoints follow boto3's own configuration (AWS_ENDPOINT_URL,
+AWS_ENDPOINT_URL_<SERVICE>), which is how the tests point the CLI at moto.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from model_specs.regions import RegionInfo, region_info
+
+CONNECT_TIMEOUT_S = 5
+READ_TIMEOUT_S = 60
+MAX_ATTEMPTS = 8  # adaptive mode: client-side rate limiting + backoff on throttling
+
+
+def client_config() -> Config:
+    return Config(
+        connect_timeout=CONNECT_TIMEOUT_S,
+        read_timeout=READ_TIMEOUT_S,
+        retries={"mode": "adaptive", "max_attempts": MAX_ATTEMPTS},
+        user_agent_extra="emd-cli",
+    )
+
+
+class AwsSession:
+    """A region (validated against model_specs.regions, China included) and an optional named profile."""
+
+    def __init__(self, region: str, profile: str | None = None) -> None:
+        self.region_info: RegionInfo = region_info(region)
+        self.region = self.region_info.name
+        self.profile = profile
+        self._clients: dict[str, Any] = {}
+
+    @cached_property
+    def boto(self) -> boto3.Session:
+        # raises botocore ProfileNotFound for an unknown profile (explained by emd_cli.aws.errors)
+        return boto3.Session(profile_name=self.profile, region_name=self.region)
+
+    @property
+    def partition(self) -> str:
+        return self.region_info.partition
+
+    @property
+    def url_suffix(self) -> str:
+        return self.region_info.url_suffix
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            self._clients[service] = self.boto.client(service, config=client_config())
+        return self._clients[service]
+
+    @cached_property
+    def account_id(self) -> str:
+        return str(self.client("sts").get_caller_identity()["Account"])
+
+    def arn(self, service: str, resource: str, *, region: bool = True, account: bool = True) -> str:
+        """arn:<partition>:<service>:<region>:<account>:<resource> for this session."""
+        return (
+            f"arn:{self.partition}:{service}:{self.region if region else ''}:"
+            f"{self.account_id if account else ''}:{resource}"
+        )

@@ -1,0 +1,300 @@
+"""moto in server mode, plus what EMD's lifecycle needs from AWS that moto does not do.
+
+    python -m tests.support.aws_double -H 127.0.0.1 -p 5000     # then AWS_ENDPOINT_URL=http://127.0.0.1:5000
+
+What it adds to moto 5.x, all in this process (the CLI under test only ever sees AWS's own APIs):
+- CloudFormation models for AWS::CodeBuild::Project and AWS::CodePipeline::Pipeline (moto's CloudFormation
+  skips both, and a GetAtt on either is an error), created in moto's own CodeBuild/CodePipeline backends;
+- three moto bugs fixed: generated ECR repository names keep upper-case letters (ECR refuses them), and KMS
+  keys and SSM parameters from CloudFormation take their tags in the wrong shape;
+- the pipeline executor (tests/support/pipeline_double.py): StartPipelineExecution and StartBuild run the
+  real build steps and deploy the model stack into moto's CloudFormation, and the executions move through
+  real states; StopPipelineExecution and ListActionExecutions, which moto lacks, answer from it;
+- Service Quotas for sagemaker and ec2 (moto knows only vpc), read from the JSON file named by
+  EMD_DOUBLE_QUOTAS on every call, so a test can shrink a quota while the server runs;
+- request counts per operation: GET /_emd/calls (DELETE resets), for the bounded-calls test and the bench.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import sys
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+from moto.core.common_models import CloudFormationModel
+
+DEFAULT_QUOTAS: dict[str, list[dict[str, Any]]] = {
+    "sagemaker": [
+        {"QuotaCode": f"L-EMD{n:05d}", "QuotaName": f"ml.{name} for endpoint usage", "Value": 2.0}
+        for n, name in enumerate(("g4dn.xlarge", "g4dn.2xlarge", "g5.xlarge", "g5.2xlarge", "m5.xlarge"))
+    ],
+    "ec2": [
+        {"QuotaCode": "L-DB2E81BA", "QuotaName": "Running On-Demand G and VT instances", "Value": 64.0},
+        {"QuotaCode": "L-417A185B", "QuotaName": "Running On-Demand P instances", "Value": 0.0},
+        {"QuotaCode": "L-1945791B", "QuotaName": "Running On-Demand Inf instances", "Value": 64.0},
+        {
+            "QuotaCode": "L-1216C47A",
+            "QuotaName": "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances",
+            "Value": 256.0,
+        },
+    ],
+}
+
+
+# ---------------------------------------------------------------- CloudFormation models moto lacks
+
+
+def _camel(value: Any, keep: tuple[str, ...] = ("Configuration",)) -> Any:
+    """CloudFormation's PascalCase properties in the API's camelCase (maps under `keep` stay as they are)."""
+    if isinstance(value, list):
+        return [_camel(v, keep) for v in value]
+    if isinstance(value, dict):
+        return {k[:1].lower() + k[1:]: (v if k in keep else _camel(v, keep)) for k, v in value.items()}
+    return value
+
+
+class CodeBuildProjectModel(CloudFormationModel):
+    __module__ = "moto.codebuild.models"  # moto files models by service, from their module name
+
+    def __init__(self, name: str, arn: str, region: str, account_id: str) -> None:
+        self.name, self.arn, self.region, self.account_id = name, arn, region, account_id
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.name
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "Name"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::CodeBuild::Project"
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr == "Arn"
+
+    def get_cfn_attribute(self, attribute_name: str) -> str:
+        return self.arn
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[misc, override]
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str,
+        **kwargs: Any,
+    ) -> CodeBuildProjectModel:  # fmt: skip
+        from moto.codebuild.models import codebuild_backends
+
+        props = _camel(cloudformation_json["Properties"])
+        source = props.get("source", {})
+        if "buildSpec" in source:  # the API spells it buildspec
+            source["buildspec"] = source.pop("buildSpec")
+        backend = codebuild_backends[account_id][region_name]
+        name = props.get("name") or resource_name
+        meta = backend.create_project(
+            project_name=name,
+            description=props.get("description"),
+            project_source=props.get("source", {}),
+            artifacts=props.get("artifacts", {}),
+            environment=props.get("environment", {}),
+            service_role=props.get("serviceRole", "role"),
+            tags=props.get("tags"),
+            cache=props.get("cache"),
+            timeout=props.get("timeoutInMinutes"),
+            queued_timeout=None,
+            source_version=None,
+            logs_config=props.get("logsConfig"),
+            vpc_config=None,
+        )
+        return cls(name, meta["arn"], region_name, account_id)
+
+    @classmethod
+    def delete_from_cloudformation_json(  # type: ignore[misc, override]
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str
+    ) -> None:
+        from moto.codebuild.models import codebuild_backends
+
+        codebuild_backends[account_id][region_name].delete_project(resource_name)
+
+
+class CodePipelineModel(CloudFormationModel):
+    __module__ = "moto.codepipeline.models"
+
+    def __init__(self, name: str, arn: str) -> None:
+        self.name, self.arn = name, arn
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.name
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "Name"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::CodePipeline::Pipeline"
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr == "Version"
+
+    def get_cfn_attribute(self, attribute_name: str) -> str:
+        return "1"
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[misc, override]
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str,
+        **kwargs: Any,
+    ) -> CodePipelineModel:  # fmt: skip
+        from moto.codepipeline.models import codepipeline_backends
+
+        props = _camel(cloudformation_json["Properties"])
+        props.pop("restartExecutionOnUpdate", None)
+        props.pop("tags", None)
+        props.setdefault("name", resource_name)
+        backend = codepipeline_backends[account_id][region_name]
+        backend.create_pipeline(props, None)
+        return cls(props["name"], backend.pipelines[props["name"]].metadata["pipelineArn"])
+
+    @classmethod
+    def delete_from_cloudformation_json(  # type: ignore[misc, override]
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str
+    ) -> None:
+        from moto.codepipeline.models import codepipeline_backends
+
+        codepipeline_backends[account_id][region_name].pipelines.pop(resource_name, None)
+
+
+# ---------------------------------------------------------------- moto bugs
+
+
+def fix_moto() -> None:
+    from moto.cloudformation import parsing
+    from moto.kms.models import Key
+    from moto.ssm.models import Parameter
+
+    generate = parsing.generate_resource_name
+
+    def resource_name(resource_type: str, stack_name: str, logical_id: str) -> str:
+        name = generate(resource_type, stack_name, logical_id)
+        return name.lower() if resource_type == "AWS::ECR::Repository" else name  # as CloudFormation does
+
+    parsing.generate_resource_name = resource_name
+    create_key = Key.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+    def key_from_template(cls, resource_name, cloudformation_json, account_id, region_name, **kw):  # type: ignore[no-untyped-def]
+        props = cloudformation_json["Properties"]
+        props["Tags"] = [{"TagKey": t["Key"], "TagValue": t["Value"]} for t in props.get("Tags", [])]
+        return create_key(cls, resource_name, cloudformation_json, account_id, region_name, **kw)
+
+    Key.create_from_cloudformation_json = classmethod(key_from_template)  # type: ignore[method-assign]
+    create_parameter = Parameter.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+    def parameter_from_template(cls, resource_name, cloudformation_json, account_id, region_name, **kw):  # type: ignore[no-untyped-def]
+        props = cloudformation_json["Properties"]
+        if isinstance(props.get("Tags"), dict):  # AWS::SSM::Parameter's Tags is a map
+            props["Tags"] = [{"Key": k, "Value": v} for k, v in props["Tags"].items()]
+        return create_parameter(cls, resource_name, cloudformation_json, account_id, region_name, **kw)
+
+    Parameter.create_from_cloudformation_json = classmethod(parameter_from_template)  # type: ignore[method-assign]
+
+
+# ---------------------------------------------------------------- Service Quotas
+
+
+def _quotas(service_code: str) -> list[dict[str, Any]]:
+    path = os.environ.get("EMD_DOUBLE_QUOTAS")
+    data = json.loads(Path(path).read_text()) if path and Path(path).exists() else DEFAULT_QUOTAS
+    return [{**q, "ServiceCode": service_code, "Unit": "None"} for q in data.get(service_code, [])]
+
+
+def add_quotas() -> None:
+    from moto.servicequotas.exceptions import NoSuchResource
+    from moto.servicequotas.responses import ServiceQuotasResponse
+
+    def get_service_quota(self: ServiceQuotasResponse) -> str:
+        params = json.loads(self.body)
+        for quota in _quotas(params["ServiceCode"]):
+            if quota["QuotaCode"] == params["QuotaCode"]:
+                return json.dumps({"Quota": quota})
+        raise NoSuchResource
+
+    def list_service_quotas(self: ServiceQuotasResponse) -> str:
+        params = json.loads(self.body)
+        quotas = _quotas(params["ServiceCode"])
+        start = int(params.get("NextToken") or 0)
+        size = int(params.get("MaxResults") or 2)  # small pages: the client must paginate
+        page = quotas[start : start + size]
+        more = start + size < len(quotas)
+        return json.dumps({"Quotas": page, **({"NextToken": str(start + size)} if more else {})})
+
+    ServiceQuotasResponse.get_service_quota = get_service_quota  # type: ignore[method-assign]
+    ServiceQuotasResponse.list_service_quotas = list_service_quotas  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------- request counts
+
+CALLS: Counter[str] = Counter()
+_CALLS_LOCK = threading.Lock()
+_SERVICE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/")
+
+
+def _operation(environ: dict[str, Any]) -> str:
+    target = environ.get("HTTP_X_AMZ_TARGET")
+    service = _SERVICE.search(environ.get("HTTP_AUTHORIZATION", ""))
+    name = service.group(1) if service else "?"
+    if target:
+        return f"{name}.{target.rsplit('.', 1)[-1]}"
+    query = parse_qs(environ.get("QUERY_STRING", ""))
+    action = query.get("Action", [None])[0]
+    if action is None and environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        environ["wsgi.input"] = io.BytesIO(body)
+        action = parse_qs(body.decode()).get("Action", [None])[0]
+    return f"{name}.{action or environ.get('REQUEST_METHOD', '?')}"
+
+
+def count_calls() -> None:
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    serve = DomainDispatcherApplication.__call__
+
+    def counted(self, environ, start_response):  # type: ignore[no-untyped-def]
+        if environ.get("PATH_INFO") == "/_emd/calls":
+            with _CALLS_LOCK:
+                body = json.dumps(dict(CALLS)).encode()
+                if environ.get("REQUEST_METHOD") == "DELETE":
+                    CALLS.clear()
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [body]
+        if environ.get("HTTP_AUTHORIZATION"):
+            op = _operation(environ)
+            with _CALLS_LOCK:
+                CALLS[op] += 1
+        return serve(self, environ, start_response)
+
+    DomainDispatcherApplication.__call__ = counted  # type: ignore[method-assign]
+
+
+def main(argv: list[str]) -> None:
+    from moto.server import main as moto_main
+
+    from tests.support.pipeline_double import install_executor
+
+    fix_moto()
+    add_quotas()
+    count_calls()
+    install_executor()
+    moto_main(argv)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
