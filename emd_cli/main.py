@@ -4,25 +4,20 @@ cheap; nothing here imports aws_cdk or boto3 (plan imports emd_stacks only to sy
 from __future__ import annotations
 
 import sys
-from importlib import metadata
 
 import click
 
+from emd_cli.bootstrap import bootstrap
 from emd_cli.cost_cmd import cost
 from emd_cli.errors import UserError
 from emd_cli.list_models import list_supported_models
 from emd_cli.plan import plan
-
-
-def _version() -> str:
-    try:
-        return metadata.version("emd")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
+from emd_cli.version import emd_version
 
 
 class EmdGroup(click.Group):
-    """Turns EmdUserError (a user mistake found in model_specs) into exit code 2 with its message."""
+    """Turns EmdUserError (a user mistake found in model_specs) into exit code 2 with its message, and
+    botocore errors into one line (emd_cli.aws.errors: 2 for the user's setup, 1 for AWS failures)."""
 
     def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
         from model_specs.errors import CatalogueError, EmdUserError
@@ -33,6 +28,12 @@ class EmdGroup(click.Group):
             raise UserError(str(exc)) from None
         except CatalogueError as exc:
             raise click.ClickException(f"the packaged catalogue is invalid (a bug in EMD): {exc}") from None
+        except Exception as exc:
+            from emd_cli.aws.errors import explain, is_aws_error
+
+            if is_aws_error(exc):  # botocore/boto3: one line, never a traceback
+                raise explain(exc).as_click() from None
+            raise
 
 
 @click.group(
@@ -45,7 +46,7 @@ Examples:
   emd plan --model-id Qwen2.5-7B-Instruct -i g5.2xlarge -e vllm -s sagemaker_realtime
 """,
 )
-@click.version_option(_version(), "--version", "-V", prog_name="emd", message="%(prog)s %(version)s")
+@click.version_option(emd_version(), "--version", "-V", prog_name="emd", message="%(prog)s %(version)s")
 def cli() -> None:
     """EMD deploys open models to AWS behind an OpenAI-compatible, API-key-protected endpoint."""
 
@@ -53,6 +54,7 @@ def cli() -> None:
 cli.add_command(list_supported_models)
 cli.add_command(cost)
 cli.add_command(plan)
+cli.add_command(bootstrap)
 
 
 def main(argv: list[str] | None = None) -> int:

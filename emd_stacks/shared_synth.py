@@ -30,10 +30,17 @@ class AssetsFound(RuntimeError):
 
 
 def synth_shared_stacks(
-    config: AppConfig, outdir: str | Path, *, gateway_image_tag: str | None
+    config: AppConfig,
+    outdir: str | Path,
+    *,
+    gateway_image_tag: str | None,
+    lookups: dict[str, Any] | None = None,
 ) -> SharedTemplates:
-    """gateway_image_tag is required when config.gateway is true."""
+    """gateway_image_tag is required when config.gateway is true; lookups: context values that the cdk CLI
+    would have looked up (the VPC of config.vpc_id)."""
     app = cloudformation_app(outdir)
+    for key, value in (lookups or {}).items():
+        app.node.set_context(key, value)
     env = cdk.Environment(account=config.account, region=config.region)
     BootstrapStack(app, config=config, env=env, asset_free=True)
     if config.gateway:

@@ -3,8 +3,9 @@
     python -m tests.support.aws_double -H 127.0.0.1 -p 5000     # then AWS_ENDPOINT_URL=http://127.0.0.1:5000
 
 What it adds to moto 5.x, all in this process (the CLI under test only ever sees AWS's own APIs):
-- CloudFormation models for AWS::CodeBuild::Project and AWS::CodePipeline::Pipeline (moto's CloudFormation
-  skips both, and a GetAtt on either is an error), created in moto's own CodeBuild/CodePipeline backends;
+- CloudFormation models for AWS::CodeBuild::Project, AWS::CodePipeline::Pipeline and
+  AWS::ServiceDiscovery::PrivateDnsNamespace (moto's CloudFormation skips them, and a GetAtt on one is an
+  error), created in moto's own backends;
 - three moto bugs fixed: generated ECR repository names keep upper-case letters (ECR refuses them), and KMS
   keys and SSM parameters from CloudFormation take their tags in the wrong shape;
 - the pipeline executor (tests/support/pipeline_double.py): StartPipelineExecution and StartBuild run the
@@ -171,6 +172,58 @@ class CodePipelineModel(CloudFormationModel):
         from moto.codepipeline.models import codepipeline_backends
 
         codepipeline_backends[account_id][region_name].pipelines.pop(resource_name, None)
+
+
+class PrivateDnsNamespaceModel(CloudFormationModel):
+    __module__ = "moto.servicediscovery.models"
+
+    def __init__(self, namespace: Any) -> None:
+        self.namespace = namespace
+
+    @property
+    def physical_resource_id(self) -> str:
+        return str(self.namespace.id)
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "Name"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::ServiceDiscovery::PrivateDnsNamespace"
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr in ("Id", "Arn", "HostedZoneId")
+
+    def get_cfn_attribute(self, attribute_name: str) -> str:
+        if attribute_name == "HostedZoneId":
+            return str(self.namespace.dns_properties.get("HostedZoneId"))
+        return str(self.namespace.id if attribute_name == "Id" else self.namespace.arn)
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[misc, override]
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str,
+        **kwargs: Any,
+    ) -> PrivateDnsNamespaceModel:  # fmt: skip
+        from moto.servicediscovery.models import servicediscovery_backends
+
+        props = cloudformation_json["Properties"]
+        backend = servicediscovery_backends[account_id][region_name]
+        name = props.get("Name") or resource_name
+        backend.create_private_dns_namespace(
+            name, "emd-double", props.get("Description", ""), props["Vpc"], [], props.get("Properties", {})
+        )
+        return cls(next(ns for ns in backend.namespaces.values() if ns.name == name))
+
+    @classmethod
+    def delete_from_cloudformation_json(  # type: ignore[misc, override]
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str
+    ) -> None:
+        from moto.servicediscovery.models import servicediscovery_backends
+
+        backend = servicediscovery_backends[account_id][region_name]
+        backend.namespaces.pop(resource_name, None)
 
 
 # ---------------------------------------------------------------- moto bugs

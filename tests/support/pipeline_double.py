@@ -146,6 +146,11 @@ def run_build(build: Build, source: Path, buildspec: dict[str, Any], env: dict[s
         "CODEBUILD_SRC_DIR": str(source),
         "CODEBUILD_BUILD_ID": build.id,
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{os.environ['MOTO_PORT']}",
+        # the build role's credentials, as CodeBuild provides them
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        "AWS_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
         "PYTHONPATH": str(source),
         "HF_HUB_ENABLE_HF_TRANSFER": "0",  # hf_transfer comes with the skipped install phase
     }

@@ -1,0 +1,259 @@
+"""`emd bootstrap`: deploy EMD-Bootstrap and EMD-Gateway with nothing but AWS credentials and node.
+
+No `cdk bootstrap` and no local Docker: both templates are synthesized here without CDK assets and deployed
+through CloudFormation change sets; the gateway image is built by the bootstrap's own CodeBuild project from
+an uploaded bundle (serving/build/gateway_buildspec.yml) and the gateway stack takes it from ECR by tag.
+A rerun updates; the EMD version is recorded on both stacks (emd:version) and compared on the next run.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import click
+
+from emd_cli.options import confirm, default_region, profile_option, region_option, yes_option
+
+GATEWAY_BUNDLE_KEY = "bootstrap/gateway-source.zip"
+GATEWAY_BUILDSPEC = "serving/build/gateway_buildspec.yml"
+
+
+@click.command("bootstrap", short_help="Deploy EMD's shared stacks (pipeline, gateway) to a region.")
+@region_option
+@profile_option
+@click.option(
+    "--gateway/--no-gateway",
+    default=True,
+    show_default=True,
+    help="Deploy the OpenAI-compatible gateway (ALB + Fargate). SageMaker-only use can skip it.",
+)
+@click.option("--certificate-arn", metavar="ARN", help="ACM certificate: the gateway listens on HTTPS.")
+@click.option(
+    "--allowed-cidrs", metavar="CIDRS", help="Comma-separated client CIDR blocks (default: anywhere)."
+)
+@click.option("--internal", is_flag=True, help="An internal load balancer (reachable from the VPC only).")
+@click.option("--vpc-id", metavar="VPC", help="Put the gateway in this VPC instead of a new one.")
+@yes_option
+def bootstrap(
+    region: str | None,
+    profile: str | None,
+    gateway: bool,
+    certificate_arn: str | None,
+    allowed_cidrs: str | None,
+    internal: bool,
+    vpc_id: str | None,
+    yes: bool,
+) -> None:
+    """Deploy (or update) EMD-Bootstrap — weights cache, image repository, build project and deployment
+    pipeline — and EMD-Gateway. Needs AWS credentials and node; no `cdk bootstrap`, no local Docker.
+
+    \b
+    Examples:
+      emd bootstrap --region us-east-1
+      emd bootstrap --region us-west-2 --certificate-arn arn:aws:acm:us-west-2:111122223333:certificate/… \\
+                    --allowed-cidrs 203.0.113.0/24
+      emd bootstrap --region cn-north-1 --no-gateway --yes
+    """
+    from emd_cli.aws.session import AwsSession
+    from emd_cli.render import console
+
+    out = console()
+    aws = AwsSession(default_region(region), profile)
+    config = _config(aws, gateway, certificate_arn, allowed_cidrs, internal, vpc_id)  # exit 2 on bad flags
+    _run(aws, config, yes, out)
+
+
+def _config(
+    aws: Any,
+    gateway: bool,
+    certificate_arn: str | None,
+    allowed_cidrs: str | None,
+    internal: bool,
+    vpc_id: str | None,
+) -> Any:
+    """Validated flags as the stacks' AppConfig (the same checks as CDK context); the account is looked up
+    only for --vpc-id."""
+    from emd_stacks.context import AppConfig, parse_certificate_arn, parse_cidrs, parse_vpc_id
+    from model_specs.errors import EmdUserError
+
+    try:
+        cert = parse_certificate_arn(certificate_arn, aws.region)
+        cidrs = parse_cidrs(allowed_cidrs)
+        vpc = parse_vpc_id(vpc_id)
+    except EmdUserError as exc:  # the messages name CDK context keys: name the flags instead
+        text = str(exc).replace("context allowed_cidrs", "--allowed-cidrs")
+        for key, flag in (("certificate_arn", "--certificate-arn"), ("vpc_id", "--vpc-id")):
+            text = text.replace(f"context {key}", flag)
+        raise EmdUserError(text) from None
+    if not gateway and (cert or cidrs or internal or vpc):
+        raise EmdUserError(
+            "--certificate-arn, --allowed-cidrs, --internal and --vpc-id configure the gateway: drop them or "
+            "drop --no-gateway"
+        )
+    return AppConfig(
+        region=aws.region,
+        account=aws.account_id if vpc else None,
+        certificate_arn=cert,
+        allowed_cidrs=cidrs,
+        internal_alb=internal,
+        vpc_id=vpc,
+        gateway=gateway,
+    )
+
+
+def _run(aws: Any, config: Any, yes: bool, out: Any) -> None:
+    from emd_cli.aws.shared_stacks import BOOTSTRAP_STACK, GATEWAY_STACK, deployed_version
+    from emd_cli.bundle import PACKAGES_ROOT
+    from emd_cli.version import emd_version
+    from model_specs.images import gateway_image_tag
+
+    version = emd_version()
+    account = aws.account_id  # fails early, in one line, without credentials
+    stacks = [BOOTSTRAP_STACK] + ([GATEWAY_STACK] if config.gateway else [])
+    current = {name: deployed_version(aws, name) for name in stacks}
+    out.print(f"EMD {version} → account {account}, region {aws.region} ({aws.partition})")
+    for name in stacks:
+        status, deployed = current[name]
+        out.print(f"  {name}: {_plan_line(status, deployed, version)}")
+    if config.gateway:
+        scheme = "HTTPS" if config.certificate_arn else "HTTP"
+        reach = "internal" if config.internal_alb else "internet-facing"
+        clients = ", ".join(config.allowed_cidrs) or "anywhere (API keys protect each model)"
+        out.print(f"  gateway: {reach} {scheme} load balancer; clients from {clients}")
+    if not confirm(f"Deploy to {aws.region}?", yes):
+        raise click.Abort
+
+    tag = gateway_image_tag(PACKAGES_ROOT) if config.gateway else None
+    lookups = dict([_vpc_lookup(aws, config.vpc_id)]) if config.vpc_id else None
+    with out.status("Synthesizing the shared stacks"), tempfile.TemporaryDirectory(prefix="emd-") as tmp:
+        from emd_stacks.shared_synth import synth_shared_stacks
+
+        templates = synth_shared_stacks(config, Path(tmp), gateway_image_tag=tag, lookups=lookups)
+    _deploy_shared(aws, templates, tag, version, yes, out)
+
+
+def _plan_line(status: str | None, deployed: str | None, version: str) -> str:
+    from emd_cli.aws.shared_stacks import version_key
+
+    if status is None:
+        return "create"
+    if status == "ROLLBACK_COMPLETE":
+        return "failed earlier (ROLLBACK_COMPLETE): delete and create again"
+    have, want = version_key(deployed), version_key(version)
+    if have is not None and want is not None and have > want:
+        return (
+            f"update — note: deployed by a newer emd ({deployed}); this emd ({version}) replaces it with "
+            f"its own templates (upgrade emd to keep the newer ones)"
+        )
+    if have is not None and want is not None and have < want:
+        return f"upgrade from emd {deployed} to {version}"
+    return f"update ({status}, emd {deployed or 'unknown'})"
+
+
+def _vpc_lookup(aws: Any, vpc_id: str) -> tuple[str, Any]:
+    from emd_cli.aws.vpc_lookup import vpc_context
+
+    return vpc_context(aws, vpc_id)
+
+
+def _deploy_shared(aws: Any, templates: Any, tag: str | None, version: str, yes: bool, out: Any) -> None:
+    from emd_cli.aws.shared_stacks import (
+        BOOTSTRAP_STACK,
+        COMPONENT_TAG,
+        GATEWAY_STACK,
+        VERSION_TAG,
+        require_bootstrap,
+    )
+    from emd_cli.aws.stacks import deploy_stack
+
+    def ask(message: str) -> bool:
+        return confirm(message, yes)
+
+    def tags(component: str) -> dict[str, str]:
+        return {VERSION_TAG: version, COMPONENT_TAG: component}
+
+    deploy_stack(
+        aws,
+        name=BOOTSTRAP_STACK,
+        template=templates.bootstrap,
+        console=out,
+        tags=tags("bootstrap"),
+        confirm_cleanup=ask,
+    )
+    info = require_bootstrap(aws)
+    if templates.gateway is None:
+        out.print(
+            f"[green]EMD is bootstrapped in {aws.region}[/] (no gateway: clients call SageMaker directly)"
+        )
+        return
+    assert tag is not None
+    build_gateway_image(aws, info, tag, out)
+    deploy_stack(
+        aws,
+        name=GATEWAY_STACK,
+        template=templates.gateway,
+        console=out,
+        tags=tags("gateway"),
+        upload=lambda body: _upload_template(aws, info.bucket, GATEWAY_STACK, body),
+        confirm_cleanup=ask,
+    )
+    info = require_bootstrap(aws)
+    if info.gateway_vpc_id:
+        restrict_default_security_group(aws, info.gateway_vpc_id)
+    out.print(f"[green]EMD is bootstrapped in {aws.region}[/]; gateway: {info.gateway_url}/v1")
+    out.print("Next: emd deploy --model-id <id> -i <instance> -s <service>  (emd list-supported-models)")
+
+
+def build_gateway_image(aws: Any, info: Any, tag: str, out: Any) -> None:
+    """Have the bootstrap's CodeBuild project build and push the gateway image, unless ECR has the tag."""
+    from emd_cli.aws.builds import follow_build
+    from emd_cli.bundle import gateway_bundle
+
+    ecr = aws.client("ecr")
+    try:
+        ecr.describe_images(repositoryName=info.repository, imageIds=[{"imageTag": tag}])
+        out.print(f"Gateway image {tag} is in ECR already")
+        return
+    except ecr.exceptions.ImageNotFoundException:
+        pass
+    version_id = (
+        aws.client("s3")
+        .put_object(Bucket=info.bucket, Key=GATEWAY_BUNDLE_KEY, Body=gateway_bundle())
+        .get("VersionId")
+    )
+    build = aws.client("codebuild").start_build(
+        projectName=info.project,
+        sourceTypeOverride="S3",
+        sourceLocationOverride=f"{info.bucket}/{GATEWAY_BUNDLE_KEY}",
+        **({"sourceVersion": version_id} if version_id else {}),
+        buildspecOverride=GATEWAY_BUILDSPEC,
+        artifactsOverride={"type": "NO_ARTIFACTS"},
+        environmentVariablesOverride=[{"name": "EMD_GATEWAY_IMAGE_TAG", "value": tag, "type": "PLAINTEXT"}],
+    )["build"]
+    out.print(f"Building the gateway image {tag} in CodeBuild ({build['id']})")
+    follow_build(aws, build["id"], out, label="gateway image")
+
+
+def _upload_template(aws: Any, bucket: str, stack: str, body: bytes) -> str:
+    """Templates over CloudFormation's inline limit go through the artifact bucket."""
+    key = f"bootstrap/templates/{stack}.json"
+    aws.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+    return f"https://{bucket}.s3.{aws.region}.{aws.url_suffix}/{key}"
+
+
+def restrict_default_security_group(aws: Any, vpc_id: str) -> None:
+    """Strip every rule from the VPC's default security group (nothing of EMD's uses it): what CDK's
+    restrictDefaultSecurityGroup custom resource does, without a Lambda asset."""
+    ec2 = aws.client("ec2")
+    groups = ec2.describe_security_groups(
+        Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "group-name", "Values": ["default"]}]
+    )["SecurityGroups"]
+    for group in groups:
+        if group.get("IpPermissions"):
+            ec2.revoke_security_group_ingress(GroupId=group["GroupId"], IpPermissions=group["IpPermissions"])
+        if group.get("IpPermissionsEgress"):
+            ec2.revoke_security_group_egress(
+                GroupId=group["GroupId"], IpPermissions=group["IpPermissionsEgress"]
+            )
