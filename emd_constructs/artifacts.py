@@ -8,8 +8,9 @@ import aws_cdk.aws_s3 as s3
 from constructs import Construct
 
 from emd_constructs.nag import acknowledge
+from model_specs.registry import PIPELINE_SOURCE_KEY
 
-SOURCE_KEY = "pipeline/source.zip"
+SOURCE_KEY = PIPELINE_SOURCE_KEY
 WEIGHTS_PREFIX = "models/"
 NONCURRENT_DAYS = 30
 PIPELINE_ARTIFACT_DAYS = 30

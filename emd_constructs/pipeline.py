@@ -19,10 +19,10 @@ from constructs import Construct
 
 from emd_constructs.artifacts import SOURCE_KEY
 from model_specs.deployment import STACK_PREFIX
+from model_specs.registry import PIPELINE_SOURCE_ACTION as SOURCE_ACTION_NAME
 from model_specs.registry import REGISTRY_PREFIX, SECRET_PREFIX
 
 PIPELINE_NAME = "EMD-Pipeline"
-SOURCE_ACTION_NAME = "Bundle"
 TEMPLATE_FILE = "template.json"
 PARAMETERS_FILE = "parameters.json"
 VARIABLES = {

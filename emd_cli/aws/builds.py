@@ -9,10 +9,9 @@ from typing import Any
 from rich.console import Console
 
 from emd_cli.aws.errors import AwsFailure
-from emd_cli.aws.session import AwsSession
+from emd_cli.aws.session import AwsSession, poll_seconds
 
 LOG_TAIL_LINES = 25
-POLL_SECONDS = 5.0
 
 
 def describe_build(aws: AwsSession, build_id: str) -> dict[str, Any]:
@@ -49,9 +48,7 @@ def failure_summary(aws: AwsSession, build: dict[str, Any]) -> list[str]:
     return [head, *(["last lines of the build log:"] + [f"  {line}" for line in tail] if tail else [])]
 
 
-def follow_build(
-    aws: AwsSession, build_id: str, console: Console, *, label: str, poll_seconds: float = POLL_SECONDS
-) -> dict[str, Any]:
+def follow_build(aws: AwsSession, build_id: str, console: Console, *, label: str) -> dict[str, Any]:
     """Print each phase as it starts; return the build when it succeeded, raise AwsFailure (with the failed
     phase and the log tail) when it did not."""
     started, shown = time.monotonic(), set()
@@ -72,4 +69,4 @@ def follow_build(
             spinner.update(
                 f"{label}: {build.get('currentPhase', '').lower()} ({elapsed // 60}m{elapsed % 60:02d}s)"
             )
-            time.sleep(poll_seconds)
+            time.sleep(poll_seconds())

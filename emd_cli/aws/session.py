@@ -7,6 +7,7 @@ AWS_ENDPOINT_URL_<SERVICE>), which is how the tests point the CLI at moto.
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from typing import Any
 
@@ -18,6 +19,15 @@ from model_specs.regions import RegionInfo, region_info
 CONNECT_TIMEOUT_S = 5
 READ_TIMEOUT_S = 60
 MAX_ATTEMPTS = 8  # adaptive mode: client-side rate limiting + backoff on throttling
+DEFAULT_POLL_SECONDS = 5.0
+
+
+def poll_seconds() -> float:
+    """How often commands that follow AWS work (stacks, builds, pipelines) ask again: EMD_POLL_SECONDS."""
+    try:
+        return max(float(os.environ.get("EMD_POLL_SECONDS", DEFAULT_POLL_SECONDS)), 0.05)
+    except ValueError:
+        return DEFAULT_POLL_SECONDS
 
 
 def client_config() -> Config:

@@ -16,11 +16,10 @@ from typing import Any
 from rich.console import Console
 
 from emd_cli.aws.errors import AwsFailure
-from emd_cli.aws.session import AwsSession
+from emd_cli.aws.session import AwsSession, poll_seconds
 
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
 TEMPLATE_BODY_LIMIT = 51_200  # bytes; larger templates go through S3 (TemplateURL)
-POLL_SECONDS = 3.0
 _FAILED = ("FAILED", "ROLLBACK_IN_PROGRESS", "ROLLBACK_COMPLETE")
 
 
@@ -54,10 +53,13 @@ def tags_of(stack: dict[str, Any]) -> dict[str, str]:
 class EventPrinter:
     """Prints each new stack event once: '  01:12  CREATE_COMPLETE  Bucket (AWS::S3::Bucket)  reason'."""
 
-    def __init__(self, cfn: Any, name: str, console: Console, seen: set[str]) -> None:
+    def __init__(
+        self, cfn: Any, name: str, console: Console, seen: set[str], started: float | None = None
+    ) -> None:
+        """seen: event ids not to show; started: time.monotonic() that elapsed times count from."""
         self._cfn, self._name, self._console = cfn, name, console
         self._seen = set(seen)
-        self._started = time.monotonic()
+        self._started = time.monotonic() if started is None else started
         self.first_failure: str | None = None
 
     def elapsed(self) -> str:
@@ -66,11 +68,15 @@ class EventPrinter:
 
     def poll(self) -> None:
         new: list[dict[str, Any]] = []
-        for page in self._cfn.get_paginator("describe_stack_events").paginate(StackName=self._name):
-            fresh = [e for e in page["StackEvents"] if e["EventId"] not in self._seen]
-            new += fresh
-            if len(fresh) < len(page["StackEvents"]):
-                break  # events come newest first: the rest were seen already
+        try:
+            for page in self._cfn.get_paginator("describe_stack_events").paginate(StackName=self._name):
+                fresh = [e for e in page["StackEvents"] if e["EventId"] not in self._seen]
+                new += fresh
+                if len(fresh) < len(page["StackEvents"]):
+                    break  # events come newest first: the rest were seen already
+        except self._cfn.exceptions.ClientError as exc:
+            if "does not exist" not in str(exc):  # not created yet, or deleted already
+                raise
         for event in reversed(new):
             self._seen.add(event["EventId"])
             self._show(event)
@@ -100,7 +106,10 @@ def event_ids(cfn: Any, name: str) -> set[str]:
 
 
 def follow_stack(
-    cfn: Any, name: str, console: Console, seen: set[str], *, poll_seconds: float = POLL_SECONDS
+    cfn: Any,
+    name: str,
+    console: Console,
+    seen: set[str],
 ) -> dict[str, Any] | None:
     """Print events not in `seen` until the stack leaves *_IN_PROGRESS; return its description (None once
     deleted)."""
@@ -117,7 +126,7 @@ def follow_stack(
                     )
                 return stack
             spinner.update(f"{name}: {stack['StackStatus']} ({printer.elapsed()})")
-            time.sleep(poll_seconds)
+            time.sleep(poll_seconds())
 
 
 def _failed(status: str) -> bool:
@@ -134,7 +143,6 @@ def deploy_stack(
     tags: dict[str, str] | None = None,
     upload: Callable[[bytes], str] | None = None,
     confirm_cleanup: Callable[[str], bool] = lambda _msg: False,
-    poll_seconds: float = POLL_SECONDS,
 ) -> StackResult:
     """Create or update `name` from `template` through a change set and follow its events.
 
@@ -144,9 +152,9 @@ def deploy_stack(
     existing = stack_status(cfn, name)
     if existing is not None and existing["StackStatus"].endswith("_IN_PROGRESS"):
         console.print(f"{name} is {existing['StackStatus']}: waiting for that operation to finish")
-        existing = _wait_quietly(cfn, name, poll_seconds)
+        existing = _wait_quietly(cfn, name)
     if existing is not None and existing["StackStatus"] == "ROLLBACK_COMPLETE":
-        reason = _first_failure_reason(cfn, name)
+        reason = first_failed_event(cfn, name)
         message = (
             f"{name} is in ROLLBACK_COMPLETE: its creation failed"
             + (f" ({reason})" if reason else "")
@@ -154,7 +162,7 @@ def deploy_stack(
         )
         if not confirm_cleanup(message + " Delete it now?"):
             raise AwsFailure(message + f" Run the command again with --yes, or delete {name} yourself.")
-        delete_stack(aws, name=name, console=console, poll_seconds=poll_seconds)
+        delete_stack(aws, name=name, console=console)
         existing = None
     body = json.dumps(template, separators=(",", ":"))
     source: dict[str, Any] = {"TemplateBody": body}
@@ -174,7 +182,7 @@ def deploy_stack(
         Tags=[{"Key": k, "Value": v} for k, v in (tags or {}).items()],
         **source,
     )
-    described = _wait_change_set(cfn, name, change_set, poll_seconds)
+    described = _wait_change_set(cfn, name, change_set)
     if described["Status"] == "FAILED":
         reason = described.get("StatusReason", "")
         cfn.delete_change_set(StackName=name, ChangeSetName=change_set)
@@ -187,12 +195,12 @@ def deploy_stack(
         f"{'Creating' if kind == 'CREATE' else 'Updating'} {name} ({len(described['Changes'])} changes)"
     )
     cfn.execute_change_set(StackName=name, ChangeSetName=change_set)
-    stack = follow_stack(cfn, name, console, seen, poll_seconds=poll_seconds)
+    stack = follow_stack(cfn, name, console, seen)
     assert stack is not None
     return StackResult(name, stack["StackStatus"], True, outputs_of(stack))
 
 
-def delete_stack(aws: AwsSession, *, name: str, console: Console, poll_seconds: float = POLL_SECONDS) -> bool:
+def delete_stack(aws: AwsSession, *, name: str, console: Console) -> bool:
     """Delete `name` and follow its events; False when there was no such stack."""
     cfn = aws.client("cloudformation")
     if stack_status(cfn, name) is None:
@@ -200,11 +208,11 @@ def delete_stack(aws: AwsSession, *, name: str, console: Console, poll_seconds: 
     seen = event_ids(cfn, name)
     console.print(f"Deleting {name}")
     cfn.delete_stack(StackName=name)
-    follow_stack(cfn, name, console, seen, poll_seconds=poll_seconds)
+    follow_stack(cfn, name, console, seen)
     return True
 
 
-def _wait_change_set(cfn: Any, name: str, change_set: str, poll_seconds: float) -> dict[str, Any]:
+def _wait_change_set(cfn: Any, name: str, change_set: str) -> dict[str, Any]:
     while True:
         described = cfn.describe_change_set(StackName=name, ChangeSetName=change_set)
         if described["Status"] in ("CREATE_COMPLETE", "FAILED"):
@@ -215,21 +223,25 @@ def _wait_change_set(cfn: Any, name: str, change_set: str, poll_seconds: float) 
                 changes += more.get("Changes", [])
                 token = more.get("NextToken")
             return {**described, "Changes": changes}
-        time.sleep(min(poll_seconds, 2.0))
+        time.sleep(min(poll_seconds(), 2.0))
 
 
-def _wait_quietly(cfn: Any, name: str, poll_seconds: float) -> dict[str, Any] | None:
+def _wait_quietly(cfn: Any, name: str) -> dict[str, Any] | None:
     while True:
         stack = stack_status(cfn, name)
         if stack is None or not stack["StackStatus"].endswith("_IN_PROGRESS"):
             return stack
-        time.sleep(poll_seconds)
+        time.sleep(poll_seconds())
 
 
-def _first_failure_reason(cfn: Any, name: str) -> str | None:
-    events = cfn.describe_stack_events(StackName=name)["StackEvents"]
+def first_failed_event(cfn: Any, name: str) -> str | None:
+    """'<resource> (<type>): <reason>' of the stack's first failure (not the rollback's consequences)."""
+    try:
+        events = cfn.describe_stack_events(StackName=name)["StackEvents"]
+    except cfn.exceptions.ClientError:
+        return None
     for event in reversed(events):
         reason = event.get("ResourceStatusReason") or ""
         if event.get("ResourceStatus", "").endswith("FAILED") and "cancelled" not in reason.lower():
-            return f"{event.get('LogicalResourceId')}: {reason}"
+            return f"{event.get('LogicalResourceId')} ({event.get('ResourceType')}): {reason}"
     return None

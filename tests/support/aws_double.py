@@ -6,8 +6,9 @@ What it adds to moto 5.x, all in this process (the CLI under test only ever sees
 - CloudFormation models for AWS::CodeBuild::Project, AWS::CodePipeline::Pipeline and
   AWS::ServiceDiscovery::PrivateDnsNamespace (moto's CloudFormation skips them, and a GetAtt on one is an
   error), created in moto's own backends;
-- three moto bugs fixed: generated ECR repository names keep upper-case letters (ECR refuses them), and KMS
-  keys and SSM parameters from CloudFormation take their tags in the wrong shape;
+- four moto bugs fixed: generated ECR repository names keep upper-case letters (ECR refuses them), KMS keys
+  and SSM parameters from CloudFormation take their tags in the wrong shape, and an S3 bucket's
+  VersioningConfiguration from CloudFormation is ignored;
 - the pipeline executor (tests/support/pipeline_double.py): StartPipelineExecution and StartBuild run the
   real build steps and deploy the model stack into moto's CloudFormation, and the executions move through
   real states; StopPipelineExecution and ListActionExecutions, which moto lacks, answer from it;
@@ -232,6 +233,7 @@ class PrivateDnsNamespaceModel(CloudFormationModel):
 def fix_moto() -> None:
     from moto.cloudformation import parsing
     from moto.kms.models import Key
+    from moto.s3.models import FakeBucket
     from moto.ssm.models import Parameter
 
     generate = parsing.generate_resource_name
@@ -258,6 +260,16 @@ def fix_moto() -> None:
         return create_parameter(cls, resource_name, cloudformation_json, account_id, region_name, **kw)
 
     Parameter.create_from_cloudformation_json = classmethod(parameter_from_template)  # type: ignore[method-assign]
+    create_bucket = FakeBucket.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+    def bucket_from_template(cls, resource_name, cloudformation_json, account_id, region_name, **kw):  # type: ignore[no-untyped-def]
+        bucket = create_bucket(cls, resource_name, cloudformation_json, account_id, region_name, **kw)
+        versioning = cloudformation_json.get("Properties", {}).get("VersioningConfiguration", {})
+        if versioning.get("Status"):
+            bucket.versioning_status = versioning["Status"]
+        return bucket
+
+    FakeBucket.create_from_cloudformation_json = classmethod(bucket_from_template)  # type: ignore[method-assign]
 
 
 # ---------------------------------------------------------------- Service Quotas
