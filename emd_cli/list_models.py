@@ -52,6 +52,14 @@ def supported_models(
                 "model_id": m.id,
                 "type": m.type.value,
                 "params_b": m.params_b,
+                "active_params_b": m.active_params_b,
+                "experts": None if m.num_experts is None else f"{m.experts_per_token}/{m.num_experts}",
+                "architecture": m.architecture,
+                "num_layers": m.num_layers,
+                "num_attention_heads": m.num_attention_heads,
+                "num_kv_heads": m.num_kv_heads,
+                "hidden_size": m.hidden_size,
+                "reasoning": m.reasoning,
                 "dtype": m.dtype,
                 "weights_gib": round(m.weights_gib, 2),
                 "context_length": m.context_length,
@@ -111,7 +119,11 @@ def list_supported_models(
         table.add_row(
             r["model_id"],
             r["type"],
-            f"{r['params_b']:g}B {r['dtype']} ({r['weights_gib']:.1f} GiB)",
+            f"{r['params_b']:g}B"
+            + (f" ({r['active_params_b']:g}B active, {r['experts']} experts)" if r["active_params_b"] else "")
+            + f" {r['dtype']} ({r['weights_gib']:.1f} GiB), {r['num_layers']} layers,"
+            + f" ctx {r['context_length']}"
+            + (", reasoning" if r["reasoning"] else ""),
             ", ".join(r["engines"]),
             r["smallest_instance"] or "-",
             "yes" if r["allow_china_region"] else "no",

@@ -128,6 +128,8 @@ def _check_references(
 ) -> None:
     for m in models.values():
         where = f"models/{model_file[m.id]}: entry {m.id!r}"
+        if m.base_model is not None and m.base_model not in models:
+            raise CatalogueError(f"{where}: field base_model: {m.base_model!r} is not a catalogue model id")
         for e in m.engines:
             if e not in engines:
                 raise CatalogueError(
@@ -159,8 +161,8 @@ def _check_references(
                 f"prices.yaml: entry {region!r}: field currency: {rp.currency}, expected {expected}"
             )
         for field, table, attr in (
-            ("ec2_hourly", rp.ec2_hourly, "regions"),
-            ("sagemaker_hourly", rp.sagemaker_hourly, "sagemaker_regions"),
+            ("ec2", rp.ec2_hourly, "regions"),
+            ("sagemaker", rp.sagemaker_hourly, "sagemaker_regions"),
         ):
             for name in table:
                 if name not in instances:

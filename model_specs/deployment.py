@@ -161,12 +161,17 @@ def resolve_deployment(
     verdict = compat.check(cat, model, engine, instance, service, info.name)
     if not verdict.ok:
         fits = compat.fitting_instances(cat, model, engine, service, info.name)[:5]
-        hint = (
-            f" Smallest instances that fit {model.id} on {engine.name}/{service.value} in {info.name}: "
-            + ", ".join(i.name for i in fits)
-            if fits
-            else f" No catalogued instance runs {model.id} on {engine.name}/{service.value} in {info.name}."
-        )
+        if fits:
+            hint = (
+                f" Smallest instances that fit {model.id} on {engine.name}/{service.value} in {info.name}: "
+                + ", ".join(i.name for i in fits)
+            )
+        else:
+            advice = compat.multi_instance_advice(cat, model, engine, service, info.name)
+            hint = " " + (
+                advice
+                or f"No catalogued instance runs {model.id} on {engine.name}/{service.value} in {info.name}."
+            )
         raise EmdUserError(
             f"{model.id} on {instance.name} with {engine.name} ({service.value}, {info.name}) is refused: "
             + "; ".join(verdict.reasons)

@@ -43,7 +43,9 @@ class EngineParams(_Section):
 
 
 class ModelParams(_Section):
-    model_files_s3_path: str | None = Field(default=None, pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")
+    model_files_s3_path: str | None = Field(
+        default=None, pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$"
+    )
     revision: str | None = Field(default=None, pattern=r"^[\w.\-/]{1,100}$")
 
 

@@ -78,8 +78,11 @@ def test_list_json_matches_the_catalogue(run) -> None:
         m = cat.models[mid]
         assert r["type"] == m.type.value and r["engines"] == list(m.engines) and r["params_b"] == m.params_b
         assert r["allow_china_region"] == m.allow_china_region and r["default_engine"] == m.default_engine
+        assert r["active_params_b"] == m.active_params_b and r["hidden_size"] == m.hidden_size
         smallest = compat.smallest_instance(cat, m, "us-east-1")
         assert r["smallest_instance"] == (smallest.name if smallest else None)
+    moe = rows["Qwen3-235B-A22B"]
+    assert moe["experts"] == "8/128" and moe["active_params_b"] == 22.0
 
 
 def test_list_filters(run) -> None:
