@@ -12,6 +12,7 @@ from emd_cli.cost_cmd import cost
 from emd_cli.errors import UserError
 from emd_cli.list_models import list_supported_models
 from emd_cli.plan import plan
+from emd_cli.uninstall import uninstall
 from emd_cli.version import emd_version
 
 
@@ -55,6 +56,7 @@ cli.add_command(list_supported_models)
 cli.add_command(cost)
 cli.add_command(plan)
 cli.add_command(bootstrap)
+cli.add_command(uninstall)
 
 
 def main(argv: list[str] | None = None) -> int:

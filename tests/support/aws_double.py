@@ -9,6 +9,8 @@ What it adds to moto 5.x, all in this process (the CLI under test only ever sees
 - four moto bugs fixed: generated ECR repository names keep upper-case letters (ECR refuses them), KMS keys
   and SSM parameters from CloudFormation take their tags in the wrong shape, and an S3 bucket's
   VersioningConfiguration from CloudFormation is ignored;
+- a stack whose resource fails to create ends in ROLLBACK_COMPLETE with the resource's CREATE_FAILED event and
+  its reason, as CloudFormation reports it (moto raises from CreateStack and leaves CREATE_IN_PROGRESS);
 - the pipeline executor (tests/support/pipeline_double.py): StartPipelineExecution and StartBuild run the
   real build steps and deploy the model stack into moto's CloudFormation, and the executions move through
   real states; StopPipelineExecution and ListActionExecutions, which moto lacks, answer from it;
@@ -19,6 +21,7 @@ What it adds to moto 5.x, all in this process (the CLI under test only ever sees
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -272,6 +275,43 @@ def fix_moto() -> None:
     FakeBucket.create_from_cloudformation_json = classmethod(bucket_from_template)  # type: ignore[method-assign]
 
 
+def roll_back_failed_creations() -> None:
+    from moto.cloudformation import parsing
+    from moto.cloudformation.models import Event, Stack
+
+    create_resource = parsing.parse_and_create_resource
+
+    def tracked(logical_id, resource_json, resources_map, account_id, region_name):  # type: ignore[no-untyped-def]
+        try:
+            return create_resource(logical_id, resource_json, resources_map, account_id, region_name)
+        except Exception as exc:
+            if not hasattr(exc, "emd_failed"):
+                exc.emd_failed = (logical_id, resource_json.get("Type", "?"))  # type: ignore[attr-defined]
+            raise
+
+    parsing.parse_and_create_resource = tracked
+    create_resources = Stack.create_resources
+
+    def create_or_roll_back(self: Stack) -> None:
+        try:
+            create_resources(self)
+        except Exception as exc:
+            logical_id, kind = getattr(exc, "emd_failed", (self.name, "AWS::CloudFormation::Stack"))
+            reason = str(exc)[:1000]
+            self.events.append(
+                Event(self.stack_id, self.name, logical_id, "", kind, "CREATE_FAILED", reason, None)
+            )
+            self._add_stack_event(
+                "ROLLBACK_IN_PROGRESS", f"The following resource(s) failed to create: [{logical_id}]."
+            )
+            with contextlib.suppress(Exception):
+                self.resource_map.delete()
+            self._add_stack_event("ROLLBACK_COMPLETE")
+            self.status = "ROLLBACK_COMPLETE"
+
+    Stack.create_resources = create_or_roll_back  # type: ignore[method-assign]
+
+
 # ---------------------------------------------------------------- Service Quotas
 
 
@@ -355,6 +395,7 @@ def main(argv: list[str]) -> None:
     from tests.support.pipeline_double import install_executor
 
     fix_moto()
+    roll_back_failed_creations()
     add_quotas()
     count_calls()
     install_executor()
