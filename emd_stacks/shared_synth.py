@@ -29,15 +29,16 @@ class AssetsFound(RuntimeError):
     """A shared stack references a CDK asset: a bug in EMD (the template would need `cdk bootstrap`)."""
 
 
-def synth_shared_stacks(
+def shared_app(
     config: AppConfig,
     outdir: str | Path,
     *,
     gateway_image_tag: str | None,
     lookups: dict[str, Any] | None = None,
-) -> SharedTemplates:
-    """gateway_image_tag is required when config.gateway is true; lookups: context values that the cdk CLI
-    would have looked up (the VPC of config.vpc_id)."""
+) -> cdk.App:
+    """The App holding EMD-Bootstrap (and EMD-Gateway when config.gateway), not synthesized yet.
+    gateway_image_tag is required with the gateway; lookups: context values the cdk CLI would have looked up
+    (the VPC of config.vpc_id)."""
     app = cloudformation_app(outdir)
     for key, value in (lookups or {}).items():
         app.node.set_context(key, value)
@@ -47,13 +48,24 @@ def synth_shared_stacks(
         if not gateway_image_tag:
             raise ValueError("the gateway stack needs the tag of the gateway image built by the bootstrap")
         GatewayStack(app, config=config, env=env, image_tag=gateway_image_tag)
-    assembly = app.synth()
+    return app
+
+
+def synth_shared_stacks(
+    config: AppConfig,
+    outdir: str | Path,
+    *,
+    gateway_image_tag: str | None,
+    lookups: dict[str, Any] | None = None,
+) -> SharedTemplates:
+    assembly = shared_app(config, outdir, gateway_image_tag=gateway_image_tag, lookups=lookups).synth()
+    refuse_assets(Path(assembly.directory))
     templates = {s.stack_name: s.template for s in assembly.stacks}
-    _refuse_assets(Path(assembly.directory))
     return SharedTemplates(bootstrap=templates[BOOTSTRAP_STACK], gateway=templates.get(GATEWAY_STACK))
 
 
-def _refuse_assets(outdir: Path) -> None:
+def refuse_assets(outdir: Path) -> None:
+    """AssetsFound when the cloud assembly in outdir references a file or Docker asset."""
     for manifest in outdir.glob("*.assets.json"):
         data = json.loads(manifest.read_text())
         # the template itself is listed as a file asset of its own stack: it is passed inline instead
