@@ -9,6 +9,8 @@ What it adds to moto 5.x, all in this process (the CLI under test only ever sees
 - four moto bugs fixed: generated ECR repository names keep upper-case letters (ECR refuses them), KMS keys
   and SSM parameters from CloudFormation take their tags in the wrong shape, and an S3 bucket's
   VersioningConfiguration from CloudFormation is ignored;
+- deleting a stack's VPC removes its route tables first, as CloudFormation's ordering does (moto keeps them
+  and the VPC deletion fails);
 - a stack whose resource fails to create ends in ROLLBACK_COMPLETE with the resource's CREATE_FAILED event and
   its reason, as CloudFormation reports it (moto raises from CreateStack and leaves CREATE_IN_PROGRESS);
 - the pipeline executor (tests/support/pipeline_double.py): StartPipelineExecution and StartBuild run the
@@ -235,6 +237,7 @@ class PrivateDnsNamespaceModel(CloudFormationModel):
 
 def fix_moto() -> None:
     from moto.cloudformation import parsing
+    from moto.ec2.models.vpcs import VPC
     from moto.kms.models import Key
     from moto.s3.models import FakeBucket
     from moto.ssm.models import Parameter
@@ -273,11 +276,24 @@ def fix_moto() -> None:
         return bucket
 
     FakeBucket.create_from_cloudformation_json = classmethod(bucket_from_template)  # type: ignore[method-assign]
+    delete_vpc = VPC.delete_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+    def vpc_with_its_route_tables(cls, resource_name, cloudformation_json, account_id, region_name):  # type: ignore[no-untyped-def]
+        from moto.ec2.models import ec2_backends
+
+        ec2 = ec2_backends[account_id][region_name]
+        for table in list(ec2.route_tables.values()):
+            if table.vpc_id == resource_name and table.main_association_id is None:
+                table._associations.clear()
+                ec2.delete_route_table(table.id)
+        return delete_vpc(cls, resource_name, cloudformation_json, account_id, region_name)
+
+    VPC.delete_from_cloudformation_json = classmethod(vpc_with_its_route_tables)  # type: ignore[method-assign]
 
 
 def roll_back_failed_creations() -> None:
     from moto.cloudformation import parsing
-    from moto.cloudformation.models import Event, Stack
+    from moto.cloudformation.models import CloudFormationBackend, Event, Stack
 
     create_resource = parsing.parse_and_create_resource
 
@@ -289,27 +305,47 @@ def roll_back_failed_creations() -> None:
                 exc.emd_failed = (logical_id, resource_json.get("Type", "?"))  # type: ignore[attr-defined]
             raise
 
+    def roll_back(stack: Stack, exc: Exception) -> None:
+        logical_id, kind = getattr(exc, "emd_failed", (stack.name, "AWS::CloudFormation::Stack"))
+        reason = str(exc)[:1000]
+        stack.events.append(
+            Event(stack.stack_id, stack.name, logical_id, "", kind, "CREATE_FAILED", reason, None)
+        )
+        stack._add_stack_event(
+            "ROLLBACK_IN_PROGRESS", f"The following resource(s) failed to create: [{logical_id}]."
+        )
+        with contextlib.suppress(Exception):
+            stack.resource_map.delete()
+        stack._add_stack_event("ROLLBACK_COMPLETE")
+        stack.status = "ROLLBACK_COMPLETE"
+
     parsing.parse_and_create_resource = tracked
     create_resources = Stack.create_resources
 
-    def create_or_roll_back(self: Stack) -> None:
+    def create_or_roll_back(self: Stack) -> None:  # CreateStack
         try:
             create_resources(self)
         except Exception as exc:
-            logical_id, kind = getattr(exc, "emd_failed", (self.name, "AWS::CloudFormation::Stack"))
-            reason = str(exc)[:1000]
-            self.events.append(
-                Event(self.stack_id, self.name, logical_id, "", kind, "CREATE_FAILED", reason, None)
-            )
-            self._add_stack_event(
-                "ROLLBACK_IN_PROGRESS", f"The following resource(s) failed to create: [{logical_id}]."
-            )
-            with contextlib.suppress(Exception):
-                self.resource_map.delete()
-            self._add_stack_event("ROLLBACK_COMPLETE")
-            self.status = "ROLLBACK_COMPLETE"
+            roll_back(self, exc)
+
+    execute = CloudFormationBackend.execute_change_set
+
+    def execute_or_roll_back(
+        self: CloudFormationBackend, change_set_name: str, stack_name: str | None = None
+    ) -> None:
+        change_set = self.change_sets.get(change_set_name) or next(
+            (c for c in self.change_sets.values() if c.change_set_name == change_set_name), None
+        )
+        try:
+            execute(self, change_set_name, stack_name)
+        except Exception as exc:
+            if change_set is None or change_set.change_set_type != "CREATE" or not hasattr(exc, "emd_failed"):
+                raise
+            change_set.execution_status = "EXECUTE_FAILED"
+            roll_back(self.stacks[change_set.stack_id], exc)
 
     Stack.create_resources = create_or_roll_back  # type: ignore[method-assign]
+    CloudFormationBackend.execute_change_set = execute_or_roll_back  # type: ignore[method-assign]
 
 
 # ---------------------------------------------------------------- Service Quotas
@@ -404,3 +440,99 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1:])
+
+
+# ---------------------------------------------------------------- the test side: start, talk to, stop
+
+
+class AwsDouble:
+    """Starts the double on 127.0.0.1 in a subprocess; `env()` is what a CLI subprocess needs to use it."""
+
+    def __init__(self, workdir: Path, extra_env: dict[str, str] | None = None) -> None:
+        from tests.support.servers import free_port
+
+        self.workdir = Path(workdir)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.quotas_file = self.workdir / "quotas.json"
+        self.hold_file = self.workdir / "hold-before-deploy"
+        self._extra_env = dict(extra_env or {})
+        self._proc: Any = None
+
+    def start(self) -> AwsDouble:
+        import subprocess
+        import time
+        import urllib.request
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.set_quotas(DEFAULT_QUOTAS)
+        env = {
+            **os.environ,
+            **self._extra_env,
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "EMD_DOUBLE_QUOTAS": str(self.quotas_file),
+            "EMD_DOUBLE_HOLD": str(self.hold_file),
+        }
+        root = Path(__file__).resolve().parents[2]
+        with open(self.workdir / "double.log", "ab") as log:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "tests.support.aws_double", "-H", "127.0.0.1", "-p", str(self.port)],
+                cwd=root,
+                env=env,
+                stdout=log,
+                stderr=log,
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"the AWS double exited: see {self.workdir / 'double.log'}")
+            try:
+                urllib.request.urlopen(self.url + "/_emd/calls", timeout=2)
+                return self
+            except OSError:
+                time.sleep(0.2)
+        raise TimeoutError("the AWS double did not start")
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            self._proc.wait(10)
+
+    def env(self) -> dict[str, str]:
+        return {
+            "AWS_ENDPOINT_URL": self.url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_REGION": "us-east-1",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "EMD_POLL_SECONDS": "0.2",
+        }
+
+    def client(self, service: str, region: str = "us-east-1") -> Any:
+        import boto3
+
+        return boto3.client(
+            service,
+            endpoint_url=self.url,
+            region_name=region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def calls(self, reset: bool = False) -> Counter[str]:
+        import urllib.request
+
+        request = urllib.request.Request(self.url + "/_emd/calls", method="DELETE" if reset else "GET")
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return Counter(json.loads(answer.read()))
+
+    def set_quotas(self, quotas: dict[str, list[dict[str, Any]]]) -> None:
+        self.quotas_file.write_text(json.dumps(quotas))
+
+    def hold(self, on: bool) -> None:
+        """While on, pipeline executions wait before their Deploy stage."""
+        if on:
+            self.hold_file.write_text("hold")
+        else:
+            self.hold_file.unlink(missing_ok=True)
