@@ -45,8 +45,9 @@ test: install
 test-fast: install
 	$(BIN)/pytest -m "not slow"
 
+# deploy SmolLM2 on this machine, one streamed question, a wrong key refused, status, an AWS plan, destroy
 demo: install
-	$(BIN)/emd plan --model-id Qwen2.5-7B-Instruct -i g5.2xlarge -e vllm -s sagemaker_realtime --region us-east-1
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
 
 bench: install
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done

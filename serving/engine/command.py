@@ -9,6 +9,8 @@ ENGINES = ("vllm", "vllm-neuron", "tgi", "lmdeploy", "llama.cpp", "ollama", "hug
 # vllm-neuron: where NxD Inference finds precompiled artifacts for the configured shape, or stores the ones it
 # compiles on first start (see model_specs/data/engines.yaml)
 NEURON_ARTIFACTS_SUBDIR = "neuron-compiled-artifacts"
+# EngineLaunch.api_dialect of llama-cpp-python's OpenAI server
+LLAMA_CPP_PYTHON = "llama-cpp-python"
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,8 @@ class EngineLaunch:
     after_ready: list[list[str]] = field(default_factory=list)
     # rerank requests need translating to this engine's native route (text-embeddings-inference)
     native_rerank_path: str | None = None
+    # whose departures from the OpenAI API serving.engine.openai_compat bridges (None: none bridged)
+    api_dialect: str | None = None
 
 
 def build_engine_launch(
@@ -115,7 +119,7 @@ def build_engine_launch(
                 "--interrupt_requests",
                 "false",
             ]
-            return EngineLaunch(cmd + extra, "/v1/models")
+            return EngineLaunch(cmd + extra, "/v1/models", api_dialect=LLAMA_CPP_PYTHON)
         cmd = [
             "llama-server",
             "--model",

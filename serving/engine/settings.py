@@ -29,6 +29,7 @@ class AdapterSettings:
     drain_seconds: float
     engine_stop_seconds: float
     ready_timeout: float
+    host: str = "0.0.0.0"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> AdapterSettings:
@@ -48,6 +49,8 @@ class AdapterSettings:
             tensor_parallel=int(env.get("EMD_TENSOR_PARALLEL") or 1),
             port=int(env.get("EMD_PORT") or env.get("SAGEMAKER_BIND_TO_PORT") or 8080),
             engine_port=int(env.get("EMD_ENGINE_PORT") or DEFAULT_ENGINE_PORTS.get(engine, 8000)),
+            # containers listen on every interface; the local target (emd deploy -s local) on loopback only
+            host=env.get("EMD_HOST") or "0.0.0.0",
             drain_seconds=float(env.get("EMD_DRAIN_SECONDS") or 60),
             engine_stop_seconds=float(env.get("EMD_ENGINE_STOP_SECONDS") or 30),
             ready_timeout=float(env.get("EMD_ENGINE_READY_TIMEOUT") or 3600),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from serving.engine.command import ENGINES, build_engine_launch
+from serving.engine.command import ENGINES, LLAMA_CPP_PYTHON, build_engine_launch
 from serving.engine.routing import (
     route_from_attributes,
     route_from_body,
@@ -78,6 +78,7 @@ def test_llama_cpp_binary_and_python_server() -> None:
     assert py.command[py.command.index("--model_alias") + 1] == "Qwen2.5-7B-Instruct"
     assert py.health_path == "/v1/models"
     assert py.command[py.command.index("--interrupt_requests") + 1] == "false"
+    assert (py.api_dialect, native.api_dialect) == (LLAMA_CPP_PYTHON, None)  # only its answers are bridged
     assert "--split-mode" in launch("llama.cpp", tensor_parallel=2).command
 
 
