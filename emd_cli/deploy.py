@@ -34,7 +34,10 @@ def print_outcome(outcome: Any, out: Any) -> None:
     for note in outcome.notes:
         out.print(f"[dim]{note}[/dim]")
     where = "on this machine" if ep.target == LOCAL else f"on AWS ({ep.region})" if ep.region else "on AWS"
-    out.print(f"\n[bold green]{ep.route} is serving {where}.[/bold green]\n")
+    if outcome.ready:
+        out.print(f"\n[bold green]{ep.route} is serving {where}.[/bold green]\n")
+    else:
+        out.print(f"\n[bold yellow]{ep.route} is still being deployed {where}[/bold yellow] (detached).\n")
     out.print(f"  Base URL  {ep.base_url}")
     out.print(f"  Model     {ep.model}")
     if ep.api_key is None:

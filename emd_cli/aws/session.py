@@ -18,6 +18,7 @@ from model_specs.regions import RegionInfo, region_info
 
 CONNECT_TIMEOUT_S = 5
 READ_TIMEOUT_S = 60
+RUNTIME_READ_TIMEOUT_S = 600
 MAX_ATTEMPTS = 8  # adaptive mode: client-side rate limiting + backoff on throttling
 DEFAULT_POLL_SECONDS = 5.0
 
@@ -30,10 +31,11 @@ def poll_seconds() -> float:
         return DEFAULT_POLL_SECONDS
 
 
-def client_config() -> Config:
+def client_config(service: str = "") -> Config:
     return Config(
         connect_timeout=CONNECT_TIMEOUT_S,
-        read_timeout=READ_TIMEOUT_S,
+        # model answers (SageMaker's runtime) take longer than control-plane calls
+        read_timeout=RUNTIME_READ_TIMEOUT_S if service == "sagemaker-runtime" else READ_TIMEOUT_S,
         retries={"mode": "adaptive", "max_attempts": MAX_ATTEMPTS},
         user_agent_extra="emd-cli",
     )
@@ -63,7 +65,7 @@ class AwsSession:
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = self.boto.client(service, config=client_config())
+            self._clients[service] = self.boto.client(service, config=client_config(service))
         return self._clients[service]
 
     @cached_property

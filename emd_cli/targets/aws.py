@@ -97,7 +97,7 @@ class AwsTarget:
                 f"\nDetached: the deployment goes on in the pipeline. Follow it again with "
                 f"`emd status {dep.route} --follow --region {dep.region}`."
             )
-            return DeployOutcome(endpoint, key if created_secret or api_key else None, ["detached"])
+            return DeployOutcome(endpoint, key if created_secret or api_key else None, ready=False)
         notes = self._wait_until_served(endpoint, console)
         return DeployOutcome(endpoint, key if created_secret or api_key else None, notes)
 
@@ -496,12 +496,20 @@ def _status(
         hourly_cost=_hourly_cost(region, instance, service),
         reason=reason,
         details={
+            "uptime_seconds": _age_seconds(created),
             "stack": stack_name,
             "stack_status": (stack or {}).get("StackStatus"),
             "execution": execution.id if execution else None,
             "sagemaker_endpoint": outputs.get("EndpointName"),
         },
     )
+
+
+def _age_seconds(created: Any) -> int | None:
+    if not isinstance(created, datetime):
+        return None
+    now = datetime.now(created.tzinfo) if created.tzinfo else datetime.now()
+    return max(int((now - created).total_seconds()), 0)
 
 
 def _stage(stack: dict[str, Any] | None, execution: Any, action: Any) -> tuple[str, str | None]:
