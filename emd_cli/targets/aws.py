@@ -251,17 +251,29 @@ class AwsTarget:
         ]
 
     def endpoint(self, route: str) -> Endpoint | None:
+        """None when nothing of the deployment exists; a deployment still building (or whose build failed)
+        has no stack yet but has its key or a running pipeline execution."""
+        from emd_cli.aws.pipeline import recent_executions
         from emd_cli.aws.shared_stacks import read_bootstrap
         from emd_cli.aws.stacks import outputs_of, stack_status
 
         aws = self.session()
         boot = read_bootstrap(aws)
-        stack = stack_status(aws.client("cloudformation"), stack_name_of(route)) if boot else None
-        if boot is None or stack is None:
+        if boot is None:
             return None
-        outputs = outputs_of(stack)
+        stack = stack_status(aws.client("cloudformation"), stack_name_of(route))
+        outputs = outputs_of(stack) if stack else {}
         facts = json.loads(outputs.get("Deployment", "{}"))
         key = None if facts.get("public") else self._read_key(aws, route)
+        if stack is None and key is None:
+            stack_name = stack_name_of(route)
+            running = [
+                e
+                for e in recent_executions(aws, boot.pipeline)
+                if e.status in ("InProgress", "Stopping") and (e.deployment or {}).get("stack") == stack_name
+            ]
+            if not running:
+                return None
         return self._endpoint_for(
             aws, boot, outputs.get("Route", route), key, facts, outputs.get("EndpointName")
         )

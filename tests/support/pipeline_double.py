@@ -119,6 +119,7 @@ def _project(name: str) -> dict[str, Any]:
 
 
 def _log_lines(build: Build, lines: list[str]) -> None:
+    lines = [line for line in lines if line.strip()]  # CloudWatch Logs refuses empty messages
     if not lines:
         return
     logs = _client("logs")
@@ -360,6 +361,10 @@ def _build_action(run: Run, action: dict[str, Any], ar: ActionRun, workdir: Path
         )
     except Stopped:
         build.status, build.ended = "STOPPED", _now()
+        raise
+    except Exception as exc:  # a fault of the build environment, not of the build's commands
+        _log_lines(build, [f"[double] {type(exc).__name__}: {exc}"])
+        build.status, build.ended = "FAULT", _now()
         raise
     if not ok:
         failed = next((p for p in build.phases if p.get("phaseStatus") == "FAILED"), {})
