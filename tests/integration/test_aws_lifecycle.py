@@ -223,6 +223,30 @@ def _read_until(proc: subprocess.Popen[str], text: str, timeout: float) -> str:
     raise AssertionError(f"{text!r} never came:\n{seen}")
 
 
+def test_status_makes_the_same_calls_for_1_and_10_deployments(world: World) -> None:
+    def counted_status() -> tuple[int, int]:
+        world.double.calls(reset=True)
+        result = world.emd("status", "--json", "--region", "us-east-1")
+        assert result.returncode == 0, result.stderr
+        listed = [d for d in json.loads(result.stdout)["deployments"] if d["route"].startswith(f"{MODEL}/b")]
+        return sum(world.double.calls().values()), len(listed)
+
+    routes = world.double.seed_deployments(MODEL, 1, start=100)
+    one = counted_status()
+    routes += world.double.seed_deployments(MODEL, 9, start=101)
+    ten = counted_status()
+    try:
+        assert one[1] == 1 and ten[1] == 10
+        assert ten[0] == one[0] <= 6, (one, ten)
+    finally:
+        cfn, sm = world.double.client("cloudformation"), world.double.client("secretsmanager")
+        for route in routes:
+            sm.delete_secret(SecretId=f"emd/{route}/api-key", ForceDeleteWithoutRecovery=True)
+            from emd_cli.targets.aws import stack_name_of
+
+            cfn.delete_stack(StackName=stack_name_of(route))
+
+
 # ---------------------------------------------------------------- the whole cycle, then nothing left
 
 

@@ -18,7 +18,7 @@ What it adds to moto 5.x, all in this process (the CLI under test only ever sees
   real states; StopPipelineExecution and ListActionExecutions, which moto lacks, answer from it;
 - Service Quotas for sagemaker and ec2 (moto knows only vpc), read from the JSON file named by
   EMD_DOUBLE_QUOTAS on every call, so a test can shrink a quota while the server runs;
-- request counts per operation: GET /_emd/calls (DELETE resets), for the bounded-calls test and the bench.
+- request counts per operation (the executor's own calls excluded): GET /_emd/calls (DELETE resets).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import os
 import re
 import sys
 import threading
+import zipfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -406,6 +407,8 @@ def _operation(environ: dict[str, Any]) -> str:
 def count_calls() -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
+    from tests.support.pipeline_double import EXECUTOR_KEY_ID
+
     serve = DomainDispatcherApplication.__call__
 
     def counted(self, environ, start_response):  # type: ignore[no-untyped-def]
@@ -416,7 +419,8 @@ def count_calls() -> None:
                     CALLS.clear()
             start_response("200 OK", [("Content-Type", "application/json")])
             return [body]
-        if environ.get("HTTP_AUTHORIZATION"):
+        auth = environ.get("HTTP_AUTHORIZATION", "")
+        if auth and EXECUTOR_KEY_ID not in auth:  # the executor's own calls are not the client's
             op = _operation(environ)
             with _CALLS_LOCK:
                 CALLS[op] += 1
@@ -455,7 +459,7 @@ class AwsDouble:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.quotas_file = self.workdir / "quotas.json"
-        self.hold_file = self.workdir / "hold-before-deploy"
+        self.hold_file = self.workdir / "hold"
         self._extra_env = dict(extra_env or {})
         self._proc: Any = None
 
@@ -531,8 +535,58 @@ class AwsDouble:
         self.quotas_file.write_text(json.dumps(quotas))
 
     def hold(self, on: bool) -> None:
-        """While on, pipeline executions wait before their Deploy stage."""
+        """While on, pipeline executions wait before their Deploy stage (EMD_DOUBLE_HOLD_BEFORE: another)."""
         if on:
             self.hold_file.write_text("hold")
         else:
             self.hold_file.unlink(missing_ok=True)
+
+    def seed_deployments(self, model_id: str, count: int, start: int = 0) -> list[str]:
+        """`count` deployments as `emd deploy` leaves them, faster: a key secret, a bundle version named by
+        its revision summary, a pipeline execution of it, and, for every other one, a model stack with the
+        outputs `emd status` reads. Routes <model_id>/b<n>; returns them."""
+        from model_specs.deployment import STACK_PREFIX, deployment_slug
+
+        cfn, sm, s3 = self.client("cloudformation"), self.client("secretsmanager"), self.client("s3")
+        cp, ssm = self.client("codepipeline"), self.client("ssm")
+        bucket = ssm.get_parameter(Name="/emd/bootstrap/artifact-bucket-name")["Parameter"]["Value"]
+        routes = []
+        for n in range(start, start + count):
+            tag = f"b{n}"
+            route, stack = f"{model_id}/{tag}", STACK_PREFIX + deployment_slug(model_id, tag)
+            facts = {
+                "service_type": "sagemaker_realtime",
+                "engine_type": "llama.cpp",
+                "instance_type": "g4dn.xlarge",
+            }
+            summary = {"route": route, "stack": stack, "deployment_id": f"seed-{n}", "service":
+                       "sagemaker_realtime", "engine": "llama.cpp", "instance": "g4dn.xlarge"}  # fmt: skip
+            sm.create_secret(Name=f"emd/{route}/api-key", SecretString=f"emd-seeded-{n}")
+            buffer = io.BytesIO()
+            with zipfile.ZipFile(buffer, "w") as zf:
+                zf.writestr("deployment.json", json.dumps(summary))
+            version = s3.put_object(
+                Bucket=bucket,
+                Key="pipeline/source.zip",
+                Body=buffer.getvalue(),
+                Metadata={"codepipeline-artifact-revision-summary": json.dumps(summary)},
+            )["VersionId"]
+            cp.start_pipeline_execution(
+                name="EMD-Pipeline",
+                variables=[{"name": "model_id", "value": model_id}, {"name": "model_tag", "value": tag}],
+                sourceRevisions=[
+                    {"actionName": "Bundle", "revisionType": "S3_OBJECT_VERSION_ID", "revisionValue": version}
+                ],
+            )
+            if n % 2 == 0:
+                outputs = {
+                    "Route": {"Value": route},
+                    "EndpointName": {"Value": f"emd-{deployment_slug(model_id, tag)}"[:63]},
+                    "Deployment": {"Value": json.dumps({**facts, "model_type": "llm", "public": False})},
+                }
+                registry = {"Type": "AWS::SSM::Parameter", "Properties": {"Name": f"/emd/models/{route}",
+                            "Type": "String", "Value": "{}"}}  # fmt: skip
+                template = {"Resources": {"Registry": registry}, "Outputs": outputs}
+                cfn.create_stack(StackName=stack, TemplateBody=json.dumps(template))
+            routes.append(route)
+        return routes

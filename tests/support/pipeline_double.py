@@ -16,7 +16,8 @@ tests/support/fake_build_tools (no Docker daemon here): `docker push` records th
 Hugging Face variables (HF_ENDPOINT, …) reach the build from this process's environment.
 
 Knobs (environment of the double): EMD_DOUBLE_STEP_SECONDS pauses between actions (default 0.3) so a client
-sees each state; while the file named by EMD_DOUBLE_HOLD exists, executions wait before their Deploy stage.
+sees each state; while the file named by EMD_DOUBLE_HOLD exists, executions wait before their Deploy stage
+(or the stage named by EMD_DOUBLE_HOLD_BEFORE).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 FAKE_TOOLS = Path(__file__).resolve().parent / "fake_build_tools"
 PHASES = ("PRE_BUILD", "BUILD", "POST_BUILD")
+EXECUTOR_KEY_ID = "emd-double-executor"
 _lock = threading.Lock()
 
 
@@ -52,7 +54,7 @@ def _client(service: str) -> Any:
         service,
         endpoint_url=f"http://127.0.0.1:{os.environ['MOTO_PORT']}",
         region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-        aws_access_key_id="testing",
+        aws_access_key_id=EXECUTOR_KEY_ID,  # the double's own calls are not counted as the client's
         aws_secret_access_key="testing",
     )
 
@@ -148,7 +150,7 @@ def run_build(build: Build, source: Path, buildspec: dict[str, Any], env: dict[s
         "CODEBUILD_BUILD_ID": build.id,
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{os.environ['MOTO_PORT']}",
         # the build role's credentials, as CodeBuild provides them
-        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_ACCESS_KEY_ID": EXECUTOR_KEY_ID,
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
         "AWS_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
@@ -423,7 +425,7 @@ def execute(run: Run) -> None:
     try:
         _set(run, "InProgress")
         for stage in pipeline["stages"]:
-            if stage["name"] == "Deploy":
+            if stage["name"] == os.environ.get("EMD_DOUBLE_HOLD_BEFORE", "Deploy"):
                 hold = os.environ.get("EMD_DOUBLE_HOLD")
                 while hold and Path(hold).exists() and not run.stop:
                     time.sleep(0.1)
