@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import emd_constructs  # noqa: F401  (sets JSII_NODE before aws_cdk is imported)
+from emd_stacks.context import shipped_context
 from model_specs.deployment import Deployment
 
 if TYPE_CHECKING:
@@ -40,20 +41,11 @@ def synth_model_stack(
 
 
 def cloudformation_app(outdir: str | Path) -> cdk.App:
-    """A cdk.App with the project's feature flags whose stacks need no `cdk bootstrap` to deploy."""
+    """A cdk.App with the shipped context (feature flags) whose stacks need no `cdk bootstrap` to deploy."""
     import aws_cdk as cdk
 
     return cdk.App(
         outdir=str(outdir),
-        context=_cdk_json_context(),
+        context=shipped_context(),
         default_stack_synthesizer=cdk.DefaultStackSynthesizer(generate_bootstrap_version_rule=False),
     )
-
-
-def _cdk_json_context() -> dict[str, object]:
-    import json
-
-    path = Path(__file__).resolve().parent.parent / "cdk.json"
-    if not path.exists():
-        return {}
-    return dict(json.loads(path.read_text()).get("context", {}))

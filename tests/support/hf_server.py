@@ -68,6 +68,9 @@ class HubFile:
         return entry
 
 
+Snapshot = tuple[str, dict[str, HubFile]]  # (commit, path -> file)
+
+
 @dataclass
 class HubStats:
     requests: Counter[str] = field(default_factory=Counter)  # "GET resolve", "HEAD cdn", "GET tree", ...
@@ -111,8 +114,9 @@ class HubServer:
         self.gated: set[str] = set()
         self.redirect_lfs = redirect_lfs
         self.page_size = 1000
+        self.ignore_ranges = False  # answer Range requests with the whole file (as some CDNs do)
         self.stats = HubStats()
-        self._drops: list[int] = []
+        self._drops: list[tuple[int, str | None]] = []
         self._hash_cache: dict[tuple[str, int, int], HubFile] = {}
         self._lock = threading.Lock()
         self._thread: ServerThread | None = None
@@ -157,10 +161,19 @@ class HubServer:
             fh.truncate(size)
         return target
 
-    def drop_after(self, nbytes: int, times: int = 1) -> None:
-        """Close the connection after `nbytes` of the next `times` file bodies (GET resolve or cdn)."""
+    def drop_after(self, nbytes: int, times: int = 1, path: str | None = None) -> None:
+        """Close the connection after `nbytes` of the next `times` file bodies (GET resolve or cdn) longer
+        than `nbytes`, of the file `path` only when given."""
         with self._lock:
-            self._drops.extend([nbytes] * times)
+            self._drops.extend([(nbytes, path)] * times)
+
+    def _take_drop(self, item: HubFile, length: int) -> int | None:
+        with self._lock:
+            for i, (nbytes, path) in enumerate(self._drops):
+                if (path is None or path == item.path) and length > nbytes:
+                    del self._drops[i]
+                    return nbytes
+        return None
 
     def commit(self, repo_id: str) -> str:
         return self._snapshot(repo_id)[0]
@@ -209,11 +222,13 @@ class HubServer:
             self._hash_cache[key] = item
         return item
 
-    def _snapshot(self, repo_id: str) -> tuple[str, dict[str, HubFile]]:
+    def _snapshot(self, repo_id: str) -> Snapshot:
         folder = self.root / repo_id
         paths = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
         files = {f.path: f for f in (self._file(folder, p) for p in paths)}
-        commit = hashlib.sha1("\n".join(f"{f.path} {f.etag}" for f in files.values()).encode()).hexdigest()
+        commit = hashlib.sha1(
+            "\n".join(f"{f.path} {f.etag}" for f in files.values()).encode()
+        ).hexdigest()
         return commit, files
 
     # ------------------------------------------------------------ HTTP
@@ -248,7 +263,11 @@ class HubServer:
                 )
         return None
 
-    def _revision(self, repo_id: str, rev: str) -> tuple[str, dict[str, HubFile]] | web.Response:
+    def _open(self, request: web.Request, repo_id: str, rev: str) -> Snapshot | web.Response:
+        """(commit, files) of a revision the request may read, else the hub's error answer."""
+        denied = self._access(request, repo_id)
+        if denied:
+            return denied
         commit, files = self._snapshot(repo_id)
         if unquote(rev) not in ("main", commit):
             return self._error(404, "RevisionNotFound", f"Invalid rev id: {unquote(rev)}")
@@ -271,10 +290,7 @@ class HubServer:
         return self._error(404, None, "Not found")
 
     async def _model_info(self, request: web.Request, repo: str, rev: str | None) -> web.Response:
-        denied = self._access(request, repo)
-        if denied:
-            return denied
-        found = self._revision(repo, rev or "main")
+        found = self._open(request, repo, rev or "main")
         if isinstance(found, web.Response):
             return found
         commit, files = found
@@ -309,10 +325,7 @@ class HubServer:
         )
 
     async def _tree(self, request: web.Request, repo: str, rev: str, path: str | None) -> web.Response:
-        denied = self._access(request, repo)
-        if denied:
-            return denied
-        found = self._revision(repo, rev)
+        found = self._open(request, repo, rev)
         if isinstance(found, web.Response):
             return found
         _, files = found
@@ -331,7 +344,7 @@ class HubServer:
             if recursive or len(parts) == 1:
                 entries[f.path] = f.tree_entry()
         if base and not entries:
-            return self._error(404, "EntryNotFound", f'{base} does not exist on "{rev}"')
+            return self._error(404, "EntryNotFound", f"{base} does not exist on \"{rev}\"")
         ordered = [entries[k] for k in sorted(entries)]
         start = int(request.query.get("cursor", "0"))
         page = ordered[start : start + self.page_size]
@@ -343,10 +356,7 @@ class HubServer:
         return web.json_response(page, headers=headers)
 
     async def _resolve(self, request: web.Request, repo: str, rev: str, path: str) -> web.StreamResponse:
-        denied = self._access(request, repo)
-        if denied:
-            return denied
-        found = self._revision(repo, rev)
+        found = self._open(request, repo, rev)
         if isinstance(found, web.Response):
             return found
         commit, files = found
@@ -381,7 +391,7 @@ class HubServer:
         if header and request.method == "GET":
             with self.stats.lock:
                 self.stats.ranges.append(header)
-        if header:
+        if header and not self.ignore_ranges:
             m = _RANGE.match(header.strip())
             if not m or (not m.group(1) and not m.group(2)):
                 return web.Response(status=416, headers={"Content-Range": f"bytes */{item.size}"})
@@ -408,18 +418,21 @@ class HubServer:
         await response.prepare(request)
         if request.method == "HEAD":
             return response
-        with self._lock:
-            drop = self._drops.pop(0) if self._drops else None
+        drop = self._take_drop(item, length)
         budget = length if drop is None else min(drop, length)
         sent = 0
-        with (self.root / repo / item.path).open("rb") as fh:
-            fh.seek(start)
-            while sent < budget:
-                chunk = fh.read(min(CHUNK, budget - sent))
-                if not chunk:
-                    break
-                await response.write(chunk)
-                sent += len(chunk)
+        try:
+            with (self.root / repo / item.path).open("rb") as fh:
+                fh.seek(start)
+                while sent < budget:
+                    chunk = fh.read(min(CHUNK, budget - sent))
+                    if not chunk:
+                        break
+                    await response.write(chunk)
+                    sent += len(chunk)
+        except ConnectionError:  # the client went away (e.g. it did not want the whole file)
+            self.stats.sent(sent)
+            return response
         self.stats.sent(sent)
         if drop is not None and sent < length:
             assert request.transport is not None
@@ -443,6 +456,7 @@ def hf_hub(hf_hub_server: HubServer, monkeypatch: pytest.MonkeyPatch) -> HubServ
     hf_hub_server.stats.reset()
     hf_hub_server.redirect_lfs = True
     hf_hub_server.page_size = 1000
+    hf_hub_server.ignore_ranges = False
     with hf_hub_server._lock:
         hf_hub_server._drops.clear()
     return hf_hub_server
