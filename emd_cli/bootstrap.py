@@ -17,6 +17,13 @@ import click
 from emd_cli.options import confirm, default_region, profile_option, region_option, yes_option
 
 GATEWAY_BUNDLE_KEY = "bootstrap/gateway-source.zip"
+EXPOSURE = {  # emd_constructs.gateway_edge.Exposure values
+    "internal": "internal load balancer, reachable from its VPC only (--cloudfront or --certificate-arn: "
+    "HTTPS from the internet)",
+    "cloudfront": "HTTPS on a *.cloudfront.net address, CloudFront in front of an internal load balancer",
+    "public-https": "internet-facing HTTPS load balancer with your certificate",
+    "public-http": "internet-facing plain-HTTP load balancer: API keys travel in clear",
+}
 GATEWAY_BUILDSPEC = "serving/build/gateway_buildspec.yml"
 
 
@@ -29,29 +36,57 @@ GATEWAY_BUILDSPEC = "serving/build/gateway_buildspec.yml"
     show_default=True,
     help="Deploy the OpenAI-compatible gateway (ALB + Fargate). SageMaker-only use can skip it.",
 )
-@click.option("--certificate-arn", metavar="ARN", help="ACM certificate: the gateway listens on HTTPS.")
+@click.option(
+    "--certificate-arn",
+    metavar="ARN",
+    help="ACM certificate: an internet-facing HTTPS gateway on your domain.",
+)
+@click.option(
+    "--cloudfront",
+    is_flag=True,
+    help="HTTPS from the internet on a *.cloudfront.net address, in front of an internal load balancer.",
+)
+@click.option(
+    "--allow-insecure-http",
+    is_flag=True,
+    help="An internet-facing plain-HTTP gateway (API keys travel in clear: for trials only).",
+)
 @click.option(
     "--allowed-cidrs", metavar="CIDRS", help="Comma-separated client CIDR blocks (default: anywhere)."
 )
-@click.option("--internal", is_flag=True, help="An internal load balancer (reachable from the VPC only).")
+@click.option(
+    "--internal", is_flag=True, help="Reachable from the VPC only (the default without the options above)."
+)
 @click.option("--vpc-id", metavar="VPC", help="Put the gateway in this VPC instead of a new one.")
+@click.option(
+    "--base-image-mirror",
+    metavar="PREFIX",
+    help="Registry prefix the builds pull base images from (China regions: Docker Hub is unreachable).",
+)
 @yes_option
 def bootstrap(
     region: str | None,
     profile: str | None,
     gateway: bool,
     certificate_arn: str | None,
+    cloudfront: bool,
+    allow_insecure_http: bool,
     allowed_cidrs: str | None,
     internal: bool,
     vpc_id: str | None,
+    base_image_mirror: str | None,
     yes: bool,
 ) -> None:
     """Deploy (or update) EMD-Bootstrap — weights cache, image repository, build project and deployment
     pipeline — and EMD-Gateway. Needs AWS credentials and node; no `cdk bootstrap`, no local Docker.
 
     \b
+    The gateway is internal (reachable from its VPC) unless --cloudfront, --certificate-arn or
+    --allow-insecure-http makes it reachable from the internet.
+
+    \b
     Examples:
-      emd bootstrap --region us-east-1
+      emd bootstrap --region us-east-1 --cloudfront
       emd bootstrap --region us-west-2 --certificate-arn arn:aws:acm:us-west-2:111122223333:certificate/… \\
                     --allowed-cidrs 203.0.113.0/24
       emd bootstrap --region cn-north-1 --no-gateway --yes
@@ -61,46 +96,55 @@ def bootstrap(
 
     out = console()
     aws = AwsSession(default_region(region), profile)
-    config = _config(aws, gateway, certificate_arn, allowed_cidrs, internal, vpc_id)  # exit 2 on bad flags
+    flags = {
+        "certificate_arn": certificate_arn,
+        "cloudfront": cloudfront,
+        "allow_insecure_http": allow_insecure_http,
+        "allowed_cidrs": allowed_cidrs,
+        "internal_alb": internal,
+        "vpc_id": vpc_id,
+        "base_image_mirror": base_image_mirror,
+    }
+    config = _config(aws, gateway, flags)  # exit 2 on bad flags, before any AWS call
     _run(aws, config, yes, out)
 
 
-def _config(
-    aws: Any,
-    gateway: bool,
-    certificate_arn: str | None,
-    allowed_cidrs: str | None,
-    internal: bool,
-    vpc_id: str | None,
-) -> Any:
-    """Validated flags as the stacks' AppConfig (the same checks as CDK context); the account is looked up
-    only for --vpc-id."""
-    from emd_stacks.context import AppConfig, parse_certificate_arn, parse_cidrs, parse_vpc_id
+# CDK context keys as `emd bootstrap` names them
+FLAG_NAMES = {
+    "certificate_arn": "--certificate-arn",
+    "cloudfront": "--cloudfront",
+    "allow_insecure_http": "--allow-insecure-http",
+    "allowed_cidrs": "--allowed-cidrs",
+    "internal_alb": "--internal",
+    "vpc_id": "--vpc-id",
+    "base_image_mirror": "--base-image-mirror",
+}
+
+
+def _config(aws: Any, gateway: bool, flags: dict[str, Any]) -> Any:
+    """Validated flags as the stacks' AppConfig, through the same checks as CDK context (the messages name
+    the flags); the account is looked up only for --vpc-id."""
+    import re
+
+    from emd_stacks.context import AppConfig, check_exposure, parse_context
     from model_specs.errors import EmdUserError
 
+    context = {key: value for key, value in flags.items() if value}
+    context.update(region=aws.region, gateway=gateway)
     try:
-        cert = parse_certificate_arn(certificate_arn, aws.region)
-        cidrs = parse_cidrs(allowed_cidrs)
-        vpc = parse_vpc_id(vpc_id)
-    except EmdUserError as exc:  # the messages name CDK context keys: name the flags instead
-        text = str(exc).replace("context allowed_cidrs", "--allowed-cidrs")
-        for key, flag in (("certificate_arn", "--certificate-arn"), ("vpc_id", "--vpc-id")):
-            text = text.replace(f"context {key}", flag)
+        config = parse_context(context.get, environ={"CDK_DEFAULT_ACCOUNT": "000000000000"})
+        check_exposure(config)
+    except EmdUserError as exc:
+        text = str(exc)
+        for key, flag in FLAG_NAMES.items():
+            text = re.sub(rf"(context )?(?<![.\w-]){key}(=true)?(?![.\w])", flag, text)
         raise EmdUserError(text) from None
-    if not gateway and (cert or cidrs or internal or vpc):
+    if not gateway and any(context.get(k) for k in FLAG_NAMES if k != "base_image_mirror"):
         raise EmdUserError(
-            "--certificate-arn, --allowed-cidrs, --internal and --vpc-id configure the gateway: drop them or "
-            "drop --no-gateway"
+            "--certificate-arn, --cloudfront, --allow-insecure-http, --allowed-cidrs, --internal and "
+            "--vpc-id configure the gateway: drop them or drop --no-gateway"
         )
-    return AppConfig(
-        region=aws.region,
-        account=aws.account_id if vpc else None,
-        certificate_arn=cert,
-        allowed_cidrs=cidrs,
-        internal_alb=internal,
-        vpc_id=vpc,
-        gateway=gateway,
-    )
+    return AppConfig(**{**config.__dict__, "account": aws.account_id if config.vpc_id else None})
 
 
 def _run(aws: Any, config: Any, yes: bool, out: Any) -> None:
@@ -118,10 +162,8 @@ def _run(aws: Any, config: Any, yes: bool, out: Any) -> None:
         status, deployed = current[name]
         out.print(f"  {name}: {_plan_line(status, deployed, version)}")
     if config.gateway:
-        scheme = "HTTPS" if config.certificate_arn else "HTTP"
-        reach = "internal" if config.internal_alb else "internet-facing"
         clients = ", ".join(config.allowed_cidrs) or "anywhere (API keys protect each model)"
-        out.print(f"  gateway: {reach} {scheme} load balancer; clients from {clients}")
+        out.print(f"  gateway: {EXPOSURE[config.exposure.value]}; clients from {clients}")
     if not confirm(f"Deploy to {aws.region}?", yes):
         raise click.Abort
 

@@ -9,8 +9,8 @@ What it adds to moto 5.x, all in this process (the CLI under test only ever sees
 - four moto bugs fixed: generated ECR repository names keep upper-case letters (ECR refuses them), KMS keys
   and SSM parameters from CloudFormation take their tags in the wrong shape, and an S3 bucket's
   VersioningConfiguration from CloudFormation is ignored;
-- deleting a stack's VPC removes its route tables first, as CloudFormation's ordering does (moto keeps them
-  and the VPC deletion fails);
+- deleting a stack's VPC removes its route tables first, and deleting a role detaches its managed policies
+  first, as CloudFormation does (moto refuses both deletions);
 - a stack whose resource fails to create ends in ROLLBACK_COMPLETE with the resource's CREATE_FAILED event and
   its reason, as CloudFormation reports it (moto raises from CreateStack and leaves CREATE_IN_PROGRESS);
 - the pipeline executor (tests/support/pipeline_double.py): StartPipelineExecution and StartBuild run the
@@ -239,6 +239,7 @@ class PrivateDnsNamespaceModel(CloudFormationModel):
 def fix_moto() -> None:
     from moto.cloudformation import parsing
     from moto.ec2.models.vpcs import VPC
+    from moto.iam.models import Role
     from moto.kms.models import Key
     from moto.s3.models import FakeBucket
     from moto.ssm.models import Parameter
@@ -290,6 +291,20 @@ def fix_moto() -> None:
         return delete_vpc(cls, resource_name, cloudformation_json, account_id, region_name)
 
     VPC.delete_from_cloudformation_json = classmethod(vpc_with_its_route_tables)  # type: ignore[method-assign]
+    delete_role = Role.delete_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+    def role_with_its_attachments(cls, resource_name, cloudformation_json, account_id, region_name):  # type: ignore[no-untyped-def]
+        from moto.iam.models import iam_backends
+        from moto.utilities.utils import get_partition
+
+        iam = iam_backends[account_id][get_partition(region_name)]
+        for role in list(iam.roles.values()):
+            if role.name == resource_name:
+                for arn in list(role.managed_policies):
+                    iam.detach_role_policy(arn, resource_name)
+        return delete_role(cls, resource_name, cloudformation_json, account_id, region_name)
+
+    Role.delete_from_cloudformation_json = classmethod(role_with_its_attachments)  # type: ignore[method-assign]
 
 
 def roll_back_failed_creations() -> None:

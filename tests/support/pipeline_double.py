@@ -11,7 +11,7 @@ action move through InProgress, then Succeeded, Failed or Stopped, as CodePipeli
 StartBuild runs the same build runner (the bootstrap's gateway-image build), with its overrides.
 
 The build environment is CodeBuild's except for two things, both at the process boundary: the install phase
-is skipped (the test venv already has the build's requirements), and `docker` / `aws` are the stand-ins in
+is skipped (the test venv already has the build's requirements), and `docker` is the stand-in in
 tests/support/fake_build_tools (no Docker daemon here): `docker push` records the image in moto's ECR.
 Hugging Face variables (HF_ENDPOINT, …) reach the build from this process's environment.
 
