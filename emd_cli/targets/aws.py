@@ -74,6 +74,7 @@ class AwsTarget:
 
         aws = self.session(dep.region)
         boot = require_bootstrap(aws)
+        _warn_if_bootstrap_is_older(aws, console)
         self._refuse_existing(aws, boot, dep, update, console)
         check_quota(aws, dep, warn=lambda text: console.print(f"[yellow]warning:[/] {text}"))
 
@@ -387,6 +388,19 @@ class AwsTarget:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _warn_if_bootstrap_is_older(aws: Any, console: Console) -> None:
+    from emd_cli.aws.shared_stacks import BOOTSTRAP_STACK, deployed_version, version_key
+    from emd_cli.version import emd_version
+
+    _, deployed = deployed_version(aws, BOOTSTRAP_STACK)
+    have, want = version_key(deployed), version_key(emd_version())
+    if have is not None and want is not None and have < want:
+        console.print(
+            f"[yellow]note:[/] {BOOTSTRAP_STACK} in {aws.region} was deployed by emd {deployed}, this is emd "
+            f"{emd_version()}: `emd bootstrap --region {aws.region}` upgrades it"
+        )
 
 
 def _synth_template(dep: Deployment) -> dict[str, Any]:
