@@ -210,20 +210,18 @@ def _deploy_shared(aws: Any, templates: Any, tag: str | None, version: str, yes:
     )
     from emd_cli.aws.stacks import deploy_stack
 
-    def ask(message: str) -> bool:
-        return confirm(message, yes)
+    def deploy(name: str, template: dict[str, Any], component: str, **upload: Any) -> None:
+        deploy_stack(
+            aws,
+            name=name,
+            template=template,
+            console=out,
+            tags={VERSION_TAG: version, COMPONENT_TAG: component},
+            confirm_cleanup=lambda message: confirm(message, yes),
+            **upload,
+        )
 
-    def tags(component: str) -> dict[str, str]:
-        return {VERSION_TAG: version, COMPONENT_TAG: component}
-
-    deploy_stack(
-        aws,
-        name=BOOTSTRAP_STACK,
-        template=templates.bootstrap,
-        console=out,
-        tags=tags("bootstrap"),
-        confirm_cleanup=ask,
-    )
+    deploy(BOOTSTRAP_STACK, templates.bootstrap, "bootstrap")
     info = require_bootstrap(aws)
     if templates.gateway is None:
         out.print(
@@ -232,14 +230,11 @@ def _deploy_shared(aws: Any, templates: Any, tag: str | None, version: str, yes:
         return
     assert tag is not None
     build_gateway_image(aws, info, tag, out)
-    deploy_stack(
-        aws,
-        name=GATEWAY_STACK,
-        template=templates.gateway,
-        console=out,
-        tags=tags("gateway"),
+    deploy(
+        GATEWAY_STACK,
+        templates.gateway,
+        "gateway",
         upload=lambda body: _upload_template(aws, info.bucket, GATEWAY_STACK, body),
-        confirm_cleanup=ask,
     )
     info = require_bootstrap(aws)
     if info.gateway_vpc_id:

@@ -132,13 +132,17 @@ def deploy(
 
     With -s local the engine and the gateway run on this machine as background processes (logs under
     $XDG_STATE_HOME/emd/local, else ~/.local/state/emd/local), on 127.0.0.1 only; the model must fit this
-    machine's RAM, CPUs and GPUs.
+    machine's RAM, CPUs and GPUs. On AWS (every other service type; after `emd bootstrap`) the key goes to
+    Secrets Manager, the bootstrap's pipeline builds and deploys the model stack, and the command follows it
+    until the gateway serves the model (Ctrl-C detaches: `emd status <model-id>/<tag> --follow`).
 
     \b
     Examples:
       emd deploy --model-id SmolLM2-135M-Instruct-GGUF -s local
       emd deploy --model-id SmolLM2-135M-Instruct-GGUF -s local --model-tag demo --port 8090 \\
                  --extra-params '{"service_params": {"public": true}}'
+      emd deploy --model-id Qwen2.5-7B-Instruct -i g5.2xlarge -e vllm -s sagemaker_realtime --region us-east-1
+      emd deploy     # on a terminal: a wizard asks for the model, service, engine and instance
     """
     from emd_cli.render import console
     from emd_cli.targets import target_for

@@ -69,6 +69,7 @@ def status(route: str | None, as_json: bool, follow: bool, region: str | None, p
     Examples:
       emd status
       emd status SmolLM2-135M-Instruct-GGUF/dev --json
+      emd status Qwen2.5-7B-Instruct/dev --follow --region us-east-1
     """
     from emd_cli.targets import all_targets, normalize_route
 

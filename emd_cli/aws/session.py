@@ -19,7 +19,7 @@ from model_specs.regions import RegionInfo, region_info
 CONNECT_TIMEOUT_S = 5
 READ_TIMEOUT_S = 60
 RUNTIME_READ_TIMEOUT_S = 600
-MAX_ATTEMPTS = 8  # adaptive mode: client-side rate limiting + backoff on throttling
+MAX_ATTEMPTS = 5
 DEFAULT_POLL_SECONDS = 5.0
 
 
@@ -32,11 +32,17 @@ def poll_seconds() -> float:
 
 
 def client_config(service: str = "") -> Config:
+    """Short connect timeout, adaptive retries (client-side rate limiting + backoff on throttling) unless
+    AWS_RETRY_MODE / AWS_MAX_ATTEMPTS say otherwise."""
+    retries: dict[str, Any] = {
+        "mode": os.environ.get("AWS_RETRY_MODE") or "adaptive",
+        "max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS") or MAX_ATTEMPTS),
+    }
     return Config(
         connect_timeout=CONNECT_TIMEOUT_S,
         # model answers (SageMaker's runtime) take longer than control-plane calls
         read_timeout=RUNTIME_READ_TIMEOUT_S if service == "sagemaker-runtime" else READ_TIMEOUT_S,
-        retries={"mode": "adaptive", "max_attempts": MAX_ATTEMPTS},
+        retries=retries,  # type: ignore[arg-type]
         user_agent_extra="emd-cli",
     )
 

@@ -68,11 +68,13 @@ def _camel(value: Any, keep: tuple[str, ...] = ("Configuration",)) -> Any:
     return value
 
 
-class CodeBuildProjectModel(CloudFormationModel):
-    __module__ = "moto.codebuild.models"  # moto files models by service, from their module name
+class _Named:
+    """What the three models below share: addressed by their Name, one CloudFormation type, a few attributes.
+    (Each model subclasses CloudFormationModel directly: moto finds them as its direct subclasses.)"""
 
-    def __init__(self, name: str, arn: str, region: str, account_id: str) -> None:
-        self.name, self.arn, self.region, self.account_id = name, arn, region, account_id
+    cfn_type = ""
+    cfn_attributes: tuple[str, ...] = ()
+    name = ""
 
     @property
     def physical_resource_id(self) -> str:
@@ -82,13 +84,21 @@ class CodeBuildProjectModel(CloudFormationModel):
     def cloudformation_name_type() -> str:
         return "Name"
 
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::CodeBuild::Project"
+    @classmethod
+    def cloudformation_type(cls) -> str:  # type: ignore[override]
+        return cls.cfn_type
 
     @classmethod
     def has_cfn_attr(cls, attr: str) -> bool:
-        return attr == "Arn"
+        return attr in cls.cfn_attributes
+
+
+class CodeBuildProjectModel(_Named, CloudFormationModel):
+    __module__ = "moto.codebuild.models"  # moto files models by service, from their module name
+    cfn_type, cfn_attributes = "AWS::CodeBuild::Project", ("Arn",)
+
+    def __init__(self, name: str, arn: str, region: str, account_id: str) -> None:
+        self.name, self.arn, self.region, self.account_id = name, arn, region, account_id
 
     def get_cfn_attribute(self, attribute_name: str) -> str:
         return self.arn
@@ -132,27 +142,12 @@ class CodeBuildProjectModel(CloudFormationModel):
         codebuild_backends[account_id][region_name].delete_project(resource_name)
 
 
-class CodePipelineModel(CloudFormationModel):
+class CodePipelineModel(_Named, CloudFormationModel):
     __module__ = "moto.codepipeline.models"
+    cfn_type, cfn_attributes = "AWS::CodePipeline::Pipeline", ("Version",)
 
     def __init__(self, name: str, arn: str) -> None:
         self.name, self.arn = name, arn
-
-    @property
-    def physical_resource_id(self) -> str:
-        return self.name
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "Name"
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::CodePipeline::Pipeline"
-
-    @classmethod
-    def has_cfn_attr(cls, attr: str) -> bool:
-        return attr == "Version"
 
     def get_cfn_attribute(self, attribute_name: str) -> str:
         return "1"
@@ -181,27 +176,13 @@ class CodePipelineModel(CloudFormationModel):
         codepipeline_backends[account_id][region_name].pipelines.pop(resource_name, None)
 
 
-class PrivateDnsNamespaceModel(CloudFormationModel):
+class PrivateDnsNamespaceModel(_Named, CloudFormationModel):
     __module__ = "moto.servicediscovery.models"
+    cfn_type, cfn_attributes = "AWS::ServiceDiscovery::PrivateDnsNamespace", ("Id", "Arn", "HostedZoneId")
 
     def __init__(self, namespace: Any) -> None:
         self.namespace = namespace
-
-    @property
-    def physical_resource_id(self) -> str:
-        return str(self.namespace.id)
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return "Name"
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::ServiceDiscovery::PrivateDnsNamespace"
-
-    @classmethod
-    def has_cfn_attr(cls, attr: str) -> bool:
-        return attr in ("Id", "Arn", "HostedZoneId")
+        self.name = str(namespace.id)  # Ref gives the namespace id
 
     def get_cfn_attribute(self, attribute_name: str) -> str:
         if attribute_name == "HostedZoneId":
