@@ -30,6 +30,8 @@ from model_specs.registry import DEFAULT_TAG, api_key_secret_name, registry_para
 
 WEIGHTS_PREFIX = "models"  # serving/build/contract.py: s3://<artifact bucket>/models/<model-id>/<revision>/
 GATEWAY_WAIT_SECONDS = 300  # the gateway refreshes its registry on a miss; this covers its cache and the ALB
+GATEWAY_TIMEOUT = 5.0
+UNREACHABLE_TRIES = 3
 
 
 def parse_route(route: str) -> tuple[str, str]:
@@ -196,25 +198,37 @@ class AwsTarget:
         )
 
     def _wait_until_served(self, endpoint: Endpoint, console: Console) -> list[str]:
-        """Until the gateway's /v1/models lists the route (a note when it does not in time)."""
+        """Until the gateway's /v1/models lists the route; a note when it does not in time, or soon when the
+        gateway cannot be reached from this machine (an internal load balancer, by default)."""
         if not endpoint.via_gateway:
             return []
         import httpx
 
         headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
         deadline = time.monotonic() + GATEWAY_WAIT_SECONDS
-        last = "no answer"
+        last, unreachable = "no answer", 0
         with console.status(f"Waiting for the gateway to list {endpoint.route}"):
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline and unreachable < UNREACHABLE_TRIES:
                 try:
-                    answer = httpx.get(f"{endpoint.base_url}/models", headers=headers, timeout=10)
+                    answer = httpx.get(
+                        f"{endpoint.base_url}/models", headers=headers, timeout=GATEWAY_TIMEOUT
+                    )
+                    unreachable = 0
                     ids = {m.get("id") for m in answer.json().get("data", [])} if answer.is_success else set()
                     if endpoint.model in ids:
                         return []
                     last = f"HTTP {answer.status_code}" if not answer.is_success else "route not listed yet"
+                except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                    unreachable += 1
+                    last = type(exc).__name__
                 except (httpx.HTTPError, ValueError) as exc:
                     last = type(exc).__name__
                 time.sleep(2)
+        if unreachable >= UNREACHABLE_TRIES:
+            return [
+                f"the deployment is in service; the gateway {endpoint.base_url} is not reachable from this "
+                f"machine ({last}: an internal load balancer is reachable from its VPC only)"
+            ]
         return [f"the gateway did not list {endpoint.route} within {GATEWAY_WAIT_SECONDS} s ({last})"]
 
     # ------------------------------------------------------------------ reads
