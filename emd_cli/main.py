@@ -24,6 +24,7 @@ COMMANDS = {
     "keys": "emd_cli.keys:keys",
     "bootstrap": "emd_cli.bootstrap:bootstrap",
     "uninstall": "emd_cli.uninstall:uninstall",
+    "gitops": "emd_cli.gitops:gitops",
 }
 
 
