@@ -275,9 +275,11 @@ def build_gateway_image(aws: Any, info: Any, tag: str, out: Any) -> None:
 
 def _upload_template(aws: Any, bucket: str, stack: str, body: bytes) -> str:
     """Templates over CloudFormation's inline limit go through the artifact bucket."""
+    from emd_cli.aws.s3 import https_url, upload
+
     key = f"bootstrap/templates/{stack}.json"
-    aws.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
-    return f"https://{bucket}.s3.{aws.region}.{aws.url_suffix}/{key}"
+    upload(aws, bucket, key, body)
+    return https_url(aws, bucket, key)
 
 
 def restrict_default_security_group(aws: Any, vpc_id: str) -> None:

@@ -1,11 +1,24 @@
-"""S3 deletions the CLI does itself: every version under a prefix (`emd destroy --purge-weights`), a whole
-versioned bucket before its stack is deleted (`emd uninstall`: the templates carry no auto-delete Lambda)."""
+"""The CLI's own S3 writes: uploads (the GitOps wheel, CDK file assets, templates over CloudFormation's inline
+limit, addressed by an https URL of the session's partition), and deletions: every version under a prefix
+(`emd destroy --purge-weights`), a whole versioned bucket before its stack is deleted (`emd uninstall`: the
+templates carry no auto-delete Lambda)."""
 
 from __future__ import annotations
 
 from emd_cli.aws.session import AwsSession
 
 BATCH = 1000  # DeleteObjects' limit
+
+
+def upload(aws: AwsSession, bucket: str, key: str, body: bytes) -> str:
+    """Put one object; return its s3:// URI."""
+    aws.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+    return f"s3://{bucket}/{key}"
+
+
+def https_url(aws: AwsSession, bucket: str, key: str) -> str:
+    """The object's URL as CloudFormation's TemplateURL takes it (the region's partition suffix)."""
+    return f"https://{bucket}.s3.{aws.region}.{aws.url_suffix}/{key}"
 
 
 def delete_prefix(aws: AwsSession, bucket: str, prefix: str = "") -> int:

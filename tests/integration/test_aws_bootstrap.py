@@ -140,6 +140,32 @@ def test_a_stack_left_in_rollback_complete_is_explained_then_replaced(double: Aw
     double.client("cloudformation").delete_stack(StackName="EMD-Test")
 
 
+@pytest.mark.timeout(60)
+def test_a_change_set_that_was_never_executed_does_not_block_the_creation(
+    double: AwsDouble, monkeypatch
+) -> None:
+    """An interrupted run can leave a stack in REVIEW_IN_PROGRESS (its CREATE change set not executed): the
+    next run creates the stack instead of waiting for that status to end (it never does)."""
+    from emd_cli.aws.session import AwsSession
+    from emd_cli.aws.stacks import deploy_stack
+
+    for key, value in double.env().items():
+        monkeypatch.setenv(key, value)
+    template = {"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}}
+    cfn = double.client("cloudformation")
+    cfn.create_change_set(
+        StackName="EMD-Review",
+        ChangeSetName="left",
+        ChangeSetType="CREATE",
+        TemplateBody=json.dumps(template),
+    )
+    assert cfn.describe_stacks(StackName="EMD-Review")["Stacks"][0]["StackStatus"] == "REVIEW_IN_PROGRESS"
+    out = Console(file=open(os.devnull, "w"))  # noqa: SIM115
+    result = deploy_stack(AwsSession("us-east-1"), name="EMD-Review", template=template, console=out)
+    assert result.status == "CREATE_COMPLETE" and result.changed
+    cfn.delete_stack(StackName="EMD-Review")
+
+
 def _endpoint_config_template(instance: str) -> dict[str, Any]:
     return {
         "Resources": {

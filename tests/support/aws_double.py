@@ -6,9 +6,11 @@ What it adds to moto 5.x, all in this process (the CLI under test only ever sees
 - CloudFormation models for AWS::CodeBuild::Project, AWS::CodePipeline::Pipeline and
   AWS::ServiceDiscovery::PrivateDnsNamespace (moto's CloudFormation skips them, and a GetAtt on one is an
   error), created in moto's own backends;
-- four moto bugs fixed: generated ECR repository names keep upper-case letters (ECR refuses them), KMS keys
-  and SSM parameters from CloudFormation take their tags in the wrong shape, and an S3 bucket's
-  VersioningConfiguration from CloudFormation is ignored;
+- six moto bugs fixed: generated ECR repository names keep upper-case letters (ECR refuses them), KMS keys
+  and SSM parameters from CloudFormation take their tags in the wrong shape, an S3 bucket's
+  VersioningConfiguration from CloudFormation is ignored, a stack created or updated through a change set
+  has no (or stale) outputs, and a CREATE change set for a stack left in REVIEW_IN_PROGRESS (a change set
+  never executed) makes a second stack of that name instead of using that one;
 - deleting a stack's VPC removes its route tables first, and deleting a role detaches its managed policies
   first, as CloudFormation does (moto refuses both deletions);
 - a stack whose resource fails to create ends in ROLLBACK_COMPLETE with the resource's CREATE_FAILED event and
@@ -219,6 +221,7 @@ class PrivateDnsNamespaceModel(_Named, CloudFormationModel):
 
 def fix_moto() -> None:
     from moto.cloudformation import parsing
+    from moto.cloudformation.models import CloudFormationBackend
     from moto.ec2.models.vpcs import VPC
     from moto.iam.models import Role
     from moto.kms.models import Key
@@ -286,6 +289,45 @@ def fix_moto() -> None:
         return delete_role(cls, resource_name, cloudformation_json, account_id, region_name)
 
     Role.delete_from_cloudformation_json = classmethod(role_with_its_attachments)  # type: ignore[method-assign]
+    execute = CloudFormationBackend.execute_change_set
+
+    def execute_with_outputs(self, change_set_name, stack_name=None):  # type: ignore[no-untyped-def]
+        execute(self, change_set_name, stack_name)
+        change_set = self.change_sets.get(change_set_name) or next(
+            c for c in self.change_sets.values() if c.change_set_name == change_set_name
+        )
+        stack = self.stacks[change_set.stack_id]
+        stack._parse_template()  # moto keeps the template (and outputs) the stack was created with: {}
+        stack.output_map = stack._create_output_map()
+
+    CloudFormationBackend.execute_change_set = execute_with_outputs  # type: ignore[method-assign]
+    create_change_set = CloudFormationBackend.create_change_set
+
+    def change_set_on_the_waiting_stack(self, stack_name, change_set_name, template, parameters, description,  # type: ignore[no-untyped-def]
+                                        change_set_type, *args, **kwargs):  # fmt: skip
+        waiting = next(
+            (s for s in self.stacks.values() if s.name == stack_name and s.status == "REVIEW_IN_PROGRESS"),
+            None,
+        )
+        change_set_id, stack_id = create_change_set(
+            self,
+            stack_name,
+            change_set_name,
+            template,
+            parameters,
+            description,
+            change_set_type,
+            *args,
+            **kwargs,
+        )
+        if waiting is None or change_set_type != "CREATE":
+            return change_set_id, stack_id
+        self.stacks.pop(stack_id)
+        change_set = self.change_sets[change_set_id]
+        change_set.stack, change_set.stack_id = waiting, waiting.stack_id
+        return change_set_id, waiting.stack_id
+
+    CloudFormationBackend.create_change_set = change_set_on_the_waiting_stack  # type: ignore[method-assign]
 
 
 def roll_back_failed_creations() -> None:
