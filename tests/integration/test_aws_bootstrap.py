@@ -60,9 +60,18 @@ def test_bootstrap_then_rerun_then_uninstall(double: AwsDouble) -> None:
     assert "Creating EMD-Bootstrap" in first.stdout and "Creating EMD-Gateway" in first.stdout
     assert "Building the gateway image gateway-" in first.stdout
     assert "Traceback" not in first.stdout + first.stderr
+    # no exposure option: HTTPS through CloudFront, which this machine can reach, with what it costs
+    text = " ".join(first.stdout.split())
+    assert "gateway: HTTPS from the internet on a *.cloudfront.net address" in text
+    assert "(the default: reachable from this machine without a domain; --internal keeps it" in text
+    assert "extra monthly cost: CloudFront data transfer out and HTTPS requests, free up to 1 TB" in text
     params = emd_parameters(double)
     assert {"/emd/bootstrap/pipeline-name", "/emd/bootstrap/artifact-bucket-name", "/emd/gateway/url"} <= set(
         params
+    )
+    assert params["/emd/gateway/exposure"] == "cloudfront"
+    assert params["/emd/gateway/url"].startswith("https://") and params["/emd/gateway/url"].endswith(
+        ".cloudfront.net"
     )
     from emd_cli.version import emd_version
 
@@ -86,6 +95,7 @@ def test_bootstrap_then_rerun_then_uninstall(double: AwsDouble) -> None:
     again = emd(double, "bootstrap", "--region", "us-east-1", "--yes")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "EMD-Bootstrap is up to date" in again.stdout and "EMD-Gateway is up to date" in again.stdout
+    assert "*.cloudfront.net address" in again.stdout and "(as deployed)" in again.stdout
     assert "is in ECR already" in again.stdout
     calls = double.calls()
     assert calls["codebuild.StartBuild"] == 0 and calls["cloudformation.ExecuteChangeSet"] == 0
@@ -115,6 +125,17 @@ def test_confirmation_is_needed_off_a_terminal(double: AwsDouble) -> None:
     result = emd(double, "bootstrap", "--no-gateway")
     assert result.returncode == 2 and "--yes" in result.stderr
     assert double.client("cloudformation").describe_stacks()["Stacks"] == []
+
+
+def test_in_china_the_gateway_stays_internal_and_the_plan_says_what_to_do(double: AwsDouble) -> None:
+    result = emd(double, "bootstrap", "--region", "cn-north-1")  # no --yes: the plan, then a refusal
+    assert result.returncode == 2 and "--yes" in result.stderr
+    text = " ".join(result.stdout.split())
+    assert "gateway: an internal load balancer, reachable from its VPC only" in text
+    assert "CloudFront serves only an ICP-registered domain: pass --certificate-arn <ACM certificate>" in text
+    assert "`emd invoke` reaches SageMaker deployments directly" in text
+    assert "extra monthly cost: none" in text
+    assert double.client("cloudformation", "cn-north-1").describe_stacks()["Stacks"] == []
 
 
 def test_a_stack_left_in_rollback_complete_is_explained_then_replaced(double: AwsDouble, monkeypatch) -> None:
