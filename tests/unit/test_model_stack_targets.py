@@ -220,7 +220,9 @@ def test_realtime_model_reads_an_uncompressed_s3_prefix_with_the_adapter_environ
     container = model["PrimaryContainer"]
     source = container["ModelDataSource"]["S3DataSource"]
     assert source["S3DataType"] == "S3Prefix" and source["CompressionType"] == "None"
-    assert render(source["S3Uri"]).endswith(f"/models/{d.model_id}/main/")
+    bucket = ssm_parameter_logical_id(templates["rt"], "/emd/bootstrap/artifact-bucket-name")
+    folder = ssm_parameter_logical_id(templates["rt"], f"/emd/weights/{d.model_id}/default")
+    assert render(source["S3Uri"]) == f"s3://<Ref:{bucket}>/<Ref:{folder}>"
     env = container["Environment"]
     assert env["EMD_ENGINE"] == "vllm" and env["EMD_MODEL_ID"] == d.model_id
     assert env["EMD_MODEL_DIR"] == "/opt/ml/model" and env["EMD_TENSOR_PARALLEL"] == "1"
@@ -521,9 +523,44 @@ def test_given_image_and_user_weights(templates):
     assert "EngineImageUri" not in t.get("Parameters", {})
 
 
-def test_revision_goes_into_the_weights_key(templates):
-    source = one(templates["revision"], "AWS::SageMaker::Model")["PrimaryContainer"]["ModelDataSource"]
-    assert render(source["S3DataSource"]["S3Uri"]).endswith(f"/models/{Q7}/v1.1/")
+def test_revision_goes_into_the_weights_parameter(templates):
+    t = templates["revision"]
+    source = one(t, "AWS::SageMaker::Model")["PrimaryContainer"]["ModelDataSource"]
+    folder = ssm_parameter_logical_id(t, f"/emd/weights/{Q7}/v1.1")
+    assert render(source["S3DataSource"]["S3Uri"]).endswith(f"/<Ref:{folder}>")
+
+
+@pytest.mark.parametrize("key", ["rt", "ecs", "ec2_public_vpc", "cn_rt", "revision"])
+def test_direct_stacks_read_the_weights_folder_the_build_publishes(templates, key):
+    """No folder guessed at synth time: the SSM parameter the build writes after its completion marker, named
+    by the revision asked for and, for one-file engines (GGUF), the file pattern; the grant follows it."""
+    from model_specs.weights_cache import file_pattern, weights_parameter_name
+
+    d = VARIANTS[key].deployment()
+    t = templates[key]
+    pattern = file_pattern(d.model, d.engine_type)
+    name = weights_parameter_name(d.model_id, d.extra_params.model_params.revision, pattern)
+    assert (pattern is not None) == (d.engine_type == "llama.cpp") and name.startswith(
+        f"/emd/weights/{d.model_id}/"
+    )
+    folder = ssm_parameter_logical_id(t, name)
+    assert all(r.endswith(f"/<Ref:{folder}>*") for r in _weights_reads(t))
+    assert f"models/{d.model_id}/{d.extra_params.model_params.revision or 'main'}" not in json.dumps(t)
+
+
+def _weights_reads(template) -> list[str]:
+    policies = resources_of(template, "AWS::IAM::Policy").values()
+    statements = [s for p in policies for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    reads = [render(s["Resource"]) for s in statements if "s3:GetObject" in json.dumps(s["Action"])]
+    assert reads
+    return reads
+
+
+def test_pipeline_and_given_stacks_read_no_weights_parameter(templates):
+    for key in ("params", "given"):
+        assert "/emd/weights/" not in json.dumps(templates[key].get("Parameters", {})), key
+    # the build fills ModelDataS3Uri with a commit folder of this model's cache
+    assert all(r.endswith(f"/models/{Q7}/*") for r in _weights_reads(templates["params"]))
 
 
 def test_engine_image_tag_matches_the_build_stage():
