@@ -13,6 +13,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from model_specs.catalogue import catalogue
 from serving.build import contract, prepare, transfer
 from serving.build.sources import WeightsError, describe_hub_error, select_hub
 from serving.build.weights import use_given_location, weights_prefix
@@ -20,7 +21,8 @@ from tests.support.build_env import build_environment
 
 BUCKET = "emd-weights-test"
 MODEL_ID, HF_ID = "Qwen2.5-7B-Instruct", "Qwen/Qwen2.5-7B-Instruct"
-GGUF_MODEL, GGUF_HF_ID = "SmolLM2-135M-Instruct-GGUF", "HuggingFaceTB/SmolLM2-135M-Instruct"
+GGUF_MODEL = "SmolLM2-135M-Instruct-GGUF"
+GGUF_HF_ID = catalogue().model(GGUF_MODEL).hf_id  # a GGUF repository (QuantFactory/…-GGUF)
 MiB = 1024 * 1024
 
 

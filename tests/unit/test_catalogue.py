@@ -127,6 +127,22 @@ def test_size_matches_parameter_count_and_dtype() -> None:
     assert wrong == []
 
 
+def test_gguf_entries_name_a_gguf_repository_and_one_file_of_it() -> None:
+    """A build downloads from hf_id: a GGUF entry names the repository that holds the quantized files (by
+    convention <org>/<name>-GGUF), and each GGUF engine takes the one file of the entry's quantization."""
+    gguf_engines = {"llama.cpp", "ollama"}
+    models = catalogue().models.values()
+    ggufs = [m for m in models if m.dtype.startswith("gguf")]
+    assert ggufs
+    for m in ggufs:
+        assert m.hf_id.endswith("-GGUF"), f"{m.id}: {m.hf_id} is not a GGUF repository"
+        quantization = m.dtype.removeprefix("gguf-").upper()
+        for name in gguf_engines & set(m.engines):
+            file = m.engines[name].model_file or ""
+            assert file.endswith(".gguf") and quantization in file.upper(), f"{m.id} on {name}: {file!r}"
+    assert all(not gguf_engines & set(m.engines) for m in models if m not in ggufs)
+
+
 def test_size_cross_check_catches_a_wrong_entry(data_copy: Path) -> None:
     # 7.62B parameters cannot be 5.58 GB of bf16: the test above would name this entry
     m = catalogue().model("Qwen2.5-7B-Instruct-AWQ").model_copy(update={"dtype": "bf16"})
