@@ -7,9 +7,10 @@ import json
 
 import pytest
 
-from emd_constructs.engine_settings import ENGINE_PORT, root_volume_gib
+from emd_constructs.engine_settings import ENGINE_PORT, compile_seconds, root_volume_gib, startup_seconds
 from emd_constructs.sagemaker_endpoint import startup_timeouts
 from emd_stacks.model_inputs import engine_image_tag
+from model_specs.catalogue import catalogue
 from model_specs.deployment import resolve_deployment
 from tests.cdk_checks import cfn_lint_findings, nag_violations, templates_of
 from tests.unit.model_stack_helpers import (
@@ -102,6 +103,8 @@ VARIANTS = {
         extra_params={"model_params": {"model_files_s3_path": "s3://my-weights/qwen7b"}},
         stack_kwargs={"image_uri": IMAGE},
     ),
+    "inf2_rt": Variant(Q7, "inf2.xlarge", "vllm-neuron", "sagemaker_realtime", model_tag="inf2"),
+    "inf2_ecs": Variant(Q7, "inf2.xlarge", "vllm-neuron", "ecs", model_tag="inf2ecs"),
     "revision": Variant(
         Q7,
         "g5.2xlarge",
@@ -277,6 +280,31 @@ def test_timeouts_grow_with_the_weights_and_stay_within_sagemaker_limits():
         assert 60 <= s[key] <= b[key] <= 3600
     assert b["model_data_download_timeout_in_seconds"] > s["model_data_download_timeout_in_seconds"]
     assert root_volume_gib(big) > root_volume_gib(small) > 2 * small.model.weights_gib
+
+
+def test_neuron_start_up_allows_for_the_first_compilation_within_the_limits(templates):
+    """vllm-neuron compiles on its first start (about a minute per GB of weights): the start-up health check
+    waits for it on SageMaker (≤ 3600 s) and ECS (start period + retries x interval, interval ≤ 300 s)."""
+    neuron, gpu = VARIANTS["inf2_rt"].deployment(), VARIANTS["rt"].deployment()
+    assert neuron.model == gpu.model and compile_seconds(gpu) == 0
+    assert compile_seconds(neuron) >= 60 * neuron.model.weights_gb
+    (variant,) = one(templates["inf2_rt"], "AWS::SageMaker::EndpointConfig")["ProductionVariants"]
+    (gpu_variant,) = one(templates["rt"], "AWS::SageMaker::EndpointConfig")["ProductionVariants"]
+    waited = variant["ContainerStartupHealthCheckTimeoutInSeconds"]
+    assert startup_seconds(neuron) < waited <= 3600
+    assert waited - gpu_variant["ContainerStartupHealthCheckTimeoutInSeconds"] >= compile_seconds(neuron)
+    for model in catalogue().models.values():  # every Neuron model gets its compilation within the limit
+        if "vllm-neuron" in model.engines:
+            d = resolve_deployment(
+                model_id=model.id, instance_type="inf2.8xlarge", engine_type="vllm-neuron",
+                service_type="sagemaker_realtime", region="us-east-1",
+            )  # fmt: skip
+            timeout = startup_timeouts(d)["container_startup_health_check_timeout_in_seconds"]
+            assert startup_seconds(d) < timeout <= 3600, model.id
+    containers = one(templates["inf2_ecs"], "AWS::ECS::TaskDefinition")["ContainerDefinitions"]
+    check = next(c for c in containers if c["Name"] == "engine")["HealthCheck"]
+    assert check["Interval"] <= 300 and check["StartPeriod"] <= 300 and check["Retries"] <= 10
+    assert check["StartPeriod"] + check["Retries"] * check["Interval"] >= startup_seconds(neuron)
 
 
 def test_scale_to_zero_uses_an_inference_component(templates):
