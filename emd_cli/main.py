@@ -1,47 +1,58 @@
-"""`emd`: the click application. Command modules import the catalogue and rich lazily, so `emd --help` stays
-cheap; nothing here imports aws_cdk or boto3 (plan imports emd_stacks only to synthesize)."""
+"""`emd`: the click application. A command's module is imported only when that command runs (or for --help),
+and command modules import the catalogue and rich lazily; nothing here imports aws_cdk or boto3 (plan imports
+emd_stacks only to synthesize)."""
 
 from __future__ import annotations
 
+import importlib
 import sys
-from importlib import metadata
 
 import click
 
-from emd_cli.cost_cmd import cost
-from emd_cli.deploy import deploy
-from emd_cli.destroy import destroy
 from emd_cli.errors import UserError
-from emd_cli.invoke import invoke
-from emd_cli.keys import keys
-from emd_cli.list_models import list_supported_models
-from emd_cli.plan import plan
-from emd_cli.status import status
 
-
-def _version() -> str:
-    try:
-        return metadata.version("emd")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
+# command -> "module:attribute". Imported on first use, so one command's imports (the lifecycle's rich,
+# secrets, openai …) never slow down another: `emd list-supported-models` loads only its own module.
+COMMANDS = {
+    "list-supported-models": "emd_cli.list_models:list_supported_models",
+    "cost": "emd_cli.cost_cmd:cost",
+    "plan": "emd_cli.plan:plan",
+    "deploy": "emd_cli.deploy:deploy",
+    "status": "emd_cli.status:status",
+    "invoke": "emd_cli.invoke:invoke",
+    "destroy": "emd_cli.destroy:destroy",
+    "keys": "emd_cli.keys:keys",
+}
 
 
 class EmdGroup(click.Group):
     """Turns EmdUserError (a user mistake found in model_specs) into exit code 2 with its message, and
     TargetError (a deployment that failed after it started; already cleaned up) into exit code 1."""
 
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS and cmd_name not in self.commands:
+            module, attribute = COMMANDS[cmd_name].split(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
     def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
-        from emd_cli.targets.base import TargetError
         from model_specs.errors import CatalogueError, EmdUserError
 
         try:
             return super().invoke(ctx)
         except EmdUserError as exc:
             raise UserError(str(exc)) from None
-        except TargetError as exc:
-            raise click.ClickException(str(exc)) from None
         except CatalogueError as exc:
             raise click.ClickException(f"the packaged catalogue is invalid (a bug in EMD): {exc}") from None
+        except Exception as exc:
+            from emd_cli.targets.base import TargetError  # the error path only: it imports secrets (OpenSSL)
+
+            if isinstance(exc, TargetError):
+                raise click.ClickException(str(exc)) from None
+            raise
 
 
 @click.group(
@@ -58,19 +69,12 @@ Examples:
   emd plan --model-id Qwen2.5-7B-Instruct -i g5.2xlarge -e vllm -s sagemaker_realtime
 """,
 )
-@click.version_option(_version(), "--version", "-V", prog_name="emd", message="%(prog)s %(version)s")
+# the version is looked up only when asked: importlib.metadata costs every other command ~15 ms
+@click.version_option(
+    None, "--version", "-V", package_name="emd", prog_name="emd", message="%(prog)s %(version)s"
+)
 def cli() -> None:
     """EMD deploys open models to AWS behind an OpenAI-compatible, API-key-protected endpoint."""
-
-
-cli.add_command(list_supported_models)
-cli.add_command(cost)
-cli.add_command(plan)
-cli.add_command(deploy)
-cli.add_command(status)
-cli.add_command(invoke)
-cli.add_command(destroy)
-cli.add_command(keys)
 
 
 def main(argv: list[str] | None = None) -> int:

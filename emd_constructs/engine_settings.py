@@ -18,11 +18,20 @@ HEALTH_PATH = "/ping"
 # NxD Inference (vllm-neuron) compiles the model for its shape on the first start, about a minute per GB of
 # weights, unless the weights ship neuron-compiled-artifacts/ for that shape (model_specs/data/engines.yaml)
 NEURON_COMPILE_SECONDS_PER_GB = 60
+# The weights are on local disk before the engine starts (SageMaker stages them; ECS/EC2 copy them first):
+# no engine needs the hub or a usage-statistics endpoint, and SageMaker models run network-isolated. The
+# catalogue's or the user's engine environment may override these.
+OFFLINE_ENVIRONMENT = {
+    "HF_HUB_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "VLLM_NO_USAGE_STATS": "1",
+    "DO_NOT_TRACK": "1",
+}
 
 
 def engine_environment(deployment: Deployment, model_dir: str = MODEL_DIR) -> dict[str, str]:
-    """Catalogue + user engine environment, then the adapter's EMD_* variables (those win)."""
-    env = deployment.engine_environment()
+    """Offline defaults, catalogue + user engine environment, then the adapter's EMD_* variables (win)."""
+    env = {**OFFLINE_ENVIRONMENT, **deployment.engine_environment()}
     env.update(
         {
             "EMD_ENGINE": deployment.engine_type,

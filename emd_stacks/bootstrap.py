@@ -18,8 +18,6 @@ from emd_constructs.pipeline import PIPELINE_NAME, DeployPipeline
 from emd_constructs.regional import regional_facts
 from emd_constructs.tagging import tag_shared
 from emd_stacks.context import AppConfig
-from model_specs.errors import EmdUserError
-from model_specs.images import check_mirror
 from model_specs.registry import PARAM_ARTIFACT_BUCKET as PARAM_BUCKET
 from model_specs.registry import PARAM_BASE_IMAGE_MIRROR as PARAM_MIRROR
 from model_specs.registry import PARAM_BOUNDARY_ARN as PARAM_BOUNDARY
@@ -46,7 +44,7 @@ class BootstrapStack(cdk.Stack):
             retain_model_cache=config.retain_model_cache,
         )
         repo = EngineRepository(self, "EngineImages")
-        mirror = _base_image_mirror(self)
+        mirror = config.base_image_mirror
         build = BuildProject(
             self,
             "Build",
@@ -58,14 +56,16 @@ class BootstrapStack(cdk.Stack):
             pip_index_url=facts.pip_index_url,
             base_image_mirror=mirror,
         )
-        boundary = ModelPermissionsBoundary(self, "ModelBoundary", bucket=store.bucket)
+        boundary = ModelPermissionsBoundary(
+            self, "ModelBoundary", bucket=store.bucket, repository=repo.repository
+        )
         deploy = DeployPipeline(
             self,
             "Deploy",
             bucket=store.bucket,
             project=build.project,
-            repository=repo.repository,
             boundary=boundary.policy,
+            china=facts.is_china,
         )
         self.bucket = store.bucket
         self.repository = repo.repository
@@ -89,17 +89,6 @@ class BootstrapStack(cdk.Stack):
         _acknowledge_wildcards(build, deploy, boundary)
         keep_only_policy_dependency(deploy.pipeline, deploy.pipeline.role)  # type: ignore[arg-type]
         drop_provider_role_dependencies(self)
-
-
-def _base_image_mirror(stack: cdk.Stack) -> str | None:
-    """-c base_image_mirror=<registry prefix>: where the build pulls engine base images (China regions)."""
-    value = stack.node.try_get_context("base_image_mirror")
-    if not value:
-        return None
-    try:
-        return check_mirror(str(value))
-    except ValueError as exc:
-        raise EmdUserError(f"context base_image_mirror: {exc}") from None
 
 
 def _suppress_generated(stack: cdk.Stack) -> None:
@@ -135,15 +124,19 @@ def _acknowledge_wildcards(
         default_policy(deploy.pipeline.role): f"Pipeline role: {bucket_objects}.",
         default_policy(deploy.deploy_action_role): f"Deploy action role: {bucket_objects}; stacks are "
         "addressed as stack/EMD-Model-*/* because the stack name is a pipeline variable.",
-        default_policy(deploy.cfn_role): "CloudFormation deploys model stacks whose resource names are "
-        "generated at deploy time (SageMaker endpoints/configs/models, ECS services, alarms, topics, "
-        "launch templates), so those service actions cannot be scoped to ARNs in advance; IAM is limited to "
-        "roles/instance profiles named EMD-Model-* and role creation requires the EMD permissions boundary; "
-        "SSM writes are limited to /emd/models/*, secrets to emd/*, S3 to the artifact bucket.",
+        **{
+            policy: "CloudFormation deploys model stacks (emd_constructs/deploy_role_policy.py): resources "
+            "named EMD-Model-* by CloudFormation, or any name in this account and region where a change or "
+            "delete needs the emd:model-id tag; Describe/List actions that take no resource ARN; registry "
+            "parameters /emd/models/*; roles only with the EMD permissions boundary."
+            for policy in deploy.cfn_policies
+        },
         boundary.policy: "A permissions boundary is a ceiling, not a grant: each model role policy scopes "
-        "these actions. Wildcard resources are needed where names are chosen later (user async output "
-        "paths, AWS Deep Learning Container images in AWS accounts, ECS agent, Session Manager and "
-        "CloudWatch APIs that take no resource ARN).",
+        "these actions to its deployment. Wildcards stand for names chosen per deployment (objects "
+        "under emd-async/ and given weights in this account's buckets, log groups EMD-Model-* and "
+        "/aws/sagemaker/*, ECS clusters and SNS topics EMD-Model-*) and APIs that take no resource ARN "
+        "(ecr:GetAuthorizationToken, ecs:DiscoverPollEndpoint, Session Manager, cloudwatch:PutMetricData "
+        "limited by namespace).",
     }
     for policy, reason in reasons.items():
         acknowledge_wildcards(policy, reason)

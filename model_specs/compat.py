@@ -7,6 +7,7 @@ cheap (no scan of the catalogue) so callers may cache it; the advice for models 
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from dataclasses import dataclass
@@ -58,13 +59,20 @@ def kv_cache_gib(model: ModelSpec, tokens: int) -> float:
     return per_token * tokens / 2**30
 
 
+@functools.lru_cache(maxsize=1024)
+def _split_args(cli_args: str) -> tuple[str, ...]:
+    """shlex.split once per distinct argument string: it ran for every (model, instance) checked, and was most
+    of the time a catalogue-wide compatibility pass took."""
+    return tuple(shlex.split(cli_args))
+
+
 def max_sequence_tokens(model: ModelSpec, engine: EngineSpec | str | None = None) -> int:
     """Tokens of KV cache to reserve: the engine's configured maximum length when its default arguments set
     one (an engine refuses to start when that much KV cache does not fit), else min(context, 4096)."""
     name = engine.name if isinstance(engine, EngineSpec) else (engine or model.default_engine)
     defaults = model.engines.get(name)
     if defaults is not None:
-        args = shlex.split(defaults.cli_args)
+        args = _split_args(defaults.cli_args)
         for i, arg in enumerate(args):
             flag, _, value = arg.partition("=")
             if flag in MAX_LEN_FLAGS:

@@ -58,9 +58,17 @@ LOCAL_REGISTRY_FILE = "registry.json"
 LOCAL_KEY_DIGESTS_FILE = "key-digests.json"
 
 
+API_KEY_SECRET_SUFFIX = "api-key"
+
+
 def api_key_secret_name(model_id: str, model_tag: str) -> str:
     """Secrets Manager name of a deployment's API key (created by the CLI, never by a template)."""
-    return f"{SECRET_PREFIX}/{model_id}/{model_tag}/api-key"
+    return f"{SECRET_PREFIX}/{model_id}/{model_tag}/{API_KEY_SECRET_SUFFIX}"
+
+
+# every deployment's API key and nothing else under emd/ (not emd/hf-token): an IAM resource-name pattern;
+# Secrets Manager appends '-' and 6 random characters to each secret's ARN
+API_KEY_SECRETS_ARN_NAME = f"{SECRET_PREFIX}/*/{API_KEY_SECRET_SUFFIX}-??????"
 
 
 class RegistryEntry(BaseModel):
