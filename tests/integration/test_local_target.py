@@ -244,7 +244,7 @@ def test_a_revision_takes_the_weights_from_the_hub(other_emd: Emd, hf_hub_server
     repo = hf_hub_server.root / model.hf_id
     shutil.rmtree(repo, ignore_errors=True)
     repo.mkdir(parents=True)
-    (repo / gguf.name).symlink_to(gguf)
+    shutil.copyfile(gguf, repo / gguf.name)  # a copy: a later test rewriting the repository must not reach it
     (repo / "README.md").write_text("# SmolLM2-135M-Instruct GGUF\n")
     other_emd.extra_env = {**hf_hub_server.env(), "HF_HOME": str(tmp_path / "hf")}
     hf_hub_server.stats.reset()

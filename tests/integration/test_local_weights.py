@@ -4,6 +4,7 @@ against the local hub, a repository the test writes; what cannot be downloaded i
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 
@@ -22,6 +23,7 @@ def hub(hf_hub, tmp_path, monkeypatch):
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    shutil.rmtree(hf_hub.root / MODEL.hf_id, ignore_errors=True)  # what an earlier test wrote there
     hf_hub.add_repo(MODEL.hf_id, {
         WANTED: b"GGUF" + os.urandom(4000),
         "SmolLM2-135M-Instruct.Q8_0.gguf": b"GGUF" + os.urandom(8000),

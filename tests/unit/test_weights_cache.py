@@ -28,7 +28,8 @@ def test_parameter_names_are_valid_ssm_names(revision, expected) -> None:
 def test_a_file_pattern_gets_the_same_hash_in_the_folder_and_the_parameter() -> None:
     model = catalogue().model("SmolLM2-135M-Instruct-GGUF")
     pattern = file_pattern(model, "llama.cpp")
-    assert pattern == "SmolLM2-135M-Instruct.Q4_1.gguf" and file_pattern(model, "ollama") is None
+    assert pattern == "SmolLM2-135M-Instruct.Q4_1.gguf" == file_pattern(model, "ollama")
+    assert file_pattern(catalogue().model("Qwen2.5-7B-Instruct"), "vllm") is None  # the whole repository
     folder = weights_prefix(model.id, "0" * 40, pattern)
     suffix = weights_parameter_name(model.id, None, pattern).rsplit("/", 1)[1]
     assert folder == f"models/{model.id}/{'0' * 40}-{suffix}/" and len(suffix) == 8
