@@ -239,6 +239,27 @@ def test_a_direct_stack_reads_the_folder_the_build_published(build, hf_hub, tmp_
     assert _published(name) == folder and hf_hub.stats.bytes_sent == 0  # cache hit, published again
 
 
+def test_purged_weights_take_the_builds_pointers_with_them(build, hf_hub):
+    """`emd destroy --purge-weights` deletes a model's cache folders and its /emd/weights parameters (not
+    those of a model whose id merely starts the same); `emd uninstall` deletes them all."""
+    import types
+
+    from emd_cli.targets.aws import _purge_weights, delete_weights_parameters
+
+    write_repo(hf_hub, GGUF_HF_ID, {"SmolLM2-135M-Instruct.Q4_1.gguf": b"GGUF" + os.urandom(100)})
+    deploy(build, GGUF_MODEL, "llama.cpp")
+    assert prepare.main(["weights"]) == 0
+    ssm = boto3.client("ssm")
+    others = [f"/emd/weights/{GGUF_MODEL}-v2/r{i}" for i in range(11)]  # more than one DeleteParameters call
+    for name in others:
+        ssm.put_parameter(Name=name, Value="models/x/", Type="String", Overwrite=True)
+    aws = types.SimpleNamespace(client=boto3.client)
+    removed, left = _purge_weights(aws, BUCKET, GGUF_MODEL, f"{GGUF_MODEL}/dev", [], [], [])
+    assert left == [] and removed[-1] == f"1 weights parameter(s) under /emd/weights/{GGUF_MODEL}/"
+    assert objects() == {} and [_published(n) for n in others] == ["models/x/"] * 11
+    assert delete_weights_parameters(aws) == 11 and _published(others[0]) is None
+
+
 def test_a_given_s3_prefix_publishes_nothing(build, hf_hub):
     boto3.client("s3").put_object(Bucket=BUCKET, Key="mine/smol/model.gguf", Body=b"GGUF")
     deploy(build, GGUF_MODEL, "llama.cpp", model_files_s3_path=f"s3://{BUCKET}/mine/smol")
