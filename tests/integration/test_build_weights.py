@@ -257,7 +257,8 @@ def test_purged_weights_take_the_builds_pointers_with_them(build, hf_hub):
     removed, left = _purge_weights(aws, BUCKET, GGUF_MODEL, f"{GGUF_MODEL}/dev", [], [], [])
     assert left == [] and removed[-1] == f"1 weights parameter(s) under /emd/weights/{GGUF_MODEL}/"
     assert objects() == {} and [_published(n) for n in others] == ["models/x/"] * 11
-    assert delete_weights_parameters(aws) == 11 and _published(others[0]) is None
+    assert delete_weights_parameters(aws) >= 11  # with what earlier tests' builds published
+    assert ssm.get_parameters_by_path(Path="/emd/weights", Recursive=True)["Parameters"] == []
 
 
 def test_a_given_s3_prefix_publishes_nothing(build, hf_hub):
