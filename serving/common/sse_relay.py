@@ -1,12 +1,17 @@
 """Pass an upstream SSE response through to a client chunk by chunk, with no buffering.
 
 A stream that breaks, or ends without [DONE], is closed with an OpenAI-format error event so the client
-raises instead of waiting for more.
+raises instead of waiting for more. A client that accepts no byte for write_timeout seconds is disconnected,
+so it holds nothing upstream for longer. The outcome and the bytes sent are left on the request
+(OUTCOME, BYTES_OUT) for the access log.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections.abc import Callable
 
 import aiohttp
 from aiohttp import web
@@ -18,64 +23,121 @@ from serving.common.openai_format import (
     is_event_boundary,
     sse_error_event,
 )
+from serving.common.request_state import BYTES_OUT, OUTCOME
 
 log = logging.getLogger("emd.sse")
+
+OK, UPSTREAM_FAILED, CLIENT_GONE, CLIENT_STALLED = "ok", "upstream_failed", "client_gone", "client_stalled"
 
 
 def stream_headers() -> dict[str, str]:
     return {"Content-Type": SSE_CONTENT_TYPE, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-class StreamTail:
-    """Remembers the last bytes written, to tell a complete stream ([DONE] seen) from a cut one."""
+class StreamOut:
+    """The client side of one streamed answer: prepared on first use, bytes counted, [DONE] noticed."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, request: web.Request, write_timeout: float | None = None, headers: dict[str, str] | None = None
+    ) -> None:
+        self.request = request
+        self.headers = {**stream_headers(), **(headers or {})}
+        self._write_timeout = write_timeout
+        self.resp: web.StreamResponse | None = None
         self.tail = b""
         self.sent = 0
 
-    def feed(self, chunk: bytes) -> None:
-        self.sent += len(chunk)
-        self.tail = (self.tail + chunk)[-32:]
-
     @property
     def done(self) -> bool:
+        """[DONE] was sent: the client has the whole answer."""
         return b"[DONE]" in self.tail
 
-    async def fail(self, resp: web.StreamResponse, message: str) -> None:
-        """Close an interrupted stream with an error event (after finishing a half-written event)."""
+    def _outcome(self, outcome: str) -> None:
+        self.request[OUTCOME] = outcome
+        self.request[BYTES_OUT] = self.sent
+
+    async def prepare(self) -> web.StreamResponse:
+        if self.resp is None:
+            self.resp = web.StreamResponse(status=200, headers=self.headers)
+            await self.resp.prepare(self.request)
+            self._outcome(CLIENT_GONE)  # until it is known to be otherwise
+        return self.resp
+
+    def _stalled(self) -> None:
+        log.info("client accepted nothing for %.0f s: disconnecting it", self._write_timeout)
+        self._outcome(CLIENT_STALLED)
+        transport = self.request.transport
+        if transport is not None:
+            transport.abort()
+
+    async def write(self, chunk: bytes) -> bool:
+        """False when the client is gone (or was dropped for not reading)."""
+        if not chunk:
+            return True
+        resp = await self.prepare()
+        watchdog = (
+            asyncio.get_running_loop().call_later(self._write_timeout, self._stalled)
+            if self._write_timeout
+            else None
+        )
         try:
-            if not is_event_boundary(self.tail):
-                await resp.write(b"\n\n")
-            await resp.write(sse_error_event(message))
-            await resp.write_eof()
+            await resp.write(chunk)
         except (ConnectionError, RuntimeError):
-            pass
+            if self.request.get(OUTCOME) != CLIENT_STALLED:
+                self._outcome(OK if self.done else CLIENT_GONE)
+            return False
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+        self.sent += len(chunk)
+        self.tail = (self.tail + chunk)[-32:]
+        self._outcome(OK if self.done else CLIENT_GONE)
+        return True
+
+    async def finish(self) -> web.StreamResponse:
+        """End a complete stream. A client that hung up after [DONE] had everything: that is not an error."""
+        resp = await self.prepare()
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await resp.write_eof()
+        self._outcome(OK if self.done else CLIENT_GONE)
+        return resp
+
+    async def fail(self, message: str, code: str = "backend_stream_error") -> web.StreamResponse:
+        """Close an interrupted stream with an error event (after finishing a half-written event)."""
+        resp = await self.prepare()
+        if not is_event_boundary(self.tail):
+            await self.write(b"\n\n")
+        await self.write(sse_error_event(message, code))
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await resp.write_eof()
+        self._outcome(UPSTREAM_FAILED)
+        return resp
 
 
-async def relay_sse(request: web.Request, upstream: aiohttp.ClientResponse, label: str) -> web.StreamResponse:
-    resp = web.StreamResponse(status=200, headers=stream_headers())
-    await resp.prepare(request)
-    seen = StreamTail()
+async def relay_sse(
+    upstream: aiohttp.ClientResponse,
+    out: StreamOut,
+    label: str,
+    transform: Callable[[bytes], bytes] | None = None,
+    flush: Callable[[], bytes] | None = None,
+) -> web.StreamResponse:
+    """upstream's SSE bytes to out as they come (through transform, when given); flush gives what transform
+    still holds at the end."""
     while True:
         try:
             chunk = await upstream.content.readany()
         except (*TIMEOUT_ERRORS, aiohttp.ClientError) as exc:
             log.warning("%s failed mid-stream: %s", label, type(exc).__name__)
-            await seen.fail(resp, f"{label} failed during the stream")
-            return resp
+            return await out.fail(f"{label} failed during the stream")
         if not chunk:
             break
-        try:
-            await resp.write(chunk)
-        except ConnectionError:
-            return resp  # the client went away
-        seen.feed(chunk)
-    if not seen.done:
-        await seen.fail(resp, f"{label} ended the stream early")
-        return resp
-    await resp.write_eof()
-    request["emd_bytes_out"] = seen.sent
-    return resp
+        if not await out.write(transform(chunk) if transform else chunk):
+            return out.resp or web.Response(status=499)  # the client went away
+    if flush is not None and not await out.write(flush()):
+        return out.resp or web.Response(status=499)
+    if not out.done:
+        return await out.fail(f"{label} ended the stream early")
+    return await out.finish()
 
 
 async def relay_response(
@@ -85,7 +147,7 @@ async def relay_response(
     connection is released once fully read, else closed, so the engine stops generating for a gone client."""
     try:
         if upstream.status == 200 and upstream.content_type == SSE_CONTENT_TYPE:
-            return await relay_sse(request, upstream, label)
+            return await relay_sse(upstream, StreamOut(request), label)
         try:
             data = await upstream.read()
         except (aiohttp.ClientError, *TIMEOUT_ERRORS):
@@ -96,7 +158,12 @@ async def relay_response(
             headers={"Content-Type": upstream.headers.get("Content-Type", "application/json")},
         )
     finally:
-        if upstream.content.at_eof():
-            upstream.release()
-        else:
-            upstream.close()
+        close_upstream(upstream)
+
+
+def close_upstream(upstream: aiohttp.ClientResponse) -> None:
+    """Released for reuse when fully read; otherwise closed, which stops the engine's work for it."""
+    if upstream.content.at_eof():
+        upstream.release()
+    else:
+        upstream.close()

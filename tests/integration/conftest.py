@@ -437,3 +437,20 @@ def running(proc: subprocess.Popen) -> Iterator[subprocess.Popen]:
         yield proc
     finally:
         stop(proc)
+
+
+@pytest.fixture(scope="session")
+def registered(aws: dict[str, Any], adapter: str) -> dict[str, Any]:
+    """moto holding the deployments of tests/integration/deployments.py."""
+    from tests.integration.deployments import register_all
+
+    register_all(aws, adapter)
+    return aws
+
+
+@pytest.fixture(scope="session")
+def gw(
+    registered: dict[str, Any], sagemaker_runtime: str, gateway_factory: Callable[..., Gateway]
+) -> Gateway:
+    """The gateway most serving tests share, routing to the registered deployments."""
+    return gateway_factory(sagemaker_runtime)

@@ -78,7 +78,8 @@ def test_sagemaker_backend_invokes_the_inference_component_of_a_scale_to_zero_de
     from aiohttp.test_utils import make_mocked_request
 
     from model_specs.registry import RegistryEntry
-    from serving.gateway.backends import SageMakerBackend
+    from serving.gateway.cold_start import ColdStart
+    from serving.gateway.sagemaker import SageMakerBackend
 
     calls: list[dict] = []
 
@@ -104,7 +105,8 @@ def test_sagemaker_backend_invokes_the_inference_component_of_a_scale_to_zero_de
             request = make_mocked_request(
                 "POST", "/v1/chat/completions", headers={"Content-Type": "application/json"}
             )
-            await backend.forward(request, entry(component), "/v1/chat/completions", b"{}", stream=False)
+            hold = ColdStart(entry(component), 0, 15, None)
+            await backend.forward(request, entry(component), b"{}", "m", hold)
 
     asyncio.run(run())
     assert calls[0]["InferenceComponentName"] == "emd-m-ic"
@@ -122,6 +124,7 @@ def forward_async(s3: object, *, wait_seconds: float, client_gone: bool) -> tupl
 
     from model_specs.registry import RegistryEntry
     from serving.gateway.async_backend import SageMakerAsyncBackend
+    from serving.gateway.cold_start import ColdStart
 
     queued: list[dict] = []
 
@@ -146,7 +149,7 @@ def forward_async(s3: object, *, wait_seconds: float, client_gone: bool) -> tupl
         backend = SageMakerAsyncBackend(Runtime(), s3, ThreadPoolExecutor(2), wait_seconds=wait_seconds)
         headers = {"Content-Type": "application/json"}
         request = make_mocked_request("POST", "/v1/chat/completions", headers=headers, transport=transport)
-        return await backend.forward(request, entry, "/v1/chat/completions", b"{}", stream=False)
+        return await backend.forward(request, entry, b"{}", "m", ColdStart(entry, 0, 15, None))
 
     return asyncio.run(run()), queued
 
