@@ -408,6 +408,7 @@ def start_gateway(moto_url: str, sagemaker_url: str, log: Path, **extra: str) ->
         "EMD_KEY_CACHE_TTL": "1",
         "EMD_REGISTRY_TTL": "30",  # long: new deployments must be found by the miss refresh
         "EMD_MAX_BODY_BYTES": str(64 * 1024),
+        "EMD_COLD_START_WAIT": "1",  # a deployment with no engine is waited for this long, then 503
         **extra,
     }
     with open(log, "ab") as fh:
