@@ -220,8 +220,8 @@ def fake_sagemaker_runtime(
     background: set[asyncio.Task[None]] = set()
 
     async def session() -> aiohttp.ClientSession:
-        if "s" not in session_box:
-            session_box["s"] = aiohttp.ClientSession()
+        if "s" not in session_box:  # no connection limit: SageMaker serves every concurrent request
+            session_box["s"] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         return session_box["s"]
 
     def container_headers(request: web.Request) -> dict[str, str]:
