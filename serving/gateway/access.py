@@ -55,8 +55,10 @@ def _address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None
 def client_address(peer: str | None, forwarded_for: str | None, trusted: tuple[Network, ...]) -> str | None:
     """The client's address: the peer, or, when the peer is a trusted proxy, the right-most address in
     X-Forwarded-For that is not a trusted proxy."""
+    if not forwarded_for or not trusted:
+        return peer
     peer_ip = _address(peer or "")
-    if peer_ip is None or not forwarded_for or not any(peer_ip in n for n in trusted):
+    if peer_ip is None or not any(peer_ip in n for n in trusted):
         return peer
     hops = forwarded_for.split(",")[-32:]
     for hop in reversed(hops):

@@ -65,7 +65,7 @@ class SseModelRewriter:
         self._pending = b""
 
     def feed(self, chunk: bytes) -> bytes:
-        data = self._pending + chunk
+        data = self._pending + chunk if self._pending else chunk
         since = max(0, len(self._pending) - 3)  # the pending bytes hold no event boundary
         cut = max(data.rfind(b"\n\n", since), data.rfind(b"\r\n\r\n", since))
         if cut < 0:
