@@ -136,11 +136,14 @@ async def retrieve_model(request: web.Request) -> web.Response:
     model = request.match_info["model"]
     entry = await request.app[REGISTRY].lookup(model)
     verdict = await request.app[KEYS].check(entry, token) if entry is not None else Verdict.DENIED
+    opens_this = entry is not None and not entry.public and verdict is Verdict.ALLOWED
+    # as on /v1/models: a key that opens nothing is refused
+    refused = _refuse_key(await _verdicts(request, token)) if token is not None and not opens_this else None
+    if refused is not None:
+        return refused
     if verdict is Verdict.UNAVAILABLE:
         return _keys_unavailable()
     if verdict is Verdict.DENIED:
-        if token is not None and (refused := _refuse_key(await _verdicts(request, token))) is not None:
-            return refused
         return error_response(f"The model '{model[:200]}' does not exist", 404, "model_not_found", "model")
     assert entry is not None
     return web.json_response(_model_object(entry))

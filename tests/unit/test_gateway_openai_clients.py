@@ -137,6 +137,8 @@ def test_models_retrieve_and_a_wrong_key_is_401_even_beside_a_public_deployment(
                 ("get other key's", "/v1/models/n/prod", KEY),
                 ("get unknown", "/v1/models/nope", KEY),
                 ("get wrong key", "/v1/models/m/dev", "sk-wrong"),
+                ("get public, wrong key", "/v1/models/open/dev", "sk-wrong"),
+                ("get public, no key", "/v1/models/open", None),
             ):
                 async with s.get(url + path, headers=auth(key) if key else {}) as resp:
                     out[name] = (resp.status, await resp.json())
@@ -150,7 +152,8 @@ def test_models_retrieve_and_a_wrong_key_is_401_even_beside_a_public_deployment(
         status, body = out[name]
         assert status == 200 and body["id"] == route and body["object"] == "model", name
     assert out["get other key's"][0] == 404 and out["get unknown"][0] == 404
-    assert out["get wrong key"][0] == 401
+    assert out["get wrong key"][0] == 401 and out["get public, wrong key"][0] == 401
+    assert out["get public, no key"][0] == 200
 
 
 def test_scale_to_zero_holds_the_request_until_the_engine_answers() -> None:
