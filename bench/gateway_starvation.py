@@ -37,15 +37,11 @@ from aiohttp import web
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.gateway import free_port, start, stop_all, wait  # noqa: E402  (the gateway overhead bench's process helpers)
+
 TENANT_KEY, ATTACKER_KEY = "sk-tenant-0123456789", "sk-attacker-9876543210"
 TENANT, STREAMER = "tenant-model", "streaming-model"
 ATTACK_SETTLE_SECONDS = 2.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---------------------------------------------------------------- the fake engine (its own process)
@@ -189,24 +185,6 @@ def percentile(samples: list[float], q: float) -> float:
 # ---------------------------------------------------------------- setup
 
 
-def start(cmd: list[str]) -> subprocess.Popen:
-    return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def wait(url: str, timeout: float = 60) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"{url} did not start")
-
-
 def register(moto_url: str, engine_url: str) -> None:
     import boto3
 
@@ -339,13 +317,7 @@ def main() -> None:
                   f"{dict(statuses)}  attackers: {report[-1] if report else '-'}")  # fmt: skip
         print(f"\ntenant p99 within 2x of idle under every attack: {'met' if all(verdicts) else 'NOT met'}")
     finally:
-        for proc in reversed(procs):
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all(procs)
 
 
 if __name__ == "__main__":

@@ -29,20 +29,19 @@ def control_plane_config(config: GatewayConfig) -> Config:
 
 
 def inference_config(config: GatewayConfig) -> Config:
-    return Config(
-        connect_timeout=config.connect_timeout,
-        read_timeout=config.read_timeout,
-        max_pool_connections=config.max_streams,
-        retries={"mode": "standard", "total_max_attempts": 1},
-    )
+    return _upstream(config, {"mode": "standard", "total_max_attempts": 1})
 
 
 def data_config(config: GatewayConfig) -> Config:
+    return _upstream(config, {"mode": "standard", "max_attempts": 3})
+
+
+def _upstream(config: GatewayConfig, retries: dict[str, Any]) -> Config:
     return Config(
         connect_timeout=config.connect_timeout,
         read_timeout=config.read_timeout,
         max_pool_connections=config.max_streams,
-        retries={"mode": "standard", "max_attempts": 3},
+        retries=retries,
     )
 
 

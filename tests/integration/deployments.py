@@ -8,7 +8,8 @@ from typing import Any
 
 import openai
 
-from model_specs.registry import ASYNC_IO_PREFIX, RegistryEntry, api_key_secret_name, registry_parameter_name
+from model_specs.registry import ASYNC_IO_PREFIX, RegistryEntry, registry_parameter_name
+from tests.entries import http_entry, sm_entry
 from tests.integration.conftest import Gateway
 
 MODEL = "SmolLM2-135M-Instruct"
@@ -32,33 +33,6 @@ def register(
     if key is not None and entry.api_key_secret_name:
         value = json.dumps({"api_key": key}) if json_secret else key
         aws["secrets"].create_secret(Name=entry.api_key_secret_name, SecretString=value)
-
-
-def http_entry(
-    model_id: str, tag: str, base_url: str, public: bool = False, secret: bool = True
-) -> RegistryEntry:
-    return RegistryEntry(
-        model_id=model_id,
-        model_tag=tag,
-        model_type="llm",
-        service_type="ecs",
-        backend="http",
-        base_url=base_url,
-        api_key_secret_name=api_key_secret_name(model_id, tag) if secret and not public else None,
-        public=public,
-    )
-
-
-def sm_entry(model_id: str, tag: str, endpoint: str) -> RegistryEntry:
-    return RegistryEntry(
-        model_id=model_id,
-        model_tag=tag,
-        model_type="llm",
-        service_type="sagemaker_realtime",
-        backend="sagemaker",
-        endpoint_name=endpoint,
-        api_key_secret_name=api_key_secret_name(model_id, tag),
-    )
 
 
 def async_entry(model_id: str, tag: str, endpoint: str) -> RegistryEntry:

@@ -19,7 +19,7 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from model_specs.registry import RegistryEntry, api_key_secret_name
+from model_specs.registry import RegistryEntry
 from serving.gateway.app import create_app
 from serving.gateway.config import GatewayConfig
 from serving.gateway.stores import KeyUnavailable
@@ -32,31 +32,6 @@ BASE_CONFIG = GatewayConfig(store="aws", region="us-east-1", key_cache_ttl=30.0,
 
 def gateway_config(**overrides: Any) -> GatewayConfig:
     return replace(BASE_CONFIG, **overrides)
-
-
-def http_entry(model_id: str, base_url: str, *, public: bool = False, tag: str = "dev") -> RegistryEntry:
-    return RegistryEntry(
-        model_id=model_id,
-        model_tag=tag,
-        model_type="llm",
-        service_type="ecs",
-        backend="http",
-        base_url=base_url,
-        api_key_secret_name=None if public else api_key_secret_name(model_id, tag),
-        public=public,
-    )
-
-
-def sagemaker_entry(model_id: str, endpoint: str, tag: str = "dev") -> RegistryEntry:
-    return RegistryEntry(
-        model_id=model_id,
-        model_tag=tag,
-        model_type="llm",
-        service_type="sagemaker_realtime",
-        backend="sagemaker",
-        endpoint_name=endpoint,
-        api_key_secret_name=api_key_secret_name(model_id, tag),
-    )
 
 
 class MemoryStore:

@@ -30,6 +30,7 @@ from tests.unit.gateway_harness import (
 )
 
 CHAT = "/v1/chat/completions"
+NOWHERE = "http://127.0.0.1:9"  # no engine: the test never reaches one
 
 
 def chunk(i: int) -> bytes:
@@ -72,7 +73,7 @@ def test_response_model_is_the_route_asked_for_and_request_ids_pass_through() ->
     async def scenario() -> dict[str, Any]:
         routes = {CHAT: streaming_engine, "/v1/completions": throttled}
         async with serve(engine_app(routes)) as engine:
-            store = MemoryStore([http_entry("m", engine)], {"emd/m/dev/api-key": KEY})
+            store = MemoryStore([http_entry("m", "dev", engine)], {"emd/m/dev/api-key": KEY})
             async with gateway(store) as url, aiohttp.ClientSession() as s:
                 out: dict[str, Any] = {}
                 for asked in ("m", "m/dev"):
@@ -110,7 +111,7 @@ def test_streamed_responses_carry_the_gateways_request_id() -> None:
 
     async def scenario() -> dict[str, str]:
         async with serve(engine_app({CHAT: plain_stream})) as engine:
-            store = MemoryStore([http_entry("m", engine)], {"emd/m/dev/api-key": KEY})
+            store = MemoryStore([http_entry("m", "dev", engine)], {"emd/m/dev/api-key": KEY})
             async with gateway(store) as url, aiohttp.ClientSession() as s:
                 _, headers, _ = await post(s, url + CHAT, chat_body("m", stream=True), auth())
                 return headers
@@ -120,8 +121,8 @@ def test_streamed_responses_carry_the_gateways_request_id() -> None:
 
 def test_models_retrieve_and_a_wrong_key_is_401_even_beside_a_public_deployment() -> None:
     store = MemoryStore(
-        [http_entry("m", "http://127.0.0.1:9"), http_entry("open", "http://127.0.0.1:9", public=True),
-         http_entry("n", "http://127.0.0.1:9", tag="prod")],
+        [http_entry("m", "dev", NOWHERE), http_entry("open", "dev", NOWHERE, public=True),
+         http_entry("n", "prod", NOWHERE)],
         {"emd/m/dev/api-key": KEY, "emd/n/prod/api-key": OTHER_KEY},
     )  # fmt: skip
 
@@ -160,7 +161,7 @@ def test_scale_to_zero_holds_the_request_until_the_engine_answers() -> None:
     port = free_port()
 
     async def scenario() -> dict[str, Any]:
-        store = MemoryStore([http_entry("m", f"http://127.0.0.1:{port}")], {"emd/m/dev/api-key": KEY})
+        store = MemoryStore([http_entry("m", "dev", f"http://127.0.0.1:{port}")], {"emd/m/dev/api-key": KEY})
         config = gateway_config(cold_start_wait=20, keepalive_seconds=0.2)
         async with gateway(store, config) as url, aiohttp.ClientSession() as s:
             started = time.monotonic()
@@ -191,7 +192,9 @@ def test_scale_to_zero_holds_the_request_until_the_engine_answers() -> None:
 
 def test_scale_to_zero_answers_503_with_retry_after_when_the_wait_is_over() -> None:
     async def scenario() -> tuple[int, dict[str, str], bytes, float]:
-        store = MemoryStore([http_entry("m", f"http://127.0.0.1:{free_port()}")], {"emd/m/dev/api-key": KEY})
+        store = MemoryStore(
+            [http_entry("m", "dev", f"http://127.0.0.1:{free_port()}")], {"emd/m/dev/api-key": KEY}
+        )
         async with gateway(store, gateway_config(cold_start_wait=0.6)) as url, aiohttp.ClientSession() as s:
             started = time.monotonic()
             status, headers, data = await post(s, url + CHAT, chat_body("m"), auth())

@@ -29,8 +29,8 @@ from tests.unit.gateway_harness import (
     http_entry,
     post,
     run,
-    sagemaker_entry,
     serve,
+    sm_entry,
 )
 
 CHAT = "/v1/chat/completions"
@@ -106,7 +106,7 @@ def nested(depth: int) -> bytes:
 
 
 def test_deeply_nested_json_is_400_without_a_key() -> None:
-    store = MemoryStore([http_entry("m", "http://127.0.0.1:9")], {})
+    store = MemoryStore([http_entry("m", "dev", "http://127.0.0.1:9")], {})
 
     async def scenario() -> list[tuple[int, dict[str, Any]]]:
         async with gateway(store) as url, aiohttp.ClientSession() as s:
@@ -141,7 +141,7 @@ async def raw_request(url: str, head: bytes, body: bytes = b"", read_timeout: fl
 
 
 def test_non_utf8_bearer_token_is_400() -> None:
-    store = MemoryStore([http_entry("m", "http://127.0.0.1:9")], {"emd/m/dev/api-key": KEY})
+    store = MemoryStore([http_entry("m", "dev", "http://127.0.0.1:9")], {"emd/m/dev/api-key": KEY})
     body = json.dumps(chat_body("m")).encode()
 
     async def scenario() -> bytes:
@@ -191,7 +191,7 @@ def test_max_streams_is_enforced_with_retry_after_for_http_backends() -> None:
 
     async def scenario() -> tuple[int, dict[str, str], float]:
         async with serve(engine_app({CHAT: held})) as engine:
-            store = MemoryStore([http_entry("m", engine)], {"emd/m/dev/api-key": KEY})
+            store = MemoryStore([http_entry("m", "dev", engine)], {"emd/m/dev/api-key": KEY})
             async with gateway(store, gateway_config(max_streams=2)) as url, aiohttp.ClientSession() as s:
                 first = [asyncio.create_task(post(s, url + CHAT, chat_body("m"), auth())) for _ in range(2)]
                 await asyncio.sleep(0.3)
@@ -230,7 +230,7 @@ def test_sagemaker_streams_do_not_hold_the_pool_of_key_lookups() -> None:
     async def scenario() -> int:
         async with serve(engine_app({CHAT: ok_chat})) as engine:
             store = MemoryStore(
-                [sagemaker_entry("sm", "emd-sm"), http_entry("other", engine)],
+                [sm_entry("sm", "dev", "emd-sm"), http_entry("other", "dev", engine)],
                 {"emd/sm/dev/api-key": KEY, "emd/other/dev/api-key": OTHER_KEY},
             )
             config = gateway_config(max_streams=3)
@@ -272,7 +272,7 @@ def test_a_client_that_never_reads_is_dropped_and_its_upstream_stopped() -> None
 
     async def scenario() -> None:
         async with serve(engine_app({CHAT: firehose})) as engine:
-            store = MemoryStore([http_entry("m", engine)], {"emd/m/dev/api-key": KEY})
+            store = MemoryStore([http_entry("m", "dev", engine)], {"emd/m/dev/api-key": KEY})
             config = gateway_config(client_write_timeout=0.5)
             async with gateway(store, config) as url:
                 body = json.dumps(chat_body("m", stream=True)).encode()
@@ -298,7 +298,7 @@ def test_a_client_that_never_reads_is_dropped_and_its_upstream_stopped() -> None
 def test_registry_refresh_serves_the_stale_copy_while_the_store_hangs() -> None:
     async def scenario() -> tuple[int, float]:
         async with serve(engine_app({CHAT: ok_chat})) as engine:
-            store = MemoryStore([http_entry("m", engine)], {"emd/m/dev/api-key": KEY})
+            store = MemoryStore([http_entry("m", "dev", engine)], {"emd/m/dev/api-key": KEY})
             config = gateway_config(registry_ttl=0.2, key_cache_ttl=60)
             async with gateway(store, config) as url, aiohttp.ClientSession() as s:
                 assert (await post(s, url + CHAT, chat_body("m"), auth()))[0] == 200
@@ -319,7 +319,7 @@ def test_key_store_down_keeps_known_keys_and_answers_unknown_ones_with_503() -> 
     async def scenario() -> dict[str, tuple[int, dict[str, str]]]:
         async with serve(engine_app({CHAT: ok_chat})) as engine:
             store = MemoryStore(
-                [http_entry("m", engine), http_entry("n", engine)],
+                [http_entry("m", "dev", engine), http_entry("n", "dev", engine)],
                 {"emd/m/dev/api-key": KEY, "emd/n/dev/api-key": OTHER_KEY},
             )
             config = gateway_config(key_cache_ttl=0.2, registry_ttl=60, key_max_staleness=1.5)
@@ -377,7 +377,7 @@ def test_client_leaving_while_the_backend_is_silent_stops_the_upstream() -> None
 
     async def scenario() -> None:
         async with serve(engine_app({CHAT: silent}), production=True) as engine:
-            store = MemoryStore([http_entry("m", engine)], {"emd/m/dev/api-key": KEY})
+            store = MemoryStore([http_entry("m", "dev", engine)], {"emd/m/dev/api-key": KEY})
             async with gateway(store) as url:
                 timeout = aiohttp.ClientTimeout(total=0.5)
                 async with aiohttp.ClientSession(timeout=timeout) as s:
@@ -427,7 +427,7 @@ class FailingSageMaker:
     ],
 )  # fmt: skip
 def test_aws_error_text_never_reaches_the_client(error: Exception, status: int) -> None:
-    store = MemoryStore([sagemaker_entry("sm", "emd-secret-endpoint")], {"emd/sm/dev/api-key": KEY})
+    store = MemoryStore([sm_entry("sm", "dev", "emd-secret-endpoint")], {"emd/sm/dev/api-key": KEY})
 
     async def scenario() -> tuple[int, bytes]:
         config = gateway_config(cold_start_wait=0)
@@ -465,7 +465,7 @@ def test_engine_4xx_keep_their_status_and_5xx_become_502_without_internals() -> 
 
     async def scenario() -> dict[str, tuple[int, dict[str, Any]]]:
         async with serve(engine_app(routes)) as engine:
-            store = MemoryStore([http_entry("m", engine)], {"emd/m/dev/api-key": KEY})
+            store = MemoryStore([http_entry("m", "dev", engine)], {"emd/m/dev/api-key": KEY})
             async with gateway(store) as url, aiohttp.ClientSession() as s:
                 out = {}
                 for path in routes:
@@ -517,7 +517,7 @@ def test_access_log_remote_request_id_bytes_and_stream_outcomes() -> None:
 
     async def scenario(trusted: tuple[str, ...]) -> None:
         async with serve(engine_app(routes)) as engine:
-            store = MemoryStore([http_entry("m", engine)], {"emd/m/dev/api-key": KEY})
+            store = MemoryStore([http_entry("m", "dev", engine)], {"emd/m/dev/api-key": KEY})
             config = gateway_config(trusted_proxies=trusted)
             async with gateway(store, config) as url, aiohttp.ClientSession() as s:
                 xff = {"X-Forwarded-For": "198.51.100.9, 203.0.113.7"}
