@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from tests.entries import http_entry
 from tests.unit.gateway_harness import (
     KEY,
     OTHER_KEY,
@@ -23,7 +24,6 @@ from tests.unit.gateway_harness import (
     free_port,
     gateway,
     gateway_config,
-    http_entry,
     post,
     run,
     serve,

@@ -16,6 +16,7 @@ import pytest
 from aiohttp import web
 
 from serving.gateway.multipart import MAX_MODEL_BYTES, MAX_PARTS, BadMultipart, model_field
+from tests.entries import http_entry, sm_entry
 from tests.unit.gateway_harness import (
     KEY,
     OTHER_KEY,
@@ -26,11 +27,9 @@ from tests.unit.gateway_harness import (
     engine_app,
     gateway,
     gateway_config,
-    http_entry,
     post,
     run,
     serve,
-    sm_entry,
 )
 
 CHAT = "/v1/chat/completions"
