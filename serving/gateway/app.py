@@ -149,6 +149,34 @@ async def retrieve_model(request: web.Request) -> web.Response:
     return web.json_response(_model_object(entry))
 
 
+async def _authorized_entry(
+    request: web.Request, model: str, token: str | None
+) -> RegistryEntry | web.Response:
+    """The deployment model names, if token may use it; else the answer: 404 (listing what the key may use),
+    401, or 503 when the key cannot be checked now."""
+    entry = await request.app[REGISTRY].lookup(model)
+    if entry is None:
+        verdicts = await _verdicts(request, token)
+        listing = ", ".join(e.route for e, v in verdicts if v is Verdict.ALLOWED)
+        return error_response(
+            f"The model '{model[:200]}' does not exist. Available models: "
+            f"{listing or 'none that this API key may use'}",
+            404,
+            "model_not_found",
+            "model",
+        )
+    verdict = await request.app[KEYS].check(entry, token)
+    if verdict is Verdict.UNAVAILABLE:
+        return _keys_unavailable()
+    if verdict is Verdict.DENIED:
+        if token is None:
+            msg = "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'."
+        else:
+            msg = f"Incorrect API key provided for {entry.route}."
+        return error_response(msg, 401, "invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+    return entry
+
+
 async def invoke(request: web.Request) -> web.StreamResponse:
     config = request.app[CONFIG]
     try:
@@ -167,27 +195,10 @@ async def invoke(request: web.Request) -> web.StreamResponse:
             "model",
         )
     request[MODEL] = model[:200]
-    entry = await request.app[REGISTRY].lookup(model)
-    if entry is None:
-        verdicts = await _verdicts(request, token)
-        listing = ", ".join(e.route for e, v in verdicts if v is Verdict.ALLOWED)
-        return error_response(
-            f"The model '{model[:200]}' does not exist. Available models: "
-            f"{listing or 'none that this API key may use'}",
-            404,
-            "model_not_found",
-            "model",
-        )
+    entry = await _authorized_entry(request, model, token)
+    if isinstance(entry, web.Response):
+        return entry
     request[MODEL] = entry.route
-    verdict = await request.app[KEYS].check(entry, token)
-    if verdict is Verdict.UNAVAILABLE:
-        return _keys_unavailable()
-    if verdict is Verdict.DENIED:
-        if token is None:
-            msg = "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'."
-        else:
-            msg = f"Incorrect API key provided for {entry.route}."
-        return error_response(msg, 401, "invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
     stream = parsed is not None and parsed.get("stream") is True
     if parsed is not None and parsed.get("model") != entry.model_id:
         parsed["model"] = entry.model_id  # engines serve the model under its id (served model name)

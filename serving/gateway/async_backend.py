@@ -19,9 +19,8 @@ from aiohttp import web
 
 from model_specs.registry import RegistryEntry, split_s3_uri
 from serving.common.openai_format import error_response
-from serving.gateway.backends import is_json
 from serving.gateway.cold_start import ColdStart
-from serving.gateway.model_name import rewrite_model
+from serving.gateway.model_name import rewrite_json_model
 from serving.gateway.upstream_errors import MAX_ENGINE_MESSAGE, aws_error, aws_error_code, engine_message
 
 log = logging.getLogger("emd.gateway.async")
@@ -109,8 +108,7 @@ class SageMakerAsyncBackend:
                 return aws_error(exc, entry)
             if isinstance(found, tuple):
                 content_type, data = found
-                if is_json(content_type):
-                    data = rewrite_model(data, requested)
+                data = rewrite_json_model(data, content_type, requested)
                 return web.Response(body=data, headers={"Content-Type": content_type or "application/json"})
             if isinstance(failed, tuple):
                 return _failure_answer(failed[1], entry, inference_id)

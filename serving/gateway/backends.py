@@ -20,7 +20,7 @@ from serving.common.request_state import REQUEST_ID
 from serving.common.sse_relay import StreamOut, close_upstream, relay_sse
 from serving.gateway.access import valid_request_id
 from serving.gateway.cold_start import ColdStart
-from serving.gateway.model_name import SseModelRewriter, rewrite_model
+from serving.gateway.model_name import SseModelRewriter, rewrite_json_model
 from serving.gateway.upstream_errors import engine_error, not_ready
 
 log = logging.getLogger("emd.gateway.backends")
@@ -46,10 +46,6 @@ def passed_headers(upstream: aiohttp.ClientResponse) -> dict[str, str]:
     if valid_request_id(request_id):
         headers["X-Request-Id"] = request_id
     return headers
-
-
-def is_json(content_type: str | None) -> bool:
-    return (content_type or "").split(";", 1)[0].strip().lower() == "application/json"
 
 
 class HttpBackend:
@@ -132,8 +128,7 @@ class HttpBackend:
             answer.headers.update(headers)
             return await hold.give_up(answer)
         content_type = upstream.headers.get("Content-Type", "application/json")
-        if is_json(content_type):
-            data = rewrite_model(data, requested)
+        data = rewrite_json_model(data, content_type, requested)
         if hold.committed:  # a stream was asked for and started; the engine answered whole
             assert hold.out is not None
             await hold.out.write(data)

@@ -56,6 +56,13 @@ def rewrite_model(data: bytes, model: str) -> bytes:
     return b"".join(out)
 
 
+def rewrite_json_model(data: bytes, content_type: str | None, model: str) -> bytes:
+    """A whole answer with model as its model, when it is JSON (anything else is returned as it is)."""
+    if (content_type or "").split(";", 1)[0].strip().lower() != "application/json":
+        return data
+    return rewrite_model(data, model)
+
+
 class SseModelRewriter:
     """rewrite_model over an SSE byte stream: bytes are released event by event, so a member split across two
     reads is still rewritten."""

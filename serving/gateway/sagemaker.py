@@ -22,9 +22,8 @@ from aiohttp import web
 from model_specs.registry import RegistryEntry
 from serving.common.openai_format import SSE_CONTENT_TYPE, error_response
 from serving.common.sse_relay import StreamOut
-from serving.gateway.backends import is_json
 from serving.gateway.cold_start import ColdStart
-from serving.gateway.model_name import SseModelRewriter, rewrite_model
+from serving.gateway.model_name import SseModelRewriter, rewrite_json_model
 from serving.gateway.upstream_errors import aws_error, is_not_ready
 
 log = logging.getLogger("emd.gateway.sagemaker")
@@ -116,8 +115,7 @@ class SageMakerBackend:
                 if is_not_ready(exc) and await hold.retry():
                     continue
                 return aws_error(exc, entry)
-            if is_json(content_type):
-                data = rewrite_model(data, requested)
+            data = rewrite_json_model(data, content_type, requested)
             return web.Response(body=data, headers={"Content-Type": content_type or "application/json"})
 
     def _invoke(self, kwargs: dict[str, Any]) -> tuple[str | None, bytes]:
