@@ -23,11 +23,11 @@ from serving.common.openai_format import (
     is_event_boundary,
     sse_error_event,
 )
-from serving.common.request_state import BYTES_OUT, OUTCOME
 
 log = logging.getLogger("emd.sse")
 
 OK, UPSTREAM_FAILED, CLIENT_GONE, CLIENT_STALLED = "ok", "upstream_failed", "client_gone", "client_stalled"
+STREAM_OUT = web.RequestKey("emd_stream_out", object)  # the request's StreamOut, once its stream started
 
 
 def stream_headers() -> dict[str, str]:
@@ -35,7 +35,9 @@ def stream_headers() -> dict[str, str]:
 
 
 class StreamOut:
-    """The client side of one streamed answer: prepared on first use, bytes counted, [DONE] noticed."""
+    """The client side of one streamed answer: prepared on first use, bytes counted, [DONE] noticed. It is
+    left on the request (STREAM_OUT) at its start, so the access log can read its outcome however the
+    request ends."""
 
     def __init__(
         self, request: web.Request, write_timeout: float | None = None, headers: dict[str, str] | None = None
@@ -46,60 +48,75 @@ class StreamOut:
         self.resp: web.StreamResponse | None = None
         self.tail = b""
         self.sent = 0
+        self.failed = False
+        self.stalled = False
+        self._writing_since: float | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
 
     @property
     def done(self) -> bool:
         """[DONE] was sent: the client has the whole answer."""
         return b"[DONE]" in self.tail
 
-    def _outcome(self, outcome: str) -> None:
-        self.request[OUTCOME] = outcome
-        self.request[BYTES_OUT] = self.sent
+    @property
+    def outcome(self) -> str:
+        if self.failed:
+            return UPSTREAM_FAILED
+        if self.stalled:
+            return CLIENT_STALLED
+        return OK if self.done else CLIENT_GONE
 
     async def prepare(self) -> web.StreamResponse:
         if self.resp is None:
             self.resp = web.StreamResponse(status=200, headers=self.headers)
+            self.request[STREAM_OUT] = self
             await self.resp.prepare(self.request)
-            self._outcome(CLIENT_GONE)  # until it is known to be otherwise
+            if self._write_timeout:
+                self._watchdog = asyncio.get_running_loop().call_later(self._write_timeout, self._watch)
         return self.resp
 
-    def _stalled(self) -> None:
-        log.info("client accepted nothing for %.0f s: disconnecting it", self._write_timeout)
-        self._outcome(CLIENT_STALLED)
+    def _watch(self) -> None:
+        """Every write_timeout: a write waiting that long means a client that does not read; drop it."""
         transport = self.request.transport
-        if transport is not None:
+        if transport is None or transport.is_closing():
+            return
+        loop = asyncio.get_running_loop()
+        waiting = loop.time() - self._writing_since if self._writing_since is not None else 0.0
+        if self._write_timeout and waiting >= self._write_timeout:
+            log.info("client accepted nothing for %.0f s: disconnecting it", waiting)
+            self.stalled = True
             transport.abort()
+            return
+        assert self._write_timeout
+        self._watchdog = loop.call_later(self._write_timeout - waiting, self._watch)
+
+    def _stop_watching(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
 
     async def write(self, chunk: bytes) -> bool:
         """False when the client is gone (or was dropped for not reading)."""
         if not chunk:
             return True
         resp = await self.prepare()
-        watchdog = (
-            asyncio.get_running_loop().call_later(self._write_timeout, self._stalled)
-            if self._write_timeout
-            else None
-        )
+        self._writing_since = asyncio.get_running_loop().time()
         try:
             await resp.write(chunk)
         except (ConnectionError, RuntimeError):
-            if self.request.get(OUTCOME) != CLIENT_STALLED:
-                self._outcome(OK if self.done else CLIENT_GONE)
+            self._stop_watching()
             return False
         finally:
-            if watchdog is not None:
-                watchdog.cancel()
+            self._writing_since = None
         self.sent += len(chunk)
-        self.tail = (self.tail + chunk)[-32:]
-        self._outcome(OK if self.done else CLIENT_GONE)
+        self.tail = (self.tail + chunk[-32:])[-32:]
         return True
 
     async def finish(self) -> web.StreamResponse:
         """End a complete stream. A client that hung up after [DONE] had everything: that is not an error."""
         resp = await self.prepare()
+        self._stop_watching()
         with contextlib.suppress(ConnectionError, RuntimeError):
             await resp.write_eof()
-        self._outcome(OK if self.done else CLIENT_GONE)
         return resp
 
     async def fail(self, message: str, code: str = "backend_stream_error") -> web.StreamResponse:
@@ -108,9 +125,10 @@ class StreamOut:
         if not is_event_boundary(self.tail):
             await self.write(b"\n\n")
         await self.write(sse_error_event(message, code))
+        self.failed = True
+        self._stop_watching()
         with contextlib.suppress(ConnectionError, RuntimeError):
             await resp.write_eof()
-        self._outcome(UPSTREAM_FAILED)
         return resp
 
 

@@ -23,8 +23,8 @@ from typing import Any
 from aiohttp import web
 
 from serving.common.openai_format import error_response
-from serving.common.request_state import BACKEND, BYTES_OUT, MODEL, OUTCOME, REQUEST_ID, STREAM
-from serving.common.sse_relay import CLIENT_GONE, CLIENT_STALLED, OK, UPSTREAM_FAILED
+from serving.common.request_state import BACKEND, MODEL, REQUEST_ID, STREAM
+from serving.common.sse_relay import CLIENT_GONE, CLIENT_STALLED, OK, STREAM_OUT, UPSTREAM_FAILED, StreamOut
 from serving.gateway.metrics import access_record
 from serving.gateway.registry import RegistryUnavailable
 
@@ -103,7 +103,8 @@ def access_log_middleware(trusted: tuple[Network, ...]) -> Any:
             status = 503
             return resp
         except asyncio.CancelledError:  # the client disconnected (the handler is cancelled with it)
-            status = 200 if request.get(OUTCOME) == OK else 499
+            out = request.get(STREAM_OUT)
+            status = 200 if isinstance(out, StreamOut) and out.outcome == OK else 499
             raise
         except Exception as exc:
             # the stack, not the message: an exception's text may hold request bytes
@@ -125,12 +126,14 @@ def _log(
     start: float,
     trusted: tuple[Network, ...],
 ) -> None:
-    outcome = request.get(OUTCOME)
+    out = request.get(STREAM_OUT)
+    outcome = out.outcome if isinstance(out, StreamOut) else None
     if outcome in _OUTCOME_STATUS and status == 200:
         status = _OUTCOME_STATUS[outcome]
-    bytes_out = request.get(BYTES_OUT)
-    if bytes_out is None and isinstance(resp, web.Response):
-        bytes_out = resp.content_length
+    if isinstance(out, StreamOut):
+        bytes_out: int | None = out.sent
+    else:
+        bytes_out = resp.content_length if isinstance(resp, web.Response) else None
     record: dict[str, Any] = {
         "request_id": request[REQUEST_ID],
         "method": request.method,

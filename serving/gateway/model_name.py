@@ -28,12 +28,16 @@ def _closing_quote(data: bytes, start: int) -> int:
 
 def rewrite_model(data: bytes, model: str) -> bytes:
     """data with the value of every "model" member set to model."""
+    return _rewrite(data, model)[0]
+
+
+def _rewrite(data: bytes, model: str) -> tuple[bytes, int]:
+    """(data rewritten, how many "model" members already held model); data itself when nothing changed."""
     if _KEY not in data:
-        return data
+        return data, 0
     value = json.dumps(model).encode()
     out: list[bytes] = []
-    pos = 0
-    search = 0
+    pos = search = kept = 0
     while (key := data.find(_KEY, search)) >= 0:
         colon = key + len(_KEY)
         while colon < len(data) and data[colon] in _SPACE:
@@ -50,10 +54,16 @@ def rewrite_model(data: bytes, model: str) -> bytes:
         end = _closing_quote(data, start + 1)
         if end < 0:
             break
-        out += (data[pos:start], value)
-        pos = search = end + 1
+        if data[start : end + 1] == value:
+            kept += 1
+        else:
+            out += (data[pos:start], value)
+            pos = end + 1
+        search = end + 1
+    if not out:
+        return data, kept
     out.append(data[pos:])
-    return b"".join(out)
+    return b"".join(out), kept
 
 
 def rewrite_json_model(data: bytes, content_type: str | None, model: str) -> bytes:
@@ -65,13 +75,17 @@ def rewrite_json_model(data: bytes, content_type: str | None, model: str) -> byt
 
 class SseModelRewriter:
     """rewrite_model over an SSE byte stream: bytes are released event by event, so a member split across two
-    reads is still rewritten."""
+    reads is still rewritten. An engine names its model alike in every event: once an event already carries
+    the wanted name, the rest of the stream passes through untouched."""
 
     def __init__(self, model: str) -> None:
         self._model = model
         self._pending = b""
+        self._passthrough = False
 
     def feed(self, chunk: bytes) -> bytes:
+        if self._passthrough:
+            return chunk
         data = self._pending + chunk if self._pending else chunk
         since = max(0, len(self._pending) - 3)  # the pending bytes hold no event boundary
         cut = max(data.rfind(b"\n\n", since), data.rfind(b"\r\n\r\n", since))
@@ -83,8 +97,11 @@ class SseModelRewriter:
             return b""
         cut += 4 if data.startswith(b"\r\n\r\n", cut) else 2
         self._pending = data[cut:]
-        return rewrite_model(data[:cut], self._model)
+        events = data[:cut]
+        rewritten, kept = _rewrite(events, self._model)
+        self._passthrough = rewritten is events and kept > 0
+        return rewritten
 
     def flush(self) -> bytes:
         rest, self._pending = self._pending, b""
-        return rewrite_model(rest, self._model)
+        return rest if self._passthrough else rewrite_model(rest, self._model)

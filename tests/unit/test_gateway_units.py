@@ -216,6 +216,9 @@ def test_rewrite_model_sets_every_model_member_and_nothing_else() -> None:
     events = b'data: {"model":"s"}\n\ndata: {"model":"s"}\n\ndata: [DONE]\n\n'
     streamed = b"".join(rewriter.feed(events[i : i + 5]) for i in range(0, len(events), 5)) + rewriter.flush()
     assert streamed == events.replace(b'"s"', b'"m"')
+    same = SseModelRewriter("m")  # an engine that already serves the asked name: passed through as it is
+    first = b'data: {"model":"m"}\n\n'
+    assert same.feed(first) is first and same.feed(b"data: [DONE]\n\n") == b"data: [DONE]\n\n"
 
 
 def test_client_address_believes_forwarded_for_only_from_trusted_proxies() -> None:
