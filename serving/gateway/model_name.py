@@ -6,6 +6,7 @@ escaped), so each one found is a real member."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 _KEY = b'"model"'
 _SPACE = b" \t\r\n"
@@ -28,16 +29,23 @@ def _closing_quote(data: bytes, start: int) -> int:
 
 def rewrite_model(data: bytes, model: str) -> bytes:
     """data with the value of every "model" member set to model."""
-    return _rewrite(data, model)[0]
+    return _rewrite(data, model).data
 
 
-def _rewrite(data: bytes, model: str) -> tuple[bytes, int]:
-    """(data rewritten, how many "model" members already held model); data itself when nothing changed."""
+@dataclass
+class _Rewritten:
+    data: bytes  # data itself when nothing changed
+    kept: int = 0  # "model" members that already held the model
+    member: tuple[bytes, bytes] | None = None  # the first member replaced: (as it was, as it is now)
+
+
+def _rewrite(data: bytes, model: str) -> _Rewritten:
     if _KEY not in data:
-        return data, 0
+        return _Rewritten(data)
     value = json.dumps(model).encode()
     out: list[bytes] = []
-    pos = search = kept = 0
+    result = _Rewritten(data)
+    pos = search = 0
     while (key := data.find(_KEY, search)) >= 0:
         colon = key + len(_KEY)
         while colon < len(data) and data[colon] in _SPACE:
@@ -55,15 +63,17 @@ def _rewrite(data: bytes, model: str) -> tuple[bytes, int]:
         if end < 0:
             break
         if data[start : end + 1] == value:
-            kept += 1
+            result.kept += 1
         else:
+            if result.member is None:
+                result.member = (data[key : end + 1], data[key:start] + value)
             out += (data[pos:start], value)
             pos = end + 1
         search = end + 1
-    if not out:
-        return data, kept
-    out.append(data[pos:])
-    return b"".join(out), kept
+    if out:
+        out.append(data[pos:])
+        result.data = b"".join(out)
+    return result
 
 
 def rewrite_json_model(data: bytes, content_type: str | None, model: str) -> bytes:
@@ -76,12 +86,14 @@ def rewrite_json_model(data: bytes, content_type: str | None, model: str) -> byt
 class SseModelRewriter:
     """rewrite_model over an SSE byte stream: bytes are released event by event, so a member split across two
     reads is still rewritten. An engine names its model alike in every event: once an event already carries
-    the wanted name, the rest of the stream passes through untouched."""
+    the wanted name the rest of the stream passes through untouched, and once a member was rewritten the same
+    member in later events is replaced by a plain bytes.replace."""
 
     def __init__(self, model: str) -> None:
         self._model = model
         self._pending = b""
         self._passthrough = False
+        self._member: tuple[bytes, bytes] | None = None
 
     def feed(self, chunk: bytes) -> bytes:
         if self._passthrough:
@@ -97,11 +109,22 @@ class SseModelRewriter:
             return b""
         cut += 4 if data.startswith(b"\r\n\r\n", cut) else 2
         self._pending = data[cut:]
-        events = data[:cut]
-        rewritten, kept = _rewrite(events, self._model)
-        self._passthrough = rewritten is events and kept > 0
-        return rewritten
+        return self._events(data[:cut])
+
+    def _events(self, events: bytes) -> bytes:
+        """Complete events rewritten: the first one member by member, which tells how the engine names its
+        model; the others as that one showed."""
+        if self._passthrough:
+            return events
+        if self._member is not None and self._member[0] in events:
+            return events.replace(*self._member)
+        boundary = events.find(b"\n\n")
+        first, rest = (events, b"") if boundary < 0 else (events[: boundary + 2], events[boundary + 2 :])
+        result = _rewrite(first, self._model)
+        self._passthrough = result.data is first and result.kept > 0
+        self._member = result.member or self._member
+        return result.data + self._events(rest) if rest else result.data
 
     def flush(self) -> bytes:
         rest, self._pending = self._pending, b""
-        return rest if self._passthrough else rewrite_model(rest, self._model)
+        return self._events(rest)
