@@ -5,6 +5,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
+# checkov in a virtualenv of its own: it pins boto3 and packaging to versions the project does not use
+CHECKOV_SPEC := checkov>=3.3.30,<4
+CHECKOV_STAMP := $(VENV)/checkov/.installed-stamp
 
 export AWS_EC2_METADATA_DISABLED := true
 export CDK_DISABLE_CLI_TELEMETRY := true
@@ -20,7 +23,7 @@ LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 
 .PHONY: install test test-fast demo lint bench clean
 
-install: $(STAMP) $(NODE_STAMP)
+install: $(STAMP) $(NODE_STAMP) $(CHECKOV_STAMP)
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11)"; exit 1; }
@@ -29,6 +32,11 @@ $(STAMP): pyproject.toml
 	@echo "installing Python dependencies (llama-cpp-python compiles from source the first time: ~4 min)"
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install -q -e '.[dev,local]'
 	touch $(STAMP)
+
+$(CHECKOV_STAMP): | $(STAMP)
+	$(PYTHON) -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/pip install -q '$(CHECKOV_SPEC)'
+	touch $(CHECKOV_STAMP)
 
 $(NODE_STAMP): package.json package-lock.json
 	@command -v npm >/dev/null || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
@@ -45,8 +53,9 @@ test: install
 test-fast: install
 	$(BIN)/pytest -m "not slow"
 
+# deploy SmolLM2 on this machine, one streamed question, a wrong key refused, status, an AWS plan, destroy
 demo: install
-	$(BIN)/emd plan --model-id Qwen2.5-7B-Instruct -i g5.2xlarge -e vllm -s sagemaker_realtime --region us-east-1
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
 
 bench: install
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""CDK entry point (thin): read context, build Deployment objects, instantiate stacks.
+"""CDK entry point (thin): read context, build Deployment objects, instantiate stacks. `npx cdk` starts it
+through cdk_launcher.py, which picks the Python that has EMD's dependencies.
 
 npx cdk synth                                   # EMD-Bootstrap + EMD-Gateway
 npx cdk deploy EMD-Bootstrap -c region=us-west-2
@@ -18,20 +19,22 @@ import emd_constructs  # noqa: F401  (sets JSII_NODE before aws_cdk is imported)
 import aws_cdk as cdk
 
 # isort: on
-from emd_stacks.context import parse_context
+from emd_stacks.context import APP_CONTEXT_KEYS, parse_context, refuse_unknown_context, shipped_context
+from emd_stacks.model_context import MODEL_CONTEXT_KEYS, model_context
 from model_specs.errors import EmdUserError
 
 
 def main() -> None:
-    app = cdk.App()
+    shipped = shipped_context()
+    app = cdk.App(context=shipped)  # the feature flags `emd plan` uses too; -c values override them
     try:
+        known = (*APP_CONTEXT_KEYS, *MODEL_CONTEXT_KEYS, *shipped)
+        refuse_unknown_context(app.node.get_all_context(), known)
         config = parse_context(app.node.try_get_context)
         env = cdk.Environment(account=config.account, region=config.region)
 
         # --- model stack (emd_stacks.model) ---
         # -c model_id=... synthesizes exactly one model stack and nothing else
-        from emd_stacks.model_context import model_context
-
         model = model_context(app.node.try_get_context, region=config.region)
         if model is not None:
             from emd_stacks.model import ModelStack

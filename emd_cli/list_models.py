@@ -16,54 +16,31 @@ def supported_models(
     model_type: str | None = None, region: str | None = None, engine: str | None = None
 ) -> list[dict[str, Any]]:
     """One stable-keyed dict per model. With a region, only models that can be deployed there are kept
-    (China flag and a catalogued instance that fits); with an engine, only models that run on it."""
-    from model_specs import compat
-    from model_specs.catalogue import catalogue
+    (China flag and a catalogued instance that fits); with an engine, only models that run on it.
+    Read from the compiled catalogue (model_specs.compiled): no YAML parsing, no pydantic, no rule evaluated
+    twice for the same packaged catalogue."""
+    from model_specs.compiled import compiled
     from model_specs.errors import unknown_value_error
     from model_specs.regions import region_info
-    from model_specs.schema import ServiceType
 
-    cat = catalogue()
     if model_type is not None and model_type not in MODEL_TYPES:
         raise unknown_value_error("model type", model_type, MODEL_TYPES)
-    eng = cat.engine(engine) if engine is not None else None
+    comp = compiled()
+    if engine is not None and engine not in comp.engines:
+        raise unknown_value_error("engine type", engine, comp.engines)
     where = region_info(default_region(region))
+    chosen = [
+        (m, engine or m["default_engine"])
+        for m in comp.models
+        if (not model_type or m["type"] == model_type) and (engine is None or engine in m["engines"])
+    ]
+    smallest = comp.smallest_instances(where.name, ((m["model_id"], e) for m, e in chosen))
     rows = []
-    for m in sorted(cat.models.values(), key=lambda m: (m.type.value, m.id.lower())):
-        if model_type and m.type.value != model_type:
+    for m, e in chosen:
+        name = smallest[(m["model_id"], e)]
+        if region is not None and (name is None or (where.is_china and not m["allow_china_region"])):
             continue
-        if eng is not None and eng.name not in m.engines:
-            continue
-        if eng is None:
-            smallest = compat.smallest_instance(cat, m, where.name)
-        else:
-            smallest = next(
-                (
-                    found[0]
-                    for svc in (ServiceType.sagemaker_realtime, ServiceType.ec2)
-                    if (found := compat.fitting_instances(cat, m, eng, svc, where.name))
-                ),
-                None,
-            )
-        if region is not None and (smallest is None or (where.is_china and not m.allow_china_region)):
-            continue
-        rows.append(
-            {
-                "model_id": m.id,
-                "type": m.type.value,
-                "params_b": m.params_b,
-                "dtype": m.dtype,
-                "weights_gib": round(m.weights_gib, 2),
-                "context_length": m.context_length,
-                "engines": list(m.engines),
-                "default_engine": m.default_engine,
-                "smallest_instance": smallest.name if smallest else None,
-                "allow_china_region": m.allow_china_region,
-                "hf_id": m.hf_id,
-                "modelscope_id": m.modelscope_id,
-                "description": m.description,
-            }
-        )
+        rows.append({**m, "smallest_instance": name})
     return rows
 
 
@@ -101,19 +78,23 @@ def list_supported_models(
     if as_json:
         click.echo(json.dumps({"region": where, "models": rows}, indent=2))
         return
-    from rich.console import Console
-    from rich.table import Table
+    from emd_cli.text_table import format_table
 
-    table = Table(title=f"EMD supported models ({len(rows)}; smallest instance in {where})")
-    for col in ("model", "type", "size", "engines", "smallest instance", "China"):
-        table.add_column(col, overflow="fold", no_wrap=col == "model")
-    for r in rows:
-        table.add_row(
+    header = ("MODEL", "TYPE", "SIZE", "ENGINES", "SMALLEST INSTANCE", "CHINA")
+    cells = [
+        (
             r["model_id"],
             r["type"],
-            f"{r['params_b']:g}B {r['dtype']} ({r['weights_gib']:.1f} GiB)",
+            f"{r['params_b']:g}B"
+            + (f" ({r['active_params_b']:g}B active, {r['experts']} experts)" if r["active_params_b"] else "")
+            + f" {r['dtype']} ({r['weights_gib']:.1f} GiB), {r['num_layers']} layers,"
+            + f" ctx {r['context_length']}"
+            + (", reasoning" if r["reasoning"] else ""),
             ", ".join(r["engines"]),
             r["smallest_instance"] or "-",
             "yes" if r["allow_china_region"] else "no",
         )
-    Console(width=max(Console().width, 120)).print(table)
+        for r in rows
+    ]
+    title = f"EMD supported models ({len(rows)}; smallest instance in {where})"
+    click.echo(format_table(title, header, cells, fold=(header.index("SIZE"), header.index("ENGINES"))))

@@ -1,28 +1,42 @@
-"""`emd`: the click application. Command modules import the catalogue and rich lazily, so `emd --help` stays
-cheap; nothing here imports aws_cdk or boto3 (plan imports emd_stacks only to synthesize)."""
+"""`emd`: the click application. A command's module is imported only when that command runs (or for --help),
+and command modules import the catalogue and rich lazily; nothing here imports aws_cdk or boto3 (plan imports
+emd_stacks only to synthesize)."""
 
 from __future__ import annotations
 
+import importlib
 import sys
-from importlib import metadata
 
 import click
 
-from emd_cli.cost_cmd import cost
 from emd_cli.errors import UserError
-from emd_cli.list_models import list_supported_models
-from emd_cli.plan import plan
 
-
-def _version() -> str:
-    try:
-        return metadata.version("emd")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
+# command -> "module:attribute". Imported on first use, so one command's imports (the lifecycle's rich,
+# secrets, openai …) never slow down another: `emd list-supported-models` loads only its own module.
+COMMANDS = {
+    "list-supported-models": "emd_cli.list_models:list_supported_models",
+    "cost": "emd_cli.cost_cmd:cost",
+    "plan": "emd_cli.plan:plan",
+    "deploy": "emd_cli.deploy:deploy",
+    "status": "emd_cli.status:status",
+    "invoke": "emd_cli.invoke:invoke",
+    "destroy": "emd_cli.destroy:destroy",
+    "keys": "emd_cli.keys:keys",
+}
 
 
 class EmdGroup(click.Group):
-    """Turns EmdUserError (a user mistake found in model_specs) into exit code 2 with its message."""
+    """Turns EmdUserError (a user mistake found in model_specs) into exit code 2 with its message, and
+    TargetError (a deployment that failed after it started; already cleaned up) into exit code 1."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS and cmd_name not in self.commands:
+            module, attribute = COMMANDS[cmd_name].split(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
         from model_specs.errors import CatalogueError, EmdUserError
@@ -33,6 +47,12 @@ class EmdGroup(click.Group):
             raise UserError(str(exc)) from None
         except CatalogueError as exc:
             raise click.ClickException(f"the packaged catalogue is invalid (a bug in EMD): {exc}") from None
+        except Exception as exc:
+            from emd_cli.targets.base import TargetError  # the error path only: it imports secrets (OpenSSL)
+
+            if isinstance(exc, TargetError):
+                raise click.ClickException(str(exc)) from None
+            raise
 
 
 @click.group(
@@ -40,19 +60,21 @@ class EmdGroup(click.Group):
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
     epilog="""\b
 Examples:
+  emd deploy --model-id SmolLM2-135M-Instruct-GGUF -s local
+  emd invoke SmolLM2-135M-Instruct-GGUF/dev
+  emd status
+  emd destroy SmolLM2-135M-Instruct-GGUF/dev
   emd list-supported-models --type llm --region cn-north-1
   emd cost --model-id Qwen2.5-7B-Instruct -i g5.2xlarge -s sagemaker_realtime
   emd plan --model-id Qwen2.5-7B-Instruct -i g5.2xlarge -e vllm -s sagemaker_realtime
 """,
 )
-@click.version_option(_version(), "--version", "-V", prog_name="emd", message="%(prog)s %(version)s")
+# the version is looked up only when asked: importlib.metadata costs every other command ~15 ms
+@click.version_option(
+    None, "--version", "-V", package_name="emd", prog_name="emd", message="%(prog)s %(version)s"
+)
 def cli() -> None:
     """EMD deploys open models to AWS behind an OpenAI-compatible, API-key-protected endpoint."""
-
-
-cli.add_command(list_supported_models)
-cli.add_command(cost)
-cli.add_command(plan)
 
 
 def main(argv: list[str] | None = None) -> int:

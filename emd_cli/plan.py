@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
-from emd_cli.cost_cmd import _catalogue_names, model_options
-from emd_cli.options import default_region, json_option, region_option, require
+from emd_cli.cost_cmd import model_options
+from emd_cli.options import json_option, region_option
 
 
 def plan_facts(dep: Any) -> dict[str, Any]:
@@ -129,18 +129,21 @@ def plan(
                --extra-params '{"service_params": {"min_capacity": 1, "max_capacity": 4}}' --no-synth
       emd plan --model-id SmolLM2-135M-Instruct-GGUF -i m7i.xlarge -e llama.cpp -s ec2 --json
     """
+    from emd_cli.resolve import resolve
     from model_specs.cost import estimate_cost
-    from model_specs.deployment import resolve_deployment
 
-    dep = resolve_deployment(
-        model_id=require(model_id, "--model-id", _catalogue_names("model")),
-        instance_type=require(instance_type, "--instance-type", _catalogue_names("instance")),
+    dep = resolve(
+        model_id=model_id,
+        service_type=service_type,
+        instance_type=instance_type,
         engine_type=engine_type,
-        service_type=require(service_type, "--service-type", _catalogue_names("service")),
-        region=default_region(region),
         model_tag=model_tag,
+        region=region,
         extra_params=extra_params,
     )
+    if dep.service_type.value == "local":
+        _plan_local(dep, as_json)
+        return
     facts = plan_facts(dep)
     est = estimate_cost(
         region=dep.region,
@@ -154,9 +157,7 @@ def plan(
         _print_plan(facts, est)
     template: Path | None = None
     synth_status = "skipped (--no-synth)"
-    if synth and dep.service_type.value == "local":
-        synth_status = "no model stack: service type local runs on this machine"
-    elif synth:
+    if synth:
         template = synthesize(dep, outdir)
         synth_status = "synthesized" if template is not None else "model stack synthesis not available"
     if as_json:
@@ -175,6 +176,28 @@ def plan(
         click.echo(f"Template: {template}")
     else:
         click.echo(f"Model stack: {synth_status}")
+
+
+def _plan_local(dep: Any, as_json: bool) -> None:
+    """-s local: checked against this machine; no stack, no secret, no image, no cost."""
+    from emd_cli.resolve import local_plan
+
+    rows = local_plan(dep)
+    if as_json:
+        data = {k.lower().replace(" ", "_"): v for k, v in rows.items()}
+        click.echo(json.dumps({**data, "service_type": "local", "engine_type": dep.engine_type}, indent=2))
+        return
+    from rich.table import Table
+
+    from emd_cli.render import console
+
+    table = Table(title=f"Plan: {dep.route} on this machine (local)", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value", overflow="fold")
+    for k, v in rows.items():
+        table.add_row(k, v)
+    console().print(table)
+    click.echo(f"Deploy it: emd deploy --model-id {dep.model_id} -s local --model-tag {dep.model_tag}")
 
 
 def _print_plan(facts: dict[str, Any], est: Any) -> None:

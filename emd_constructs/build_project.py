@@ -18,6 +18,7 @@ from constructs import Construct
 
 from emd_constructs.artifacts import SOURCE_KEY
 from emd_constructs.nag import acknowledge
+from model_specs.registry import PARAM_BASE_IMAGE_MIRROR
 
 BUILDSPEC_PATH = Path(__file__).resolve().parent.parent / "serving" / "build" / "buildspec.yml"
 HF_TOKEN_SECRET_NAME = "emd/hf-token"
@@ -41,6 +42,7 @@ class BuildProject(Construct):
         timeout: cdk.Duration,
         weights_hub: str,
         pip_index_url: str | None = None,
+        base_image_mirror: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
@@ -62,6 +64,7 @@ class BuildProject(Construct):
             "EMD_PARTITION": stack.partition,
             "EMD_WEIGHTS_HUB": weights_hub,
             "EMD_HF_TOKEN_SECRET": HF_TOKEN_SECRET_NAME,
+            "EMD_BASE_IMAGE_MIRROR_PARAM": PARAM_BASE_IMAGE_MIRROR,
         }
         if pip_index_url:
             env["PIP_INDEX_URL"] = pip_index_url
@@ -100,9 +103,46 @@ class BuildProject(Construct):
                 ],
             )
         )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["ssm:GetParameter"],
+                resources=[
+                    stack.format_arn(
+                        service="ssm", resource="parameter", resource_name=PARAM_BASE_IMAGE_MIRROR.lstrip("/")
+                    )
+                ],
+            )
+        )
+        if base_image_mirror:
+            _grant_mirror_pull(stack, role, base_image_mirror)
         acknowledge(
             self.project,
             "AwsSolutions-CB3",
             "Privileged mode is required to run the Docker daemon that builds the engine "
             "image; the build runs only EMD's own buildspec from the repository.",
+        )
+
+
+def _grant_mirror_pull(stack: cdk.Stack, role: iam.IRole, mirror: str) -> None:
+    """A mirror that is an ECR pull-through cache of this account: pull (and import on first pull) from the
+    repositories under its prefixes. Other mirrors are public registries and need no grant."""
+    prefixes = [item.split("=", 1)[-1] for item in mirror.split(",")]
+    resources = []
+    for prefix in prefixes:
+        host, _, path = prefix.strip().rstrip("/").partition("/")
+        if ".dkr.ecr." in host:
+            name = f"{path}/*" if path else "*"
+            resources.append(stack.format_arn(service="ecr", resource="repository", resource_name=name))
+    if resources:
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "ecr:BatchGetImage",
+                    "ecr:GetDownloadUrlForLayer",
+                    "ecr:BatchCheckLayerAvailability",
+                    "ecr:BatchImportUpstreamImage",
+                    "ecr:CreateRepository",
+                ],
+                resources=resources,
+            )
         )

@@ -1,11 +1,11 @@
 """An engine on a single EC2 instance: ECS-optimized GPU AMI (Docker + NVIDIA runtime, no ECS agent use) from
-its
-public SSM parameter, a systemd unit that copies the weights, pulls the engine image and runs it with
+its public SSM parameter, a systemd unit that copies the weights, pulls the engine image and runs it with
 Restart=always; reachable only from the gateway's security group on the engine port; Session Manager, no SSH
-key;
-IMDSv2 (hop limit 2 so the weights container can reach the instance credentials); encrypted gp3. Images are
-pulled with Amazon ECR's Docker credential helper from the Amazon Linux repositories and the weights copied by
-the engine image itself: nothing comes from a public registry (unreachable from China regions)."""
+key; IMDSv2 with hop limit 1: the weights copy runs with host networking (no extra hop) and reads the
+instance role's credentials, the engine container runs on Docker's bridge (one hop more) and cannot;
+encrypted gp3. Images are pulled with Amazon ECR's Docker credential helper from the Amazon Linux repositories
+and the weights copied by the engine image itself: nothing comes from a public registry (unreachable from
+China regions)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from emd_constructs.gpu_host import FETCH_WEIGHTS, docker_device_flags, machine_
 from emd_constructs.model_alarms import UnhealthyAlarm
 from emd_constructs.model_artifacts import ModelArtifacts
 from emd_constructs.model_network import ModelNetwork
+from emd_constructs.tagging import MODEL_ID_KEY, TAG_KEY
 from model_specs.deployment import Deployment
 
 UNIT = "emd-engine"
@@ -133,16 +134,25 @@ class Ec2ModelInstance(Construct):
         )
         # the subnet decides the AZ; CDK would render its imported placeholder
         self.instance.instance.add_property_deletion_override("AvailabilityZone")
-        # IMDSv2 required, with one extra hop so the weights container can read the instance role's
-        # credentials
+        # IMDSv2 required, hop limit 1: only processes in the host's network namespace (the Docker daemon,
+        # the host-network weights copy) reach the instance role's credentials, not the engine container
         metadata = ec2.CfnLaunchTemplate(
             self,
             "MetadataOptions",
             launch_template_data=ec2.CfnLaunchTemplate.LaunchTemplateDataProperty(
                 metadata_options=ec2.CfnLaunchTemplate.MetadataOptionsProperty(
-                    http_tokens="required", http_put_response_hop_limit=2, http_endpoint="enabled"
+                    http_tokens="required", http_put_response_hop_limit=1, http_endpoint="enabled"
                 )
             ),
+            tag_specifications=[
+                ec2.CfnLaunchTemplate.LaunchTemplateTagSpecificationProperty(
+                    resource_type="launch-template",
+                    tags=[
+                        cdk.CfnTag(key=MODEL_ID_KEY, value=d.model_id),
+                        cdk.CfnTag(key=TAG_KEY, value=d.model_tag),
+                    ],
+                )
+            ],
         )
         self.instance.instance.launch_template = ec2.CfnInstance.LaunchTemplateSpecificationProperty(
             launch_template_id=metadata.ref, version=metadata.attr_latest_version_number

@@ -6,6 +6,12 @@ a real health check on /ping, Cloud Map registration for the gateway, and task a
 
 A 'weights' init container (the engine image's `fetch-weights`, so no public image is pulled) copies the
 weights from S3 to a host volume mounted at /opt/ml/model; the engine container starts after it succeeded.
+
+Credentials: tasks get theirs from their task role through the ECS agent (169.254.170.2); they cannot reach
+the instance role: IMDSv2 with hop limit 1 and ECS_AWSVPC_BLOCK_IMDS (awsvpc task interfaces would otherwise
+reach the metadata service directly). The agent itself runs with host networking, one hop away. The host
+role may only register its instance with its own cluster: image pulls and awslogs use the task execution role
+(ECS_ENABLE_AWSLOGS_EXECUTIONROLE_OVERRIDE), so it writes no log at all.
 """
 
 from __future__ import annotations
@@ -74,15 +80,20 @@ class EcsModelService(Construct):
         host_sg = ec2.SecurityGroup(
             self, "HostSecurityGroup", vpc=network.vpc, description=f"EMD ECS hosts {d.route}: no ingress"
         )
-        host_role = iam.Role(self, "HostRole", assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"))
+        self.host_role = iam.Role(
+            self, "HostRole", assumed_by=iam.ServicePrincipal("ec2.amazonaws.com")
+        )
+        user_data = ec2.UserData.for_linux()
         template = ec2.LaunchTemplate(
             self,
             "LaunchTemplate",
             instance_type=ec2.InstanceType(inst.name),
             machine_image=machine_image(d),
-            role=host_role,
+            # aws-cdk-lib would add ecr:GetAuthorizationToken and logs:CreateLogStream/PutLogEvents on "*" to
+            # the ASG's role: it gets an immutable view, and the real role only what the agent needs (below)
+            role=self.host_role.without_policy_updates(),
             security_group=host_sg,
-            user_data=ec2.UserData.for_linux(),
+            user_data=user_data,
             require_imdsv2=True,
             http_put_response_hop_limit=1,
             block_devices=[root_volume(d)],
@@ -107,6 +118,11 @@ class EcsModelService(Construct):
             target_capacity_percent=100,
         )
         self.cluster.add_asg_capacity_provider(self.capacity_provider)
+        user_data.add_commands(
+            "echo ECS_AWSVPC_BLOCK_IMDS=true >> /etc/ecs/ecs.config",
+            "echo ECS_ENABLE_AWSLOGS_EXECUTIONROLE_OVERRIDE=true >> /etc/ecs/ecs.config",
+        )
+        grant_container_instance(self.host_role, self.cluster)
 
         task = ecs.Ec2TaskDefinition(self, "Task", network_mode=ecs.NetworkMode.AWS_VPC)
         task.add_volume(name="weights", host=ecs.Host(source_path=f"/opt/emd/{d.slug}"))
@@ -239,3 +255,31 @@ class EcsModelService(Construct):
             comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
             description=f"{d.route}: fewer healthy engine tasks than desired for 15 minutes",
         )
+
+
+def grant_container_instance(role: iam.IRole, cluster: ecs.ICluster) -> None:
+    """The ECS agent's calls: register with this cluster and poll it (DiscoverPollEndpoint takes no ARN)."""
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=[
+                "ecs:RegisterContainerInstance",
+                "ecs:DeregisterContainerInstance",
+                "ecs:Submit*",
+            ],
+            resources=[cluster.cluster_arn],
+        )
+    )
+    role.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=["ecs:Poll", "ecs:StartTelemetrySession"],
+            resources=[
+                cdk.Stack.of(cluster).format_arn(
+                    service="ecs", resource="container-instance", resource_name=f"{cluster.cluster_name}/*"
+                )
+            ],
+            conditions={"ArnEquals": {"ecs:cluster": cluster.cluster_arn}},
+        )
+    )
+    role.add_to_principal_policy(
+        iam.PolicyStatement(actions=["ecs:DiscoverPollEndpoint"], resources=["*"])
+    )

@@ -12,11 +12,20 @@ from model_specs.deployment import Deployment
 ENGINE_PORT = 8080
 MODEL_DIR = "/opt/ml/model"
 HEALTH_PATH = "/ping"
+# The weights are on local disk before the engine starts (SageMaker stages them; ECS/EC2 copy them first):
+# no engine needs the hub or a usage-statistics endpoint, and SageMaker models run network-isolated. The
+# catalogue's or the user's engine environment may override these.
+OFFLINE_ENVIRONMENT = {
+    "HF_HUB_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "VLLM_NO_USAGE_STATS": "1",
+    "DO_NOT_TRACK": "1",
+}
 
 
 def engine_environment(deployment: Deployment, model_dir: str = MODEL_DIR) -> dict[str, str]:
-    """Catalogue + user engine environment, then the adapter's EMD_* variables (those win)."""
-    env = deployment.engine_environment()
+    """Offline defaults, catalogue + user engine environment, then the adapter's EMD_* variables (win)."""
+    env = {**OFFLINE_ENVIRONMENT, **deployment.engine_environment()}
     env.update(
         {
             "EMD_ENGINE": deployment.engine_type,

@@ -1,6 +1,8 @@
 """The gateway: ECS Fargate service (arm64 where offered) behind an Application Load Balancer.
 
-HTTP by default; with a certificate an HTTPS listener (TLS 1.2+/1.3 policy) and HTTP redirects to it.
+How clients reach it is an Exposure (emd_constructs.gateway_edge): an internal ALB by default, CloudFront
+HTTPS, an internet-facing HTTPS listener (TLS 1.2+/1.3 policy, no port 80: a client that mistakenly uses
+http:// fails to connect instead of sending its key in clear), or internet-facing HTTP only when asked for.
 Health check GET /health; autoscaling on ALB requests per target; deployment circuit breaker with rollback.
 The task role reads only the deployment registry (/emd/models/*), API-key secrets under emd/, and invokes
 only EMD SageMaker endpoints.
@@ -21,11 +23,12 @@ import aws_cdk.aws_logs as logs
 import aws_cdk.aws_s3 as s3
 from constructs import Construct
 
+from emd_constructs.gateway_edge import CloudFrontEdge, Exposure
 from emd_constructs.hygiene import set_depends_on
 from emd_constructs.nag import acknowledge
 from emd_constructs.regional import RegionalFacts
 from model_specs.errors import EmdUserError
-from model_specs.registry import ASYNC_IO_PREFIX, REGISTRY_PREFIX, SECRET_PREFIX
+from model_specs.registry import API_KEY_SECRETS_ARN_NAME, ASYNC_IO_PREFIX, REGISTRY_PREFIX
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 GATEWAY_DOCKERFILE = "serving/gateway/Dockerfile"
@@ -76,7 +79,7 @@ class GatewayService(Construct):
         facts: RegionalFacts,
         certificate_arn: str | None,
         allowed_cidrs: tuple[str, ...],
-        internal: bool,
+        exposure: Exposure,
         scaling: GatewayScaling | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -106,19 +109,18 @@ class GatewayService(Construct):
             description="EMD gateway load balancer",
             allow_all_outbound=False,
         )
-        ports = [443, 80] if certificate_arn else [80]
-        for cidr in allowed_cidrs or ("0.0.0.0/0",):
-            peer = ec2.Peer.ipv6(cidr) if ":" in cidr else ec2.Peer.ipv4(cidr)
-            for port in ports:
-                self.alb_security_group.add_ingress_rule(peer, ec2.Port.tcp(port), f"clients {cidr}")
+        port = 443 if certificate_arn else 80
+        for peer in _client_peers(vpc, exposure, allowed_cidrs):
+            self.alb_security_group.add_ingress_rule(peer, ec2.Port.tcp(port), "EMD gateway clients")
+        public = exposure.internet_facing_alb
         self.alb = elbv2.ApplicationLoadBalancer(
             self,
             "Alb",
             vpc=vpc,
-            internet_facing=not internal,
+            internet_facing=public,
             vpc_subnets=ec2.SubnetSelection(
-                subnets=task_subnets if internal else None,
-                subnet_type=None if internal else ec2.SubnetType.PUBLIC,
+                subnets=None if public else task_subnets,
+                subnet_type=ec2.SubnetType.PUBLIC if public else None,
             ),
             security_group=self.alb_security_group,
             drop_invalid_header_fields=True,
@@ -183,7 +185,6 @@ class GatewayService(Construct):
                 ssl_policy=facts.ssl_policy,
                 open=False,
             )
-            self.alb.add_redirect(source_port=80, target_port=443, open=False)
         else:
             listener = self.alb.add_listener(
                 "Http", port=80, protocol=elbv2.ApplicationProtocol.HTTP, open=False
@@ -210,12 +211,28 @@ class GatewayService(Construct):
             requests_per_target=scaling.requests_per_target,
             target_group=self.target_group,
         )
-        scheme = "https" if certificate_arn else "http"
-        self.url = f"{scheme}://{self.alb.load_balancer_dns_name}"
+        self.edge: CloudFrontEdge | None = None
+        if exposure is Exposure.CLOUDFRONT:
+            self.edge = CloudFrontEdge(self, "Edge", alb=self.alb)
+            self.url = self.edge.url
+        else:
+            scheme = "https" if certificate_arn else "http"
+            self.url = f"{scheme}://{self.alb.load_balancer_dns_name}"
+
+
+def _client_peers(vpc: ec2.IVpc, exposure: Exposure, allowed_cidrs: tuple[str, ...]) -> list[ec2.IPeer]:
+    """Who may open a connection to the ALB: the given CIDRs; else the world for an internet-facing ALB, the
+    VPC for an internal one (CloudFront's VPC-origin interfaces live in the ALB's subnets)."""
+    if allowed_cidrs:
+        return [ec2.Peer.ipv6(c) if ":" in c else ec2.Peer.ipv4(c) for c in allowed_cidrs]
+    if exposure.internet_facing_alb:
+        return [ec2.Peer.any_ipv4()]
+    return [ec2.Peer.ipv4(vpc.vpc_cidr_block)]
 
 
 def grant_gateway_access(role: iam.IRole, stack: cdk.Stack) -> None:
-    """Registry read, API-key secrets read, EMD SageMaker endpoints invoke, async request objects under
+    """Registry read, API-key secrets read (emd/<model-id>/<tag>/api-key only: never emd/hf-token), EMD
+    SageMaker endpoints invoke, async request objects under
     emd-async/ in this account's buckets: nothing else."""
     registry = REGISTRY_PREFIX.lstrip("/")
     role.add_to_principal_policy(
@@ -236,7 +253,7 @@ def grant_gateway_access(role: iam.IRole, stack: cdk.Stack) -> None:
                 stack.format_arn(
                     service="secretsmanager",
                     resource="secret",
-                    resource_name=f"{SECRET_PREFIX}/*",
+                    resource_name=API_KEY_SECRETS_ARN_NAME,
                     arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
                 )
             ],

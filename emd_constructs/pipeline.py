@@ -12,14 +12,13 @@ import aws_cdk as cdk
 import aws_cdk.aws_codebuild as codebuild
 import aws_cdk.aws_codepipeline as codepipeline
 import aws_cdk.aws_codepipeline_actions as actions
-import aws_cdk.aws_ecr as ecr
 import aws_cdk.aws_iam as iam
 import aws_cdk.aws_s3 as s3
 from constructs import Construct
 
 from emd_constructs.artifacts import SOURCE_KEY
+from emd_constructs.deploy_role_policy import model_stack_statements
 from model_specs.deployment import STACK_PREFIX
-from model_specs.registry import REGISTRY_PREFIX, SECRET_PREFIX
 
 PIPELINE_NAME = "EMD-Pipeline"
 SOURCE_ACTION_NAME = "Bundle"
@@ -41,8 +40,8 @@ class DeployPipeline(Construct):
         *,
         bucket: s3.IBucket,
         project: codebuild.IProject,
-        repository: ecr.IRepository,
         boundary: iam.IManagedPolicy,
+        china: bool,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
@@ -52,8 +51,23 @@ class DeployPipeline(Construct):
             assumed_by=iam.ServicePrincipal("cloudformation.amazonaws.com"),
             description="Creates and updates EMD model stacks (EMD-Model-*) only",
         )
-        for statement in model_stack_statements(stack, bucket, repository, boundary):
-            self.cfn_role.add_to_policy(statement)
+        groups = model_stack_statements(
+            stack,
+            bucket=bucket,
+            artifact_prefix=f"{PIPELINE_NAME[:20]}/",
+            boundary=boundary,
+            china=china,
+        )
+        self.cfn_policies = [
+            iam.ManagedPolicy(
+                self,
+                f"ModelStack{name}",
+                description=f"EMD model stacks: {name}",
+                statements=statements,
+                roles=[self.cfn_role],
+            )
+            for name, statements in groups.items()
+        ]
 
         bundle = codepipeline.Artifact("Bundle")
         deploy_inputs = codepipeline.Artifact("DeployInputs")
@@ -122,7 +136,6 @@ class DeployPipeline(Construct):
             iam.PolicyStatement(actions=["iam:PassRole"], resources=[self.cfn_role.role_arn])
         )
         bucket.grant_read(deploy_action_role)
-        bucket.grant_read(self.cfn_role)
         self.pipeline.add_stage(
             stage_name="Deploy",
             actions=[
@@ -142,221 +155,3 @@ class DeployPipeline(Construct):
                 )
             ],
         )
-
-
-def model_stack_statements(
-    stack: cdk.Stack, bucket: s3.IBucket, repository: ecr.IRepository, boundary: iam.IManagedPolicy
-) -> list[iam.PolicyStatement]:
-    """What CloudFormation may do while deploying a model stack: its services' resources, IAM roles only
-    with the permissions boundary, SSM registry parameters only under /emd/models/."""
-
-    def arn(service: str, resource: str, name: str, region: bool = True, account: bool = True) -> str:
-        return stack.format_arn(
-            service=service,
-            resource=resource,
-            resource_name=name,
-            region=None if region else "",
-            account=None if account else "",
-        )
-
-    model_roles = arn("iam", "role", f"{STACK_PREFIX}*", region=False)
-    model_profiles = arn("iam", "instance-profile", f"{STACK_PREFIX}*", region=False)
-    return [
-        iam.PolicyStatement(
-            sid="ModelStacksOnly",
-            actions=["cloudformation:DescribeStacks"],
-            resources=[arn("cloudformation", "stack", f"{STACK_PREFIX}*/*")],
-        ),
-        iam.PolicyStatement(
-            sid="ModelServices",
-            actions=[
-                "sagemaker:*",
-                "ecs:*",
-                "autoscaling:*",
-                "application-autoscaling:*",
-                "cloudwatch:*",
-                "sns:*",
-                "servicediscovery:*",
-                "logs:CreateLogGroup",
-                "logs:DeleteLogGroup",
-                "logs:PutRetentionPolicy",
-                "logs:DeleteRetentionPolicy",
-                "logs:TagResource",
-                "logs:UntagResource",
-                "logs:TagLogGroup",
-                "logs:DescribeLogGroups",
-                "logs:ListTagsForResource",
-                "ec2:Describe*",
-                "ec2:CreateSecurityGroup",
-                "ec2:DeleteSecurityGroup",
-                "ec2:AuthorizeSecurityGroupIngress",
-                "ec2:AuthorizeSecurityGroupEgress",
-                "ec2:RevokeSecurityGroupIngress",
-                "ec2:RevokeSecurityGroupEgress",
-                "ec2:CreateLaunchTemplate",
-                "ec2:CreateLaunchTemplateVersion",
-                "ec2:DeleteLaunchTemplate",
-                "ec2:DeleteLaunchTemplateVersions",
-                "ec2:ModifyLaunchTemplate",
-                "ec2:RunInstances",
-                "ec2:TerminateInstances",
-                "ec2:StartInstances",
-                "ec2:StopInstances",
-                "ec2:ModifyInstanceAttribute",
-                "ec2:CreateTags",
-                "ec2:DeleteTags",
-                "ec2:CreateNetworkInterface",
-                "ec2:DeleteNetworkInterface",
-                "ec2:AssociateIamInstanceProfile",
-                "ec2:DisassociateIamInstanceProfile",
-                "ec2:ReplaceIamInstanceProfileAssociation",
-                "ssm:GetParameters",
-                "ssm:GetParameter",
-                "secretsmanager:DescribeSecret",
-                "kms:DescribeKey",
-                "kms:CreateGrant",
-                "kms:Decrypt",
-                "kms:GenerateDataKey*",
-            ],
-            resources=["*"],
-        ),
-        iam.PolicyStatement(
-            sid="RegistryParameters",
-            actions=[
-                "ssm:PutParameter",
-                "ssm:DeleteParameter",
-                "ssm:AddTagsToResource",
-                "ssm:RemoveTagsFromResource",
-                "ssm:ListTagsForResource",
-            ],
-            resources=[arn("ssm", "parameter", f"{REGISTRY_PREFIX.lstrip('/')}/*")],
-        ),
-        iam.PolicyStatement(
-            sid="ApiKeySecretsByName",
-            actions=["secretsmanager:GetSecretValue"],
-            resources=[
-                stack.format_arn(
-                    service="secretsmanager",
-                    resource="secret",
-                    resource_name=f"{SECRET_PREFIX}/*",
-                    arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-                )
-            ],
-        ),
-        iam.PolicyStatement(
-            sid="ModelStackFunctions",  # custom-resource Lambdas a model stack may contain
-            actions=[
-                "lambda:CreateFunction",
-                "lambda:DeleteFunction",
-                "lambda:GetFunction",
-                "lambda:GetFunctionConfiguration",
-                "lambda:UpdateFunctionCode",
-                "lambda:UpdateFunctionConfiguration",
-                "lambda:InvokeFunction",
-                "lambda:AddPermission",
-                "lambda:RemovePermission",
-                "lambda:TagResource",
-                "lambda:UntagResource",
-                "lambda:ListTags",
-            ],
-            resources=[
-                stack.format_arn(
-                    service="lambda",
-                    resource="function",
-                    resource_name=f"{STACK_PREFIX}*",
-                    arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-                )
-            ],
-        ),
-        iam.PolicyStatement(
-            sid="ModelStackBuckets",  # e.g. async-inference output; CloudFormation names them emd-model-...
-            actions=[
-                "s3:CreateBucket",
-                "s3:DeleteBucket",
-                "s3:PutBucket*",
-                "s3:GetBucket*",
-                "s3:PutEncryptionConfiguration",
-                "s3:GetEncryptionConfiguration",
-                "s3:PutLifecycleConfiguration",
-                "s3:GetLifecycleConfiguration",
-                "s3:ListBucket",
-            ],
-            resources=[
-                stack.format_arn(service="s3", resource=f"{STACK_PREFIX.lower()}*", region="", account="")
-            ],
-        ),
-        iam.PolicyStatement(
-            sid="ReadArtifacts",
-            actions=["s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket", "s3:GetBucketLocation"],
-            resources=[bucket.bucket_arn, bucket.arn_for_objects("*")],
-        ),
-        iam.PolicyStatement(
-            sid="ReadEngineImages",
-            actions=["ecr:DescribeImages", "ecr:DescribeRepositories", "ecr:BatchGetImage"],
-            resources=[repository.repository_arn],
-        ),
-        iam.PolicyStatement(
-            sid="CreateRolesOnlyWithBoundary",
-            actions=[
-                "iam:CreateRole",
-                "iam:PutRolePolicy",
-                "iam:AttachRolePolicy",
-                "iam:DetachRolePolicy",
-                "iam:DeleteRolePolicy",
-                "iam:PutRolePermissionsBoundary",
-            ],
-            resources=[model_roles],
-            conditions={"StringEquals": {"iam:PermissionsBoundary": boundary.managed_policy_arn}},
-        ),
-        iam.PolicyStatement(
-            sid="ManageModelRoles",
-            actions=[
-                "iam:GetRole",
-                "iam:GetRolePolicy",
-                "iam:DeleteRole",
-                "iam:TagRole",
-                "iam:UntagRole",
-                "iam:UpdateRole",
-                "iam:UpdateAssumeRolePolicy",
-                "iam:ListRolePolicies",
-                "iam:ListAttachedRolePolicies",
-                "iam:PassRole",
-            ],
-            resources=[model_roles],
-        ),
-        iam.PolicyStatement(
-            sid="ModelInstanceProfiles",
-            actions=[
-                "iam:CreateInstanceProfile",
-                "iam:DeleteInstanceProfile",
-                "iam:GetInstanceProfile",
-                "iam:AddRoleToInstanceProfile",
-                "iam:RemoveRoleFromInstanceProfile",
-                "iam:TagInstanceProfile",
-                "iam:UntagInstanceProfile",
-            ],
-            resources=[model_profiles],
-        ),
-        iam.PolicyStatement(
-            sid="ServiceLinkedRoles",
-            actions=["iam:CreateServiceLinkedRole"],
-            resources=[arn("iam", "role", "aws-service-role/*", region=False)],
-            conditions={
-                "StringLike": {
-                    "iam:AWSServiceName": [
-                        "sagemaker.amazonaws.com",
-                        "ecs.amazonaws.com",
-                        "autoscaling.amazonaws.com",
-                        "ecs.application-autoscaling.amazonaws.com",
-                        "sagemaker.application-autoscaling.amazonaws.com",
-                    ]
-                }
-            },
-        ),
-        iam.PolicyStatement(
-            sid="NeverRemoveTheBoundary",
-            effect=iam.Effect.DENY,
-            actions=["iam:DeleteRolePermissionsBoundary"],
-            resources=["*"],
-        ),
-    ]

@@ -107,6 +107,7 @@ class SageMakerAsyncEndpoint(Construct):
         policy = self.role.node.try_find_child("DefaultPolicy")
         if policy is not None:
             self.endpoint.node.add_dependency(policy)
+        model.hosted_by(self.endpoint)
 
         target = appscaling.ScalableTarget(
             self,

@@ -23,8 +23,10 @@ instance, downloads the weights and starts the engine: minutes, not seconds.
 
 from __future__ import annotations
 
+import aws_cdk as cdk
 import aws_cdk.aws_applicationautoscaling as appscaling
 import aws_cdk.aws_iam as iam
+import aws_cdk.aws_logs as logs
 import aws_cdk.aws_sagemaker as sagemaker
 from constructs import Construct
 
@@ -38,6 +40,7 @@ from model_specs.errors import EmdUserError
 from model_specs.schema import Accelerator, ModelType
 
 VARIANT_NAME = "AllTraffic"
+LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 MAX_TIMEOUT_SECONDS = 3600
 # target in-flight requests per instance (or per copy): LLM engines batch well up to about this many
 CONCURRENCY_TARGET = {ModelType.llm: 8, ModelType.vlm: 4}
@@ -66,18 +69,54 @@ def startup_timeouts(deployment: Deployment) -> dict[str, int]:
     }
 
 
+def inference_component_name(deployment: Deployment) -> str:
+    return f"{deployment.sagemaker_endpoint_name[:59]}-ic"
+
+
+def sagemaker_log_group_names(deployment: Deployment, scale_to_zero: bool) -> list[str]:
+    """Where SageMaker writes the containers' logs: per endpoint, and per inference component."""
+    names = [f"/aws/sagemaker/Endpoints/{deployment.sagemaker_endpoint_name}"]
+    if scale_to_zero:
+        names.append(f"/aws/sagemaker/InferenceComponents/{inference_component_name(deployment)}")
+    return names
+
+
 class SageMakerModel(Construct):
-    """CfnModel + execution role shared by the real-time and async endpoints."""
+    """CfnModel + execution role shared by the real-time and async endpoints, and the endpoint's log groups:
+    created here with 30-day retention (SageMaker would create them without retention, kept forever); the
+    endpoint depends on them, so they exist first and are deleted after it.
+
+    Network isolation: the container gets no network at all. Every engine (vllm, tgi, lmdeploy, llama.cpp,
+    ollama, text-embeddings-inference) serves the weights SageMaker copied to /opt/ml/model, with the hub
+    switched off (engine_environment), and the adapter calls no AWS API; SageMaker itself pulls the image,
+    stages the weights, reads async requests and writes answers and logs outside the container."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, deployment: Deployment, artifacts: ModelArtifacts
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        deployment: Deployment,
+        artifacts: ModelArtifacts,
+        scale_to_zero: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.role = sagemaker_execution_role(self, "ExecutionRole", artifacts)
+        self.log_groups = [
+            logs.LogGroup(
+                self,
+                f"Logs{i}",
+                log_group_name=name,
+                retention=LOG_RETENTION,
+                removal_policy=cdk.RemovalPolicy.DESTROY,
+            )
+            for i, name in enumerate(sagemaker_log_group_names(deployment, scale_to_zero))
+        ]
+        self.role = sagemaker_execution_role(self, "ExecutionRole", artifacts, self.log_groups)
         self.model = sagemaker.CfnModel(
             self,
             "Model",
             execution_role_arn=self.role.role_arn,
+            enable_network_isolation=True,
             primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
                 image=artifacts.image_uri,
                 environment=engine_environment(deployment),
@@ -92,6 +131,11 @@ class SageMakerModel(Construct):
         policy = self.role.node.try_find_child("DefaultPolicy")
         if policy is not None:
             self.model.node.add_dependency(policy)
+
+    def hosted_by(self, endpoint: sagemaker.CfnEndpoint) -> None:
+        """The endpoint starts after its log groups exist (and is deleted before them)."""
+        for group in self.log_groups:
+            endpoint.node.add_dependency(group)
 
 
 class SageMakerRealtimeEndpoint(Construct):
@@ -108,13 +152,16 @@ class SageMakerRealtimeEndpoint(Construct):
                 f"service_params.min_capacity=0 on sagemaker_realtime needs SageMaker inference components, "
                 f"which {d.region} does not offer; use min_capacity >= 1, or sagemaker_async (scales to zero)"
             )
-        model = SageMakerModel(self, "Model", deployment=d, artifacts=artifacts)
+        model = SageMakerModel(
+            self, "Model", deployment=d, artifacts=artifacts, scale_to_zero=self.scale_to_zero
+        )
         self.role: iam.Role = model.role
         self.inference_component_name: str | None = None
         if self.scale_to_zero:
             self._inference_component(d, model)
         else:
             self._classic(d, model)
+        model.hosted_by(self.endpoint)
 
     def _classic(self, d: Deployment, model: SageMakerModel) -> None:
         min_cap, max_cap, initial = capacity(d)
@@ -195,7 +242,7 @@ class SageMakerRealtimeEndpoint(Construct):
         instance = d.instance
         timeouts = startup_timeouts(d)
         devices = instance.gpus if instance.accelerator is not Accelerator.cpu else None
-        self.inference_component_name = f"{self.endpoint_name[:59]}-ic"
+        self.inference_component_name = inference_component_name(d)
         component = sagemaker.CfnInferenceComponent(
             self,
             "InferenceComponent",

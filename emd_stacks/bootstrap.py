@@ -19,6 +19,7 @@ from emd_constructs.regional import regional_facts
 from emd_constructs.tagging import tag_shared
 from emd_stacks.context import AppConfig
 from model_specs.registry import PARAM_ARTIFACT_BUCKET as PARAM_BUCKET
+from model_specs.registry import PARAM_BASE_IMAGE_MIRROR as PARAM_MIRROR
 from model_specs.registry import PARAM_BOUNDARY_ARN as PARAM_BOUNDARY
 from model_specs.registry import PARAM_CODEBUILD_PROJECT as PARAM_PROJECT
 from model_specs.registry import PARAM_ECR_REPOSITORY as PARAM_ECR
@@ -43,6 +44,7 @@ class BootstrapStack(cdk.Stack):
             retain_model_cache=config.retain_model_cache,
         )
         repo = EngineRepository(self, "EngineImages")
+        mirror = config.base_image_mirror
         build = BuildProject(
             self,
             "Build",
@@ -52,15 +54,18 @@ class BootstrapStack(cdk.Stack):
             timeout=cdk.Duration.minutes(config.codebuild_timeout_minutes),
             weights_hub=facts.weights_hub,
             pip_index_url=facts.pip_index_url,
+            base_image_mirror=mirror,
         )
-        boundary = ModelPermissionsBoundary(self, "ModelBoundary", bucket=store.bucket)
+        boundary = ModelPermissionsBoundary(
+            self, "ModelBoundary", bucket=store.bucket, repository=repo.repository
+        )
         deploy = DeployPipeline(
             self,
             "Deploy",
             bucket=store.bucket,
             project=build.project,
-            repository=repo.repository,
             boundary=boundary.policy,
+            china=facts.is_china,
         )
         self.bucket = store.bucket
         self.repository = repo.repository
@@ -69,6 +74,8 @@ class BootstrapStack(cdk.Stack):
         self.boundary = boundary.policy
         self.cfn_role = deploy.cfn_role
 
+        if mirror:  # read by the build's image step (serving/build/images.py)
+            ssm.StringParameter(self, "MirrorParam", parameter_name=PARAM_MIRROR, string_value=mirror)
         for cid, name, value in [
             ("BucketNameParam", PARAM_BUCKET, store.bucket.bucket_name),
             ("EcrRepositoryParam", PARAM_ECR, repo.repository.repository_name),
@@ -117,15 +124,19 @@ def _acknowledge_wildcards(
         default_policy(deploy.pipeline.role): f"Pipeline role: {bucket_objects}.",
         default_policy(deploy.deploy_action_role): f"Deploy action role: {bucket_objects}; stacks are "
         "addressed as stack/EMD-Model-*/* because the stack name is a pipeline variable.",
-        default_policy(deploy.cfn_role): "CloudFormation deploys model stacks whose resource names are "
-        "generated at deploy time (SageMaker endpoints/configs/models, ECS services, alarms, topics, "
-        "launch templates), so those service actions cannot be scoped to ARNs in advance; IAM is limited to "
-        "roles/instance profiles named EMD-Model-* and role creation requires the EMD permissions boundary; "
-        "SSM writes are limited to /emd/models/*, secrets to emd/*, S3 to the artifact bucket.",
+        **{
+            policy: "CloudFormation deploys model stacks (emd_constructs/deploy_role_policy.py): resources "
+            "named EMD-Model-* by CloudFormation, or any name in this account and region where a change or "
+            "delete needs the emd:model-id tag; Describe/List actions that take no resource ARN; registry "
+            "parameters /emd/models/*; roles only with the EMD permissions boundary."
+            for policy in deploy.cfn_policies
+        },
         boundary.policy: "A permissions boundary is a ceiling, not a grant: each model role policy scopes "
-        "these actions. Wildcard resources are needed where names are chosen later (user async output "
-        "paths, AWS Deep Learning Container images in AWS accounts, ECS agent, Session Manager and "
-        "CloudWatch APIs that take no resource ARN).",
+        "these actions to its deployment. Wildcards stand for names chosen per deployment (objects "
+        "under emd-async/ and given weights in this account's buckets, log groups EMD-Model-* and "
+        "/aws/sagemaker/*, ECS clusters and SNS topics EMD-Model-*) and APIs that take no resource ARN "
+        "(ecr:GetAuthorizationToken, ecs:DiscoverPollEndpoint, Session Manager, cloudwatch:PutMetricData "
+        "limited by namespace).",
     }
     for policy, reason in reasons.items():
         acknowledge_wildcards(policy, reason)

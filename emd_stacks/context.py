@@ -1,20 +1,49 @@
-"""Typed configuration from CDK context (-c key=value or cdk.json): every bad value becomes an
-EmdUserError naming the value and what is accepted; app.py prints it and exits 2."""
+"""CDK context: the feature flags EMD ships (cdk_context.json, for `npx cdk` and in-process synth alike), the
+keys a user may pass (-c key=value; anything else that is not CDK's own is refused with a did-you-mean), and
+their typed configuration. Every bad value becomes an EmdUserError naming the value and what is accepted;
+app.py prints it and exits 2."""
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aws_cdk.aws_codebuild as codebuild
 
-from model_specs.errors import EmdUserError, unknown_value_error
+from emd_constructs.gateway_edge import Exposure
+from model_specs.errors import EmdUserError, did_you_mean, unknown_value_error
+from model_specs.images import check_mirror
 from model_specs.regions import region_info
 
+# The one home of the context every EMD App starts from (feature flags): shipped as package data, read by
+# app.py (npx cdk) and emd_stacks.synth (emd plan, installed or not), so both synthesize the same templates.
+SHIPPED_CONTEXT_FILE = Path(__file__).with_name("cdk_context.json")
+# The keys parse_context reads (the model stack's are emd_stacks.model_context.MODEL_CONTEXT_KEYS).
+APP_CONTEXT_KEYS = (
+    "region",
+    "certificate_arn",
+    "cloudfront",
+    "allow_insecure_http",
+    "allowed_cidrs",
+    "internal_alb",
+    "vpc_id",
+    "retain_model_cache",
+    "codebuild_compute_type",
+    "codebuild_timeout_minutes",
+    "gateway",
+    "base_image_mirror",
+)
+# Context the cdk CLI and construct libraries put there themselves: feature flags (@aws-cdk/…, @cdklabs/…),
+# aws:cdk:* settings, aws-cdk:* and cdk-* keys, context-provider lookups cached in cdk.context.json
+# ('<provider>:account=…:region=…') and acknowledged notices. None of EMD's keys has a ':' or these prefixes.
+CDK_KEY_PREFIXES = ("@", "aws-cdk", "cdk-", "cdk:")
+CDK_PLAIN_KEYS = frozenset({"acknowledged-issue-numbers"})
 DEFAULT_REGION = "us-east-1"
 DEFAULT_TIMEOUT_MINUTES = 480
 MAX_TIMEOUT_MINUTES = 2160  # CodeBuild's limit (36 h)
@@ -39,11 +68,75 @@ class AppConfig:
     certificate_arn: str | None = None
     allowed_cidrs: tuple[str, ...] = ()
     internal_alb: bool = False
+    cloudfront: bool = False
+    allow_insecure_http: bool = False
     vpc_id: str | None = None
     retain_model_cache: bool = False
     codebuild_compute_type: codebuild.ComputeType = codebuild.ComputeType.LARGE
     codebuild_timeout_minutes: int = DEFAULT_TIMEOUT_MINUTES
     gateway: bool = True
+    # registry prefix the build pulls engine base images from (China regions: Docker Hub is unreachable)
+    base_image_mirror: str | None = None
+
+    @property
+    def exposure(self) -> Exposure:
+        if self.cloudfront:
+            return Exposure.CLOUDFRONT
+        if self.allow_insecure_http:
+            return Exposure.PUBLIC_HTTP
+        if self.certificate_arn and not self.internal_alb:
+            return Exposure.PUBLIC_HTTPS
+        return Exposure.INTERNAL
+
+
+def check_exposure(config: AppConfig) -> None:
+    """Refuse contradictory gateway options (see emd_constructs.gateway_edge for what each one means)."""
+    conflicts = {
+        "cloudfront": ["certificate_arn", "internal_alb", "allow_insecure_http", "allowed_cidrs"],
+        "allow_insecure_http": ["certificate_arn", "internal_alb"],
+    }
+    for option, others in conflicts.items():
+        if not getattr(config, option):
+            continue
+        clash = [o for o in others if getattr(config, o)]
+        if clash:
+            raise EmdUserError(
+                f"context {option}=true cannot be combined with {', '.join(clash)}: cloudfront=true serves "
+                f"HTTPS on a *.cloudfront.net name, certificate_arn HTTPS on your own domain, "
+                f"allow_insecure_http=true plain HTTP; choose one"
+            )
+    if config.cloudfront and region_info(config.region).is_china:
+        raise EmdUserError(
+            f"context cloudfront=true is not available in {config.region}: CloudFront there serves only an "
+            f"ICP-registered domain of your own; use certificate_arn (HTTPS on your domain) or the internal "
+            f"default"
+        )
+
+
+def shipped_context() -> dict[str, Any]:
+    """The context EMD's Apps start from (command-line -c values override it)."""
+    return dict(json.loads(SHIPPED_CONTEXT_FILE.read_text(encoding="utf-8")))
+
+
+def is_cdk_key(key: str) -> bool:
+    return ":" in key or key.startswith(CDK_KEY_PREFIXES) or key in CDK_PLAIN_KEYS
+
+
+def refuse_unknown_context(context: Mapping[str, Any], known: Iterable[str]) -> None:
+    """An EmdUserError for context keys that are neither EMD's (`known`) nor CDK's: a misspelled key would
+    otherwise be ignored silently (-c model-id=… synthesizing the shared stacks instead of the model)."""
+    accepted = sorted({k for k in known if not is_cdk_key(k)})
+    unknown = sorted(k for k in context if k not in accepted and not is_cdk_key(k))
+    if len(unknown) == 1:
+        raise unknown_value_error("context key", unknown[0], accepted, max_listed=len(accepted))
+    if unknown:
+        named = ", ".join(f"{k!r}{_hint(k, accepted)}" for k in unknown)
+        raise EmdUserError(f"unknown context keys {named}. Accepted: {', '.join(accepted)}")
+
+
+def _hint(key: str, accepted: list[str]) -> str:
+    suggestion = did_you_mean(key, accepted, n=1).strip()
+    return f" ({suggestion.replace('Did', 'did', 1)})" if suggestion else ""
 
 
 def parse_bool(key: str, value: Any, default: bool) -> bool:
@@ -134,6 +227,16 @@ def parse_vpc_id(value: Any) -> str | None:
     return vpc_id
 
 
+def parse_base_image_mirror(value: Any) -> str | None:
+    """-c base_image_mirror=<registry prefix>: where the build pulls engine base images."""
+    if not value:
+        return None
+    try:
+        return check_mirror(str(value))
+    except ValueError as exc:
+        raise EmdUserError(f"context base_image_mirror: {exc}") from None
+
+
 def parse_context(get: Callable[[str], Any], environ: dict[str, str] | None = None) -> AppConfig:
     """`get` is app.node.try_get_context. Region: context region, else CDK_DEFAULT_REGION, else AWS_REGION,
     else us-east-1."""
@@ -147,15 +250,20 @@ def parse_context(get: Callable[[str], Any], environ: dict[str, str] | None = No
             f"context vpc_id={vpc_id} needs the target account to look the VPC up: run with AWS credentials "
             f"(the cdk CLI sets CDK_DEFAULT_ACCOUNT) or leave vpc_id out to create a new VPC"
         )
-    return AppConfig(
+    config = AppConfig(
         region=region,
         account=account,
         certificate_arn=parse_certificate_arn(get("certificate_arn"), region),
         allowed_cidrs=parse_cidrs(get("allowed_cidrs")),
         internal_alb=parse_bool("internal_alb", get("internal_alb"), False),
+        cloudfront=parse_bool("cloudfront", get("cloudfront"), False),
+        allow_insecure_http=parse_bool("allow_insecure_http", get("allow_insecure_http"), False),
         vpc_id=vpc_id,
         retain_model_cache=parse_bool("retain_model_cache", get("retain_model_cache"), False),
         codebuild_compute_type=parse_compute_type(get("codebuild_compute_type")),
         codebuild_timeout_minutes=parse_timeout(get("codebuild_timeout_minutes")),
         gateway=parse_bool("gateway", get("gateway"), True),
+        base_image_mirror=parse_base_image_mirror(get("base_image_mirror")),
     )
+    check_exposure(config)
+    return config

@@ -62,7 +62,7 @@ class GatewayStack(cdk.Stack):
             facts=facts,
             certificate_arn=config.certificate_arn,
             allowed_cidrs=config.allowed_cidrs,
-            internal=config.internal_alb,
+            exposure=config.exposure,
             scaling=scaling,
         )
         self.gateway = gateway
@@ -105,12 +105,19 @@ class GatewayStack(cdk.Stack):
             "Only non-secret configuration is passed as environment (registry prefix, region); API keys are "
             "read at run time from Secrets Manager by ARN, never through the environment.",
         )
-        if not config.allowed_cidrs and not config.internal_alb:
+        if not config.allowed_cidrs and config.exposure.internet_facing_alb:
             acknowledge(
                 gateway.alb_security_group,
                 "AwsSolutions-EC23",
-                "The gateway is a public API entry point protected by per-deployment API keys; restrict it "
-                "with context allowed_cidrs or make it internal with internal_alb=true.",
+                "Asked for explicitly (certificate_arn or allow_insecure_http=true): a public API entry "
+                "point protected by per-deployment API keys; restrict it with context allowed_cidrs.",
+            )
+        elif not config.allowed_cidrs:
+            acknowledge(
+                gateway.alb_security_group,
+                "AwsSolutions-EC23",
+                "Internal ALB: ingress only from the VPC's own CIDR block (a CloudFormation reference, which "
+                "this rule cannot evaluate); CloudFront's VPC-origin interfaces sit in those subnets.",
             )
         for child in self.node.find_all():
             if child.node.id.startswith("Custom::") and child.node.id.endswith("CustomResourceProvider"):

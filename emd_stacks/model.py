@@ -59,6 +59,7 @@ class ModelStack(cdk.Stack):
         )
         iam.PermissionsBoundary.of(self).apply(boundary)
 
+        image_uri = image_uri or d.extra_params.engine_params.image_uri  # the user's image, used as is
         derived = not image_uri and not artifact_parameters
         inputs = ArtifactInputs(
             image_uri=image_uri,
@@ -91,7 +92,7 @@ class ModelStack(cdk.Stack):
                 svc = EcsModelService(self, "Engine", deployment=d, artifacts=self.artifacts, network=network)
                 self.base_url = svc.base_url
                 roles += [svc.service.task_definition.task_role, svc.service.task_definition.execution_role]
-                roles.append(svc.auto_scaling_group.role)
+                roles.append(svc.host_role)
                 self._ecs_acknowledgements(svc)
             else:
                 ec2m = Ec2ModelInstance(

@@ -1,7 +1,6 @@
 """`cdk deploy -c model_id=... -c instance_type=... -c engine_type=... -c service_type=... [-c model_tag=...]
 [-c extra_params='{...}'] [-c image_uri=...] [-c model_data_s3_uri=...]` -> one validated Deployment (or None
-when
-no model_id is given). Errors are the CLI's EmdUserErrors."""
+when no model_id is given). Errors are the CLI's EmdUserErrors."""
 
 from __future__ import annotations
 
@@ -15,6 +14,17 @@ from model_specs.errors import EmdUserError
 from model_specs.registry import DEFAULT_TAG
 
 REQUIRED = ("instance_type", "service_type")
+# Every key model_context reads (the shared stacks' are emd_stacks.context.APP_CONTEXT_KEYS).
+MODEL_CONTEXT_KEYS = (
+    "model_id",
+    "instance_type",
+    "engine_type",
+    "service_type",
+    "model_tag",
+    "extra_params",
+    "image_uri",
+    "model_data_s3_uri",
+)
 
 
 @dataclass(frozen=True)

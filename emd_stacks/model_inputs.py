@@ -9,16 +9,18 @@ from pathlib import Path
 
 from model_specs.catalogue import catalogue
 from model_specs.deployment import Deployment
-from model_specs.images import image_hash, image_tag
+from model_specs.images import engine_image
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @lru_cache(maxsize=32)
-def _engine_image_tag(engine_name: str) -> str:
+def _engine_image_tag(engine_name: str, dockerfile: str | None) -> str:
     engine = catalogue().engine(engine_name)
-    return image_tag(engine.name, image_hash(REPO_ROOT, engine.model_dump(mode="json"), engine.base_image))
+    params = {"dockerfile": dockerfile} if dockerfile else None
+    return engine_image(REPO_ROOT, engine.model_dump(mode="json"), engine.base_image, params).tag
 
 
 def engine_image_tag(deployment: Deployment) -> str:
-    return _engine_image_tag(deployment.engine_type)
+    """The adapter image's tag, or the custom tag when the deployment brings a Dockerfile."""
+    return _engine_image_tag(deployment.engine_type, deployment.extra_params.engine_params.dockerfile)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import emd_constructs  # noqa: F401  (sets JSII_NODE before aws_cdk is imported)
+from emd_stacks.context import shipped_context
 from model_specs.deployment import Deployment
 
 
@@ -23,7 +24,7 @@ def synth_model_stack(
     from emd_stacks.model import ModelStack
 
     outdir = Path(outdir)
-    app = cdk.App(outdir=str(outdir), context=_cdk_json_context())
+    app = cdk.App(outdir=str(outdir), context=shipped_context())
     stack = ModelStack(
         app,
         deployment,
@@ -33,12 +34,3 @@ def synth_model_stack(
     )
     assembly = app.synth()
     return Path(assembly.get_stack_artifact(stack.artifact_id).template_full_path)
-
-
-def _cdk_json_context() -> dict[str, object]:
-    import json
-
-    path = Path(__file__).resolve().parent.parent / "cdk.json"
-    if not path.exists():
-        return {}
-    return dict(json.loads(path.read_text()).get("context", {}))

@@ -1,9 +1,13 @@
-"""Compatibility computed from facts: accelerator memory for the weights plus KV-cache headroom, the
-tensor-parallel degree against the attention and KV heads, accelerator and model-type support of the engine,
-and where the service and the instance are offered. Every refusal is a sentence naming the numbers."""
+"""Compatibility computed from facts: accelerator memory for the weights (every expert of a MoE) plus KV-cache
+headroom, the tensor-parallel degree against the attention and KV heads, accelerator and model-type support of
+the engine, the GPU generation a weights format needs (FP8, MXFP4), what Inferentia2 compiles, and where the
+service and the instance are offered. Every refusal is a sentence naming the numbers. check() is pure and
+cheap (no scan of the catalogue) so callers may cache it; the advice for models no single instance can hold
+(multi_instance_advice) runs only on the refusal path."""
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from dataclasses import dataclass
@@ -33,8 +37,19 @@ WEIGHTS_OVERHEAD = 1.05
 RUNTIME_OVERHEAD_GIB_PER_GPU = 1.5
 # Engine flags that set the longest sequence the engine reserves KV cache for.
 MAX_LEN_FLAGS = ("--max-model-len", "--max-total-tokens", "--session-len", "--n_ctx", "--ctx-size", "-c")
-# optimum-neuron (TGI on Inferentia2) compiles only these dense decoder checkpoints, unquantized.
+# vllm-neuron (NxD Inference, Neuron SDK 2.27) compiles these dense decoder architectures, unquantized.
 NEURON_DTYPES = frozenset({"bf16", "fp16"})
+NEURON_ARCHITECTURES = frozenset({"LlamaForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"})
+# CUDA compute capability a weights format needs. FP8 W8A8 runs natively from 8.9 (Ada, Hopper); older GPUs
+# only get vLLM's weight-only FP8 Marlin fallback, which has no FP8 MoE path, so EMD requires native FP8.
+# MXFP4 (gpt-oss): vLLM's Mxfp4Config asks for 8.0+: Hopper runs its own MXFP4 MoE kernels (Triton /
+# FlashInfer), Ampere and Ada go through the Marlin MXFP4 fallback, Turing (T4) is refused.
+MIN_COMPUTE_CAPABILITY = {"fp8": 8.9, "mxfp4": 8.0}
+DTYPE_NEEDS = {
+    "fp8": "FP8 weights, which need an Ada or Hopper GPU (compute capability 8.9+, native FP8)",
+    "mxfp4": "MXFP4 weights, which need compute capability 8.0+ (vLLM runs them natively on Hopper and "
+    "through its Marlin fallback on Ampere and Ada)",
+}
 SAGEMAKER_SERVICES = frozenset({ServiceType.sagemaker_realtime, ServiceType.sagemaker_async})
 GENERATIVE = frozenset({ModelType.llm, ModelType.vlm})
 
@@ -44,13 +59,20 @@ def kv_cache_gib(model: ModelSpec, tokens: int) -> float:
     return per_token * tokens / 2**30
 
 
+@functools.lru_cache(maxsize=1024)
+def _split_args(cli_args: str) -> tuple[str, ...]:
+    """shlex.split once per distinct argument string: it ran for every (model, instance) checked, and was most
+    of the time a catalogue-wide compatibility pass took."""
+    return tuple(shlex.split(cli_args))
+
+
 def max_sequence_tokens(model: ModelSpec, engine: EngineSpec | str | None = None) -> int:
     """Tokens of KV cache to reserve: the engine's configured maximum length when its default arguments set
     one (an engine refuses to start when that much KV cache does not fit), else min(context, 4096)."""
     name = engine.name if isinstance(engine, EngineSpec) else (engine or model.default_engine)
     defaults = model.engines.get(name)
     if defaults is not None:
-        args = shlex.split(defaults.cli_args)
+        args = _split_args(defaults.cli_args)
         for i, arg in enumerate(args):
             flag, _, value = arg.partition("=")
             if flag in MAX_LEN_FLAGS:
@@ -147,13 +169,28 @@ def _support_reasons(model: ModelSpec, engine: EngineSpec, instance: InstanceSpe
             f"{model.id} needs bfloat16 (fp16 overflows) and the {instance.gpu_model} of {instance.name} "
             "has no bfloat16 support"
         )
-    neuron_ok = model.type is ModelType.llm and model.dtype in NEURON_DTYPES
-    if instance.accelerator is Accelerator.inferentia and not neuron_ok:
+    if instance.accelerator is Accelerator.inferentia and not neuron_compiles(model):
         reasons.append(
-            f"Inferentia2 ({instance.name}) runs only unquantized bf16/fp16 text LLMs compiled by "
-            f"optimum-neuron; {model.id} is a {model.dtype} {model.type.value} model"
+            f"Inferentia2 ({instance.name}) runs bf16/fp16 Llama, Qwen2.5 and Qwen3 dense text models "
+            f"compiled by vllm-neuron; {model.id} is a {model.dtype} {model.architecture} "
+            f"{model.type.value} model"
+        )
+    needed = MIN_COMPUTE_CAPABILITY.get(model.dtype)
+    cc = instance.compute_capability
+    if needed is not None and cc is not None and cc < needed:
+        reasons.append(
+            f"{model.id} has {DTYPE_NEEDS[model.dtype]}; the {instance.gpu_model} of {instance.name} is "
+            f"{instance.gpu_arch} (compute capability {cc:.1f})"
         )
     return reasons
+
+
+def neuron_compiles(model: ModelSpec) -> bool:
+    return (
+        model.type is ModelType.llm
+        and model.dtype in NEURON_DTYPES
+        and model.architecture in NEURON_ARCHITECTURES
+    )
 
 
 def _region_reasons(
@@ -240,3 +277,34 @@ def smallest_instance(cat: Catalogue, model: ModelSpec, region: str = "us-east-1
         if found:
             return found[0]
     return None
+
+
+def multi_instance_advice(
+    cat: Catalogue, model: ModelSpec, engine: EngineSpec, service: ServiceType, region: str
+) -> str | None:
+    """When no single catalogued instance holds the model, say so (EMD deploys one model on one instance) and
+    name the variants of the same checkpoint (quantized, converted) that fit, with where. None otherwise."""
+    offered = [i for i in cat.instances.values() if i.accelerator is not Accelerator.cpu]
+    if not offered:
+        return None
+    largest = max(offered, key=lambda i: usable_memory_gib(i, engine))
+    need = required_memory_gib(model, devices_used(engine, largest), engine)
+    if need <= usable_memory_gib(largest, engine):
+        return None
+    root = model.base_model or model.id
+    fits: list[str] = []
+    for other in cat.models.values():
+        if other.id == model.id or root not in (other.id, other.base_model):
+            continue
+        other_engine = cat.engine(other.default_engine)
+        where = [i.name for i in fitting_instances(cat, other, other_engine, service, region)]
+        if where:
+            fits.append(f"{other.id} ({other.dtype}) on {', '.join(where)}")
+    advice = (
+        f"{model.id} needs ~{need:.0f} GiB of accelerator memory, more than any single catalogued instance "
+        f"offers (largest: {largest.name}, {usable_memory_gib(largest, engine):.0f} GiB usable), and EMD "
+        "deploys a model on one instance."
+    )
+    if fits:
+        advice += " What would fit: " + "; ".join(fits) + "."
+    return advice

@@ -238,8 +238,11 @@ def estimate_cost(
     label = f"SageMaker ml.{instance.name}" if sagemaker else f"EC2 {instance.name}"
     hourly = dec(table[instance.name]) if instance.name in table else None
     hpd = dec(hours_per_day)
+    source = cat.prices.source(price_region, instance.name, sagemaker)
     if hourly is None:
-        notes.append(f"no {label} price for {price_region} in the price book (taken {cat.prices.taken_on})")
+        notes.append(f"no {label} price for {price_region} in the price book")
+    elif source is not None and source.estimated:
+        notes.append(f"the {label} price is an estimate ({source.source}; {source.taken_on})")
     if service is ServiceType.ecs:
         notes.append("ECS on GPU EC2 capacity is billed at the EC2 instance price")
     if service is ServiceType.sagemaker_async:

@@ -17,12 +17,14 @@ from model_specs import compat
 from model_specs.catalogue import Catalogue, catalogue
 from model_specs.errors import EmdUserError, unknown_value_error
 from model_specs.extra_params import ExtraParams, parse_extra_params
+from model_specs.machine import MachineFacts, engine_problem, local_choices
 from model_specs.regions import RegionInfo, region_info
 from model_specs.registry import DEFAULT_TAG, api_key_secret_name, registry_parameter_name
 from model_specs.schema import EngineSpec, InstanceSpec, ModelSpec, ServiceType
 
 TAG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
 STACK_PREFIX = "EMD-Model-"
+LOCAL_INSTANCE = "local"  # Deployment.instance_type of a deployment on this machine
 
 
 def validate_tag(tag: str) -> str:
@@ -49,10 +51,12 @@ class Deployment(BaseModel):
     model_id: str
     model_tag: str = DEFAULT_TAG
     engine_type: str
-    instance_type: str  # bare EC2 name, no ml. prefix
+    instance_type: str  # bare EC2 name, no ml. prefix; LOCAL_INSTANCE for service type local
     service_type: ServiceType
     region: str
     extra_params: ExtraParams = ExtraParams()
+    # service type local: this machine's facts as an instance (model_specs.machine), not a catalogued one
+    machine: InstanceSpec | None = None
 
     @cached_property
     def _cat(self) -> Catalogue:
@@ -68,7 +72,7 @@ class Deployment(BaseModel):
 
     @property
     def instance(self) -> InstanceSpec:
-        return self._cat.instance(self.instance_type)
+        return self.machine if self.machine is not None else self._cat.instance(self.instance_type)
 
     @property
     def region_info(self) -> RegionInfo:
@@ -161,17 +165,46 @@ def resolve_deployment(
     verdict = compat.check(cat, model, engine, instance, service, info.name)
     if not verdict.ok:
         fits = compat.fitting_instances(cat, model, engine, service, info.name)[:5]
-        hint = (
-            f" Smallest instances that fit {model.id} on {engine.name}/{service.value} in {info.name}: "
-            + ", ".join(i.name for i in fits)
-            if fits
-            else f" No catalogued instance runs {model.id} on {engine.name}/{service.value} in {info.name}."
-        )
+        if fits:
+            hint = (
+                f" Smallest instances that fit {model.id} on {engine.name}/{service.value} in {info.name}: "
+                + ", ".join(i.name for i in fits)
+            )
+        else:
+            advice = compat.multi_instance_advice(cat, model, engine, service, info.name)
+            hint = " " + (
+                advice
+                or f"No catalogued instance runs {model.id} on {engine.name}/{service.value} in {info.name}."
+            )
         raise EmdUserError(
             f"{model.id} on {instance.name} with {engine.name} ({service.value}, {info.name}) is refused: "
             + "; ".join(verdict.reasons)
             + "."
             + hint
+        )
+    _check_params(params, local=False)
+    return Deployment(
+        model_id=model.id,
+        model_tag=model_tag,
+        engine_type=engine.name,
+        instance_type=instance.name,
+        service_type=service,
+        region=info.name,
+        extra_params=params,
+    )
+
+
+def _check_params(params: ExtraParams, *, local: bool) -> None:
+    mp = params.model_params
+    if local and mp.model_files_s3_path is not None:
+        raise EmdUserError(
+            "model_params.model_files_s3_path is for AWS targets; on this machine give "
+            "model_params.model_files_local_path"
+        )
+    if not local and mp.model_files_local_path is not None:
+        raise EmdUserError(
+            "model_params.model_files_local_path is for -s local (files on this machine); on AWS give "
+            "model_params.model_files_s3_path"
         )
     sp = params.service_params
     if sp.min_capacity is not None and sp.max_capacity is not None and sp.min_capacity > sp.max_capacity:
@@ -181,12 +214,63 @@ def resolve_deployment(
         )
     if sp.public and sp.api_key is not None:
         raise EmdUserError("service_params: 'public': true and an 'api_key' exclude each other; choose one")
+
+
+def _local_engine(cat: Catalogue, model: ModelSpec, facts: MachineFacts, machine: InstanceSpec) -> EngineSpec:
+    """The model's default engine when it runs here, else its first engine that does, else the default (whose
+    refusal then says why)."""
+    names = [model.default_engine] + [e for e in model.engines if e != model.default_engine]
+    for name in names:
+        engine = cat.engine(name)
+        if name in facts.engines and compat.check(cat, model, engine, machine, ServiceType.local, "local").ok:
+            return engine
+    return cat.engine(model.default_engine)
+
+
+def resolve_local_deployment(
+    *,
+    model_id: str,
+    facts: MachineFacts,
+    engine_type: str | None = None,
+    region: str,
+    model_tag: str = DEFAULT_TAG,
+    extra_params: str | dict[str, Any] | ExtraParams | None = None,
+    cat: Catalogue | None = None,
+) -> Deployment:
+    """A deployment on this machine (service type local): compat's rules against the machine's facts, and an
+    installed engine. A refusal names the reasons and the catalogue models that would fit here."""
+    cat = cat or catalogue()
+    model = cat.model(model_id)
+    validate_tag(model_tag)
+    params = extra_params if isinstance(extra_params, ExtraParams) else parse_extra_params(extra_params)
+    machine = facts.as_instance()
+    engine = cat.engine(engine_type) if engine_type else _local_engine(cat, model, facts, machine)
+    reasons = list(compat.check(cat, model, engine, machine, ServiceType.local, "local").reasons)
+    if engine.name in model.engines and (problem := engine_problem(engine, facts)):
+        reasons.append(problem)
+    if reasons:
+        fits = local_choices(cat, facts)
+        hint = (
+            " Models that fit here: "
+            + ", ".join(f"{m.id} (-e {e.name})" for m, e in fits[:8])
+            + (f", … ({len(fits)} in all)." if len(fits) > 8 else ".")
+            if fits
+            else " No catalogue model fits here with the engines installed."
+        )
+        raise EmdUserError(
+            f"{model.id} with {engine.name} cannot run on this machine ({facts.describe()}): "
+            + "; ".join(reasons)
+            + "."
+            + hint
+        )
+    _check_params(params, local=True)
     return Deployment(
         model_id=model.id,
         model_tag=model_tag,
         engine_type=engine.name,
-        instance_type=instance.name,
-        service_type=service,
-        region=info.name,
+        instance_type=LOCAL_INSTANCE,
+        service_type=ServiceType.local,
+        region=region_info(region).name,
         extra_params=params,
+        machine=machine,
     )

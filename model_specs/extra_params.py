@@ -6,7 +6,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from model_specs.errors import EmdUserError, did_you_mean
 
@@ -37,13 +45,53 @@ class ServiceParams(_Section):
         return v
 
 
+IMAGE_REF = r"[a-z0-9.-]+(:[0-9]+)?/[a-z0-9._/-]+(:[\w.-]{1,128}|@sha256:[0-9a-f]{64})"
+
+
 class EngineParams(_Section):
     cli_args: str = Field(default="", description="appended to the catalogue's engine arguments")
     environment: dict[str, str] = Field(default_factory=dict)
+    image_uri: str | None = Field(
+        default=None, description="run this image as it is (it must serve the EMD engine contract); no build"
+    )
+    dockerfile: str | None = Field(
+        default=None,
+        max_length=64 * 1024,
+        description="Dockerfile text built on top of the EMD engine image (--dockerfile-local-path)",
+    )
+
+    @field_validator("image_uri")
+    @classmethod
+    def _image_uri(cls, v: str | None) -> str | None:
+        import re
+
+        if v is not None and not re.fullmatch(IMAGE_REF, v):
+            raise ValueError("not an image reference: use registry/repository:tag or …@sha256:<digest>")
+        return v
+
+    @field_validator("dockerfile")
+    @classmethod
+    def _dockerfile(cls, v: str | None) -> str | None:
+        from model_specs.images import custom_dockerfile
+
+        if v is not None:
+            custom_dockerfile(v)  # raises ValueError naming the bad FROM
+        return v
+
+    @model_validator(mode="after")
+    def _one_image_source(self) -> EngineParams:
+        if self.image_uri and self.dockerfile:
+            raise ValueError("give image_uri (an image used as is) or dockerfile (built on EMD's), not both")
+        return self
 
 
 class ModelParams(_Section):
-    model_files_s3_path: str | None = Field(default=None, pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")
+    model_files_s3_path: str | None = Field(
+        default=None, pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$"
+    )
+    model_files_local_path: str | None = Field(
+        default=None, min_length=1, description="-s local: a folder (or a .gguf file) on this machine"
+    )
     revision: str | None = Field(default=None, pattern=r"^[\w.\-/]{1,100}$")
 
 

@@ -25,6 +25,8 @@ PARAM_ECR_REPOSITORY = f"{BOOTSTRAP_PARAM_PREFIX}/ecr-repository-name"
 PARAM_BOUNDARY_ARN = f"{BOOTSTRAP_PARAM_PREFIX}/model-permissions-boundary-arn"
 PARAM_CODEBUILD_PROJECT = f"{BOOTSTRAP_PARAM_PREFIX}/codebuild-project-name"
 PARAM_PIPELINE = f"{BOOTSTRAP_PARAM_PREFIX}/pipeline-name"
+# optional: where the build pulls engine base images from (China regions reach no public registry)
+PARAM_BASE_IMAGE_MIRROR = f"{BOOTSTRAP_PARAM_PREFIX}/base-image-mirror"
 GATEWAY_PARAM_PREFIX = "/emd/gateway"
 PARAM_GATEWAY_VPC_ID = f"{GATEWAY_PARAM_PREFIX}/vpc-id"
 PARAM_GATEWAY_SUBNETS = f"{GATEWAY_PARAM_PREFIX}/private-subnet-ids"
@@ -56,9 +58,17 @@ LOCAL_REGISTRY_FILE = "registry.json"
 LOCAL_KEY_DIGESTS_FILE = "key-digests.json"
 
 
+API_KEY_SECRET_SUFFIX = "api-key"
+
+
 def api_key_secret_name(model_id: str, model_tag: str) -> str:
     """Secrets Manager name of a deployment's API key (created by the CLI, never by a template)."""
-    return f"{SECRET_PREFIX}/{model_id}/{model_tag}/api-key"
+    return f"{SECRET_PREFIX}/{model_id}/{model_tag}/{API_KEY_SECRET_SUFFIX}"
+
+
+# every deployment's API key and nothing else under emd/ (not emd/hf-token): an IAM resource-name pattern;
+# Secrets Manager appends '-' and 6 random characters to each secret's ARN
+API_KEY_SECRETS_ARN_NAME = f"{SECRET_PREFIX}/*/{API_KEY_SECRET_SUFFIX}-??????"
 
 
 class RegistryEntry(BaseModel):

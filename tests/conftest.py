@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -16,3 +19,11 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 _node = ROOT / "node_modules" / ".bin" / "node"
 if _node.exists():
     os.environ.setdefault("JSII_NODE", str(_node))
+
+# the compiled catalogue (model_specs.compiled) of test runs stays out of the user's cache dir
+if "EMD_CACHE_DIR" not in os.environ:
+    os.environ["EMD_CACHE_DIR"] = tempfile.mkdtemp(prefix="emd-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["EMD_CACHE_DIR"], ignore_errors=True)
+
+# the local Hugging Face-compatible hub: fixtures hf_hub_server (session), hf_hub (per test, client patched)
+pytest_plugins = ["tests.support.hf_server"]

@@ -14,11 +14,12 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from rich.console import Console
+if TYPE_CHECKING:  # the commands import this module at start-up: keep it free of pydantic and rich
+    from rich.console import Console
 
-from model_specs.deployment import Deployment
+    from model_specs.deployment import Deployment
 
 API_KEY_PREFIX = "emd-"
 
@@ -26,6 +27,11 @@ API_KEY_PREFIX = "emd-"
 def generate_api_key() -> str:
     """A new API key: 'emd-' + 43 URL-safe characters (256 bits)."""
     return API_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+class TargetError(Exception):
+    """A failure after something was started (the engine did not become ready, a process died): the target has
+    removed what it created, and the message says why (with a log tail where there is one). Exit code 1."""
 
 
 class Stage:

@@ -1,2 +1,3 @@
-"""The build stage that runs in the bootstrap's CodeBuild project (buildspec.yml): weights to the S3 cache,
-engine image to ECR, parameters.json for the CloudFormation deploy stage. Imports model_specs only."""
+"""The build stage that runs in the bootstrap's CodeBuild project (buildspec.yml): weights to the S3 cache
+(sources, transfer, weights), engine image to ECR (images), parameters.json for the deploy stage (prepare).
+Imports model_specs only."""

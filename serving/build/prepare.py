@@ -1,7 +1,7 @@
 """Build-stage steps, one per buildspec phase: `check`, `weights`, `image`, `parameters`.
 
-    python3 -m serving.build.prepare weights     # S3 cache keyed by model revision, marker written last
-    python3 -m serving.build.prepare image       # ECR tag = content hash; skipped when the tag exists
+    python3 -m serving.build.prepare weights     # hub -> S3 cache by revision (weights.py, transfer.py)
+    python3 -m serving.build.prepare image       # ECR tag = content hash; no build when it exists (images.py)
     python3 -m serving.build.prepare parameters  # parameters.json for the CloudFormation deploy action
 
 Steps share state through .emd-build/state.json in the source directory. Secrets (the optional Hugging Face
@@ -10,17 +10,19 @@ token) are passed to the hub client only, never printed or written.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
-import re
-import subprocess
+import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from model_specs.images import ENGINE_DIR, image_hash, image_tag
+from model_specs.images import engine_image
 from serving.build import contract
+from serving.build.images import EcrImages, Runner, mirrored, plan_image, read_mirror, run_builds, run_command
+from serving.build.sources import WeightsError
+from serving.build.weights import prepare_weights
 
 
 def src_root() -> Path:
@@ -30,9 +32,6 @@ def src_root() -> Path:
 
 def state_path() -> Path:
     return src_root() / ".emd-build" / "state.json"
-
-
-COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
 class BuildError(RuntimeError):
@@ -89,11 +88,6 @@ def env(name: str) -> str:
 # ---------------------------------------------------------------- weights
 
 
-def weights_prefix(model_id: str, revision: str) -> str:
-    safe_revision = revision.replace("/", "_")
-    return f"{contract.WEIGHTS_PREFIX}/{model_id}/{safe_revision}/"
-
-
 def hf_token() -> str | None:
     """The optional token from Secrets Manager (emd/hf-token); None when the secret does not exist."""
     import boto3
@@ -108,154 +102,44 @@ def hf_token() -> str | None:
         return None
 
 
-def resolve_revision(hub: str, repo: str, revision: str, token: str | None) -> str:
-    """A branch name (e.g. main) becomes the commit it points to, so the cache key never goes stale."""
-    if hub != "huggingface" or COMMIT_SHA.fullmatch(revision):
-        return revision
-    from huggingface_hub import HfApi
-
-    return HfApi(token=token).model_info(repo, revision=revision).sha or revision
-
-
-def download(hub: str, repo: str, revision: str, dest: Path, token: str | None, pattern: str | None) -> None:
-    if hub == "modelscope":
-        from modelscope import snapshot_download
-
-        kwargs: dict[str, Any] = {"allow_file_pattern": pattern} if pattern else {}
-        snapshot_download(model_id=repo, revision=revision, local_dir=str(dest), **kwargs)
-        return
-    from huggingface_hub import snapshot_download as hf_snapshot
-
-    hf_snapshot(
-        repo_id=repo,
-        revision=revision,
-        local_dir=str(dest),
-        token=token,
-        allow_patterns=[pattern] if pattern else None,
-    )
-
-
-def upload_tree(s3: Any, root: Path, bucket: str, prefix: str, workers: int = 8) -> None:
-    """Parallel multipart uploads of every file under root (the hub's .cache folder excluded)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    files = [p for p in sorted(root.rglob("*")) if p.is_file() and ".cache" not in p.relative_to(root).parts]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for future in [
-            pool.submit(s3.upload_file, str(p), bucket, prefix + p.relative_to(root).as_posix())
-            for p in files
-        ]:
-            future.result()
-
-
-def marker_exists(s3: Any, bucket: str, key: str) -> bool:
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-        return True
-    except s3.exceptions.ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-            return False
-        raise
-
-
 def step_weights() -> None:
     import boto3
 
-    from model_specs.catalogue import catalogue
-
     dep = load_deployment()
-    bucket = env("EMD_ARTIFACT_BUCKET")
-    model_params = dep.get("extra_params", {}).get("model_params", {}) or {}
-    given = model_params.get("model_files_s3_path")
-    if given:
-        log(f"weights: using the given location {given}")
-        write_state(model_data_s3_uri=given.rstrip("/") + "/")
-        return
-    model = catalogue().model(dep["model_id"])
-    hub = os.environ.get("EMD_WEIGHTS_HUB", "huggingface")
-    repo = model.modelscope_id if hub == "modelscope" else model.hf_id
-    if not repo:
-        hub, repo = "huggingface", model.hf_id
-        log(f"weights: {model.id} has no ModelScope id; downloading from Hugging Face")
-    pattern = model.engines[dep["engine_type"]].model_file
-    token = hf_token() if hub == "huggingface" else None
-    revision = resolve_revision(hub, repo, model_params.get("revision") or "main", token)
-    prefix = weights_prefix(model.id, revision)
-    uri = f"s3://{bucket}/{prefix}"
-    s3 = boto3.client("s3")
-    if marker_exists(s3, bucket, prefix + contract.COMPLETION_MARKER):
-        log(f"weights: cached at {uri}")
-        write_state(model_data_s3_uri=uri)
-        return
-    with tempfile.TemporaryDirectory(prefix="emd-weights-") as tmp:
-        log(f"weights: downloading {repo}@{revision} from {hub}")
-        download(hub, repo, revision, Path(tmp), token, pattern)
-        files = [p for p in Path(tmp).rglob("*") if p.is_file() and ".cache" not in p.relative_to(tmp).parts]
-        size = sum(p.stat().st_size for p in files)
-        log(f"weights: {len(files)} files, {size / 2**30:.1f} GiB -> {uri}")
-        upload_tree(s3, Path(tmp), bucket, prefix)
-    marker = {"hub": hub, "repo": repo, "revision": revision, "files": len(files), "bytes": size}
-    s3.put_object(Bucket=bucket, Key=prefix + contract.COMPLETION_MARKER, Body=json.dumps(marker).encode())
-    write_state(model_data_s3_uri=uri)
+    result = prepare_weights(
+        dep, bucket=env("EMD_ARTIFACT_BUCKET"), s3=boto3.client("s3"), token=hf_token, log=log
+    )
+    write_state(model_data_s3_uri=result.uri, weights=result.summary())
 
 
 # ---------------------------------------------------------------- image
 
 
-def ecr_tag_exists(repository_name: str, tag: str) -> bool:
+def step_image(runner: Runner = run_command) -> None:
     import boto3
 
-    ecr = boto3.client("ecr")
-    try:
-        ecr.describe_images(repositoryName=repository_name, imageIds=[{"imageTag": tag}])
-        return True
-    except ecr.exceptions.ImageNotFoundException:
-        return False
-
-
-def step_image() -> None:
     from model_specs.catalogue import catalogue
 
     dep = load_deployment()
     engine = catalogue().engine(dep["engine_type"])
-    repo_uri = env("EMD_ECR_REPOSITORY_URI")
-    registry = env("EMD_ECR_REGISTRY")
-    repository_name = repo_uri.split("/", 1)[1]
-    tag = image_tag(engine.name, image_hash(src_root(), engine.model_dump(mode="json"), engine.base_image))
-    uri = f"{repo_uri}:{tag}"
-    if ecr_tag_exists(repository_name, tag):
-        log(f"image: {uri} exists, skipping the build")
+    engine_params = (dep.get("extra_params") or {}).get("engine_params") or {}
+    try:
+        image = engine_image(src_root(), engine.model_dump(mode="json"), engine.base_image, engine_params)
+    except ValueError as exc:
+        raise BuildError(f"engine_params.dockerfile: {exc}") from None
+    ecr = EcrImages(boto3.client("ecr"), env("EMD_ECR_REPOSITORY_URI"))
+    mirror_param = os.environ.get("EMD_BASE_IMAGE_MIRROR_PARAM")
+    mirror = read_mirror(boto3.client("ssm"), mirror_param) if mirror_param else None
+    outcome = plan_image(
+        image, engine=engine.name, base_image=engine.base_image, mirror=mirror, ecr=ecr, src=src_root()
+    )
+    if outcome.builds:
+        base = mirrored(engine.base_image, mirror)
+        log(f"image: building {outcome.uri} ({len(outcome.builds)} build(s), base {base})")
     else:
-        log(f"image: building {uri} from {engine.base_image}")
-        password = subprocess.run(
-            ["aws", "ecr", "get-login-password"], capture_output=True, text=True, check=True
-        ).stdout
-        subprocess.run(
-            ["docker", "login", "--username", "AWS", "--password-stdin", registry],
-            input=password,
-            text=True,
-            check=True,
-            capture_output=True,
-        )
-        subprocess.run(
-            [
-                "docker",
-                "build",
-                "--file",
-                f"{ENGINE_DIR}/Dockerfile",
-                "--build-arg",
-                f"BASE_IMAGE={engine.base_image}",
-                "--build-arg",
-                f"ENGINE={engine.name}",
-                "--tag",
-                uri,
-                ".",
-            ],
-            cwd=src_root(),
-            check=True,
-        )
-        subprocess.run(["docker", "push", uri], check=True)
-    write_state(engine_image_uri=uri)
+        log(f"image: {outcome.uri} ({outcome.reason}): no build")
+    run_builds(outcome, ecr, runner, src_root())
+    write_state(engine_image_uri=outcome.uri, image_builds=len(outcome.builds))
 
 
 # ---------------------------------------------------------------- parameters
@@ -317,10 +201,24 @@ def main(argv: list[str]) -> int:
         return 2
     try:
         STEPS[argv[0]]()
-    except BuildError as exc:
+    except (BuildError, WeightsError) as exc:
         print(f"[emd-build] error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        print(f"[emd-build] error: {disk_full_message(exc)}", file=sys.stderr)
+        return 1
     return 0
+
+
+def disk_full_message(exc: OSError) -> str:
+    where = exc.filename or str(src_root())
+    free = shutil.disk_usage(Path(str(where)).anchor or "/").free if os.path.exists(str(where)) else 0
+    return (
+        f"disk full on the build host writing {where} ({free / 2**30:.1f} GiB free): bootstrap again with "
+        "a larger CodeBuild compute type (-c codebuild_compute_type=2xlarge)"
+    )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ def main() -> None:
         sys.exit(fetch_weights(sys.argv[2:]))
     settings = AdapterSettings.from_env()
     app = create_app(settings)
-    run_app(app, host="0.0.0.0", port=settings.port, shutdown_timeout=settings.drain_seconds)
+    run_app(app, host=settings.host, port=settings.port, shutdown_timeout=settings.drain_seconds)
     sys.exit(1 if app[ENGINE].failed else 0)
 
 

@@ -16,6 +16,7 @@ from aiohttp import web
 from serving.common.json_body import InvalidJson, parse_json
 from serving.common.openai_format import TIMEOUT_ERRORS, error_response
 from serving.common.sse_relay import relay_response
+from serving.engine import compat_relay
 from serving.engine.command import EngineLaunch
 from serving.engine.routing import (
     CUSTOM_ATTRIBUTES,
@@ -200,6 +201,8 @@ async def _forward(request: web.Request, path: str | None) -> web.StreamResponse
         body = json.dumps(parsed, separators=(",", ":")).encode()
     if path == "/v1/rerank" and engine.launch.native_rerank_path and isinstance(parsed, dict):
         return await _native_rerank(request, parsed)
+    if compat_relay.bridges(engine.launch.api_dialect, path):
+        return await compat_relay.serve(request, request.app[SESSION], engine.base, path, parsed)
     return await _proxy(request, path, body)
 
 

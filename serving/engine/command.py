@@ -5,7 +5,12 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field
 
-ENGINES = ("vllm", "tgi", "lmdeploy", "llama.cpp", "ollama", "huggingface")
+ENGINES = ("vllm", "vllm-neuron", "tgi", "lmdeploy", "llama.cpp", "ollama", "huggingface")
+# vllm-neuron: where NxD Inference finds precompiled artifacts for the configured shape, or stores the ones it
+# compiles on first start (see model_specs/data/engines.yaml)
+NEURON_ARTIFACTS_SUBDIR = "neuron-compiled-artifacts"
+# EngineLaunch.api_dialect of llama-cpp-python's OpenAI server
+LLAMA_CPP_PYTHON = "llama-cpp-python"
 
 
 @dataclass(frozen=True)
@@ -19,6 +24,8 @@ class EngineLaunch:
     after_ready: list[list[str]] = field(default_factory=list)
     # rerank requests need translating to this engine's native route (text-embeddings-inference)
     native_rerank_path: str | None = None
+    # whose departures from the OpenAI API serving.engine.openai_compat bridges (None: none bridged)
+    api_dialect: str | None = None
 
 
 def build_engine_launch(
@@ -32,14 +39,18 @@ def build_engine_launch(
     engine_args: str = "",
     llama_cpp_python: bool = False,
     python_executable: str = "python3",
+    neuron_artifacts_dir: str | None = None,
 ) -> EngineLaunch:
     """model_path: the model directory (a GGUF file for llama.cpp/ollama). engine_args: the catalogue's
     cli_args plus the user's engine_params, appended last so they can override defaults.
-    llama_cpp_python: use llama-cpp-python's server where the `llama-server` binary is not installed."""
+    llama_cpp_python: use llama-cpp-python's server where the `llama-server` binary is not installed.
+    neuron_artifacts_dir (vllm-neuron): compiled NxD Inference artifacts to load, or a writable folder to
+    compile into; default <model_path>/neuron-compiled-artifacts.
+    For vllm-neuron, tensor_parallel counts NeuronCores (2 per Inferentia2 chip)."""
     extra = shlex.split(engine_args)
     tp = str(max(1, tensor_parallel))
     p = str(port)
-    if engine == "vllm":
+    if engine in ("vllm", "vllm-neuron"):
         cmd = [
             "vllm",
             "serve",
@@ -53,7 +64,14 @@ def build_engine_launch(
             "--port",
             p,
         ]
-        return EngineLaunch(cmd + extra, "/health")
+        env: dict[str, str] = {}
+        if engine == "vllm-neuron":
+            env = {
+                "VLLM_NEURON_FRAMEWORK": "neuronx-distributed-inference",
+                "NEURON_COMPILED_ARTIFACTS": neuron_artifacts_dir
+                or f"{model_path}/{NEURON_ARTIFACTS_SUBDIR}",
+            }
+        return EngineLaunch(cmd + extra, "/health", env=env)
     if engine == "tgi":
         cmd = [
             "text-generation-launcher",
@@ -101,7 +119,7 @@ def build_engine_launch(
                 "--interrupt_requests",
                 "false",
             ]
-            return EngineLaunch(cmd + extra, "/v1/models")
+            return EngineLaunch(cmd + extra, "/v1/models", api_dialect=LLAMA_CPP_PYTHON)
         cmd = [
             "llama-server",
             "--model",

@@ -8,9 +8,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from serving.engine.command import ENGINES, EngineLaunch, build_engine_launch
+from serving.engine.command import ENGINES, NEURON_ARTIFACTS_SUBDIR, EngineLaunch, build_engine_launch
 
 DEFAULT_ENGINE_PORTS = {"ollama": 11434}
+# vllm-neuron compiles here on first start when the weights ship no precompiled artifacts (the model
+# directory is read-only on SageMaker)
+DEFAULT_NEURON_CACHE = "/tmp/emd-neuron-compiled-artifacts"
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,7 @@ class AdapterSettings:
     drain_seconds: float
     engine_stop_seconds: float
     ready_timeout: float
+    host: str = "0.0.0.0"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> AdapterSettings:
@@ -45,6 +49,8 @@ class AdapterSettings:
             tensor_parallel=int(env.get("EMD_TENSOR_PARALLEL") or 1),
             port=int(env.get("EMD_PORT") or env.get("SAGEMAKER_BIND_TO_PORT") or 8080),
             engine_port=int(env.get("EMD_ENGINE_PORT") or DEFAULT_ENGINE_PORTS.get(engine, 8000)),
+            # containers listen on every interface; the local target (emd deploy -s local) on loopback only
+            host=env.get("EMD_HOST") or "0.0.0.0",
             drain_seconds=float(env.get("EMD_DRAIN_SECONDS") or 60),
             engine_stop_seconds=float(env.get("EMD_ENGINE_STOP_SECONDS") or 30),
             ready_timeout=float(env.get("EMD_ENGINE_READY_TIMEOUT") or 3600),
@@ -62,6 +68,15 @@ class AdapterSettings:
             return str(ggufs[0])
         return str(path)
 
+    def neuron_artifacts_dir(self) -> str | None:
+        """Precompiled artifacts shipped with the weights, else EMD_NEURON_ARTIFACTS_DIR, else a cache dir."""
+        if self.engine != "vllm-neuron":
+            return None
+        shipped = Path(self.model_dir) / NEURON_ARTIFACTS_SUBDIR
+        if shipped.is_dir():
+            return str(shipped)
+        return os.environ.get("EMD_NEURON_ARTIFACTS_DIR") or DEFAULT_NEURON_CACHE
+
     def launch(self) -> EngineLaunch:
         return build_engine_launch(
             self.engine,
@@ -72,4 +87,5 @@ class AdapterSettings:
             engine_args=self.engine_args,
             llama_cpp_python=shutil.which("llama-server") is None,
             python_executable=sys.executable,
+            neuron_artifacts_dir=self.neuron_artifacts_dir(),
         )

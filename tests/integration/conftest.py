@@ -11,11 +11,9 @@ import binascii
 import contextlib
 import json
 import os
-import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -29,17 +27,13 @@ import httpx
 import pytest
 from aiohttp import web
 
+from tests.support.servers import ServerThread, free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
 REGION = "us-east-1"
 FAKE_CREDS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "x"}
 SERVED_NAME = "SmolLM2-135M-Instruct"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_http(url: str, timeout: float = 60.0, want: int = 200, proc: subprocess.Popen | None = None) -> None:
@@ -170,37 +164,6 @@ def model_stream_error(message: str) -> bytes:
 
 
 # ---------------------------------------------------------------- servers in a background thread
-
-
-class ServerThread:
-    """An aiohttp application served on 127.0.0.1 from its own thread and event loop."""
-
-    def __init__(self, app: web.Application) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._app = app
-        self._loop = asyncio.new_event_loop()
-        self._started = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._runner = web.AppRunner(self._app, access_log=None)
-        self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
-        self._loop.run_until_complete(site.start())
-        self._started.set()
-        self._loop.run_forever()
-        self._loop.run_until_complete(self._runner.cleanup())
-
-    def __enter__(self) -> ServerThread:
-        self._thread.start()
-        self._started.wait(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
 
 
 def fake_sagemaker_runtime(

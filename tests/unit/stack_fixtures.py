@@ -1,9 +1,8 @@
-"""Shared by the bootstrap/gateway stack tests: an App with cdk.json's feature flags, synthesized once per
+"""Shared by the bootstrap/gateway stack tests: an App with EMD's shipped feature flags, synthesized once per
 variant with cdk-nag attached, plus the partition check adjusted for IAM service principals."""
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,13 +10,14 @@ from typing import Any
 
 import aws_cdk as cdk
 
+from emd_stacks.context import shipped_context
 from tests.cdk_checks import nag_violations, partition_literals, templates_of
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def make_app(outdir: Path, extra_context: dict[str, Any] | None = None) -> cdk.App:
-    context = dict(json.loads((ROOT / "cdk.json").read_text())["context"])
+    context = shipped_context()
     context.update(extra_context or {})
     return cdk.App(outdir=str(outdir), context=context)
 
@@ -34,12 +34,13 @@ def synth_stack(app: cdk.App, stack_name: str) -> Synth:
 
 
 def _strip_service_principals(node: Any) -> Any:
-    """IAM service principals and service-linked-role service names are '<service>.amazonaws.com' in every
+    """IAM service principals (trust policies, iam:PassedToService) and service-linked-role service names
+    are '<service>.amazonaws.com' in every
     partition (aws-cn included): they are identifiers, not endpoints, so the URL-suffix check skips them."""
     if isinstance(node, dict):
         out = {}
         for key, value in node.items():
-            if key == "Service" or key == "iam:AWSServiceName":
+            if key in ("Service", "iam:AWSServiceName", "iam:PassedToService"):
                 continue
             out[key] = _strip_service_principals(value)
         return out

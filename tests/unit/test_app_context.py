@@ -11,6 +11,7 @@ from pathlib import Path
 import aws_cdk.aws_codebuild as codebuild
 import pytest
 
+from emd_constructs.gateway_edge import Exposure
 from emd_stacks.context import AppConfig, parse_context
 from model_specs.errors import EmdUserError
 
@@ -87,6 +88,44 @@ def test_bad_context_is_a_clear_user_error(ctx, message):
         parse(ctx)
 
 
+CERT_EAST = CERT.replace("us-west-2", "us-east-1")
+
+
+@pytest.mark.parametrize(
+    ("ctx", "exposure"),
+    [
+        ({}, Exposure.INTERNAL),  # the safe default: reachable from the VPC only
+        ({"allowed_cidrs": "192.0.2.0/24"}, Exposure.INTERNAL),
+        ({"cloudfront": "true"}, Exposure.CLOUDFRONT),
+        ({"certificate_arn": CERT_EAST}, Exposure.PUBLIC_HTTPS),
+        ({"certificate_arn": CERT_EAST, "internal_alb": "true"}, Exposure.INTERNAL),
+        ({"allow_insecure_http": "true"}, Exposure.PUBLIC_HTTP),
+    ],
+)
+def test_gateway_exposure(ctx, exposure):
+    cfg = parse(ctx)
+    assert cfg.exposure is exposure
+    assert cfg.exposure.internet_facing_alb is (exposure in (Exposure.PUBLIC_HTTPS, Exposure.PUBLIC_HTTP))
+
+
+@pytest.mark.parametrize(
+    ("ctx", "message"),
+    [
+        ({"cloudfront": "true", "certificate_arn": CERT_EAST}, r"cloudfront=true cannot be combined with "
+         r"certificate_arn"),
+        ({"cloudfront": "true", "allowed_cidrs": "10.0.0.0/8"}, r"cannot be combined with allowed_cidrs"),
+        ({"allow_insecure_http": "true", "internal_alb": "true"}, r"allow_insecure_http=true cannot be "
+         r"combined with internal_alb"),
+        ({"cloudfront": "true", "region": "cn-north-1"}, r"not available in cn-north-1: CloudFront there "
+         r"serves only an ICP-registered domain"),
+        ({"allow_insecure_http": "perhaps"}, r"allow_insecure_http='perhaps' is not a boolean"),
+    ],
+)
+def test_contradictory_gateway_options_are_refused(ctx, message):
+    with pytest.raises(EmdUserError, match=message):
+        parse(ctx)
+
+
 def test_china_certificate_must_be_aws_cn():
     china = "arn:aws-cn:acm:cn-north-1:123456789012:certificate/12345678-1234-1234-1234-123456789012"
     assert parse({"region": "cn-north-1", "certificate_arn": china}).certificate_arn == china
@@ -132,3 +171,14 @@ def test_app_without_gateway_synthesizes_no_load_balancer(tmp_path):
     assert "AWS::ElasticLoadBalancingV2::LoadBalancer" not in template
     assert "AWS::EC2::VPC" not in template
     assert manifest["artifacts"]["EMD-Bootstrap"]["environment"].endswith("/us-west-2")
+
+
+@pytest.mark.slow
+def test_app_with_no_context_synthesizes_an_internal_gateway(tmp_path):
+    """`npx cdk synth` with no context works, and its gateway is not reachable from the internet."""
+    result = _run_app(tmp_path, {})
+    assert result.returncode == 0, result.stderr[-2000:]
+    template = json.loads((tmp_path / "EMD-Gateway.template.json").read_text())
+    resources = template["Resources"].values()
+    (alb,) = [r for r in resources if r["Type"] == "AWS::ElasticLoadBalancingV2::LoadBalancer"]
+    assert alb["Properties"]["Scheme"] == "internal"

@@ -37,8 +37,11 @@ ACCESS_LOG_BUCKET_ID = "ArtifactsAccessLogs4D97777C"
 REPOSITORY_ID = "EngineImagesRepositoryE814E323"
 
 
-def _synth(tmp_path_factory, region: str, **config):
-    app = make_app(tmp_path_factory.mktemp(f"boot-{region}"))
+CN_MIRROR = "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/hub"
+
+
+def _synth(tmp_path_factory, region: str, context=None, **config):
+    app = make_app(tmp_path_factory.mktemp(f"boot-{region}"), context)
     BootstrapStack(app, config=AppConfig(region=region, **config), env=cdk.Environment(region=region))
     return synth_stack(app, "EMD-Bootstrap")
 
@@ -55,7 +58,7 @@ def template(us_east):
 
 @pytest.fixture(scope="module")
 def china(tmp_path_factory):
-    return _synth(tmp_path_factory, "cn-north-1")
+    return _synth(tmp_path_factory, "cn-north-1", base_image_mirror=CN_MIRROR)
 
 
 @pytest.fixture(scope="module")
@@ -298,18 +301,29 @@ def test_no_policy_refers_to_an_unresolved_pipeline_variable(us_east):
 
 
 def _role_statements(template_json, role_logical_prefix):
+    """Statements of the inline and managed policies attached to the role."""
     out = []
-    for res in resources_of(template_json, "AWS::IAM::Policy").values():
-        roles = json.dumps(res["Properties"].get("Roles", []))
-        if role_logical_prefix in roles:
-            out += res["Properties"]["PolicyDocument"]["Statement"]
+    for cfn_type in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+        for res in resources_of(template_json, cfn_type).values():
+            roles = json.dumps(res["Properties"].get("Roles", []))
+            if role_logical_prefix in roles:
+                out += res["Properties"]["PolicyDocument"]["Statement"]
     return out
+
+
+def _boundary(template_json):
+    (boundary_id,) = [
+        k
+        for k, r in resources_of(template_json, "AWS::IAM::ManagedPolicy").items()
+        if "Roles" not in r["Properties"]
+    ]
+    return boundary_id, template_json["Resources"][boundary_id]["Properties"]["PolicyDocument"]["Statement"]
 
 
 def test_cloudformation_role_creates_roles_only_with_the_boundary(us_east):
     statements = _role_statements(us_east.template, "DeployCloudFormationRole")
     create = next(s for s in statements if "iam:CreateRole" in as_list(s["Action"]))
-    (boundary_id,) = resources_of(us_east.template, "AWS::IAM::ManagedPolicy")
+    boundary_id, _ = _boundary(us_east.template)
     assert create["Condition"] == {"StringEquals": {"iam:PermissionsBoundary": {"Ref": boundary_id}}}
     assert "role/EMD-Model-*" in json.dumps(create["Resource"])
     for s in statements:
@@ -321,10 +335,33 @@ def test_cloudformation_role_creates_roles_only_with_the_boundary(us_east):
     assert deny["Action"] == "iam:DeleteRolePermissionsBoundary"
     registry = next(s for s in statements if "ssm:PutParameter" in as_list(s["Action"]))
     assert "parameter/emd/models/*" in json.dumps(registry["Resource"])
-    functions = next(s for s in statements if "lambda:CreateFunction" in as_list(s["Action"]))
-    assert ":function:EMD-Model-*" in json.dumps(functions["Resource"])
-    buckets = next(s for s in statements if "s3:CreateBucket" in as_list(s["Action"]))
-    assert buckets["Resource"] == "arn:aws:s3:::emd-model-*"
+    # no model template contains a Lambda function, a bucket or a secret
+    actions = {a for s in statements for a in as_list(s["Action"])}
+    assert not {a for a in actions if a.split(":")[0] in ("lambda", "s3", "secretsmanager")} - {
+        "s3:GetObject",
+        "s3:GetObjectVersion",
+    }
+
+
+def test_cloudformation_role_passes_roles_only_to_their_services(us_east, china):
+    for synth in (us_east, china):
+        statements = _role_statements(synth.template, "DeployCloudFormationRole")
+        (pass_role,) = [s for s in statements if "iam:PassRole" in as_list(s["Action"])]
+        services = pass_role["Condition"]["StringEquals"]["iam:PassedToService"]
+        assert {"sagemaker.amazonaws.com", "ecs-tasks.amazonaws.com", "ec2.amazonaws.com"} <= set(services)
+        assert all("EMD-Model-*" in json.dumps(r) or "aws-service-role" in json.dumps(r)
+                   for r in pass_role["Resource"])
+        assert not any("iam:UpdateAssumeRolePolicy" in as_list(s["Action"]) for s in statements)
+    china_pass = next(s for s in _role_statements(china.template, "DeployCloudFormationRole")
+                  if "iam:PassRole" in as_list(s["Action"]))
+    assert "ec2.amazonaws.com.cn" in china_pass["Condition"]["StringEquals"]["iam:PassedToService"]
+
+
+def test_cloudformation_role_creates_only_network_isolated_sagemaker_models(us_east):
+    statements = _role_statements(us_east.template, "DeployCloudFormationRole")
+    (create,) = [s for s in statements if "sagemaker:CreateModel" in as_list(s["Action"])]
+    assert create["Condition"]["Bool"] == {"sagemaker:NetworkIsolation": "true"}
+    assert create["Condition"]["Null"] == {"aws:RequestTag/emd:model-id": "false"}
 
 
 def test_deploy_action_role_only_touches_model_stacks(us_east):
@@ -347,14 +384,37 @@ def test_no_full_access_policies_no_star_actions_no_iam_star(us_east):
 
 
 def test_permissions_boundary_is_published(us_east, template):
-    (boundary_id,) = resources_of(us_east.template, "AWS::IAM::ManagedPolicy")
+    boundary_id, boundary = _boundary(us_east.template)
     template.has_resource_properties(
         "AWS::SSM::Parameter", {"Name": PARAM_BOUNDARY, "Type": "String", "Value": {"Ref": boundary_id}}
     )
-    boundary = us_east.template["Resources"][boundary_id]["Properties"]["PolicyDocument"]["Statement"]
     actions = {a for s in boundary for a in as_list(s["Action"])}
     assert not any(a.startswith("iam:") for a in actions)
-    assert "secretsmanager:GetSecretValue" in actions
+    # no model runtime reads an API key or the hub token
+    assert not any(a.startswith("secretsmanager:") for a in actions)
+
+
+def test_boundary_s3_is_the_artifact_weights_and_async_keys(us_east):
+    _, boundary = _boundary(us_east.template)
+    s3_statements = [s for s in boundary if any(a.startswith("s3:") for a in as_list(s["Action"]))]
+    writes = [s for s in s3_statements if "s3:PutObject" in as_list(s["Action"])]
+    assert [json.dumps(s["Resource"]) for s in writes] == ['"arn:aws:s3:::*/*emd-async/*"']
+    for s in s3_statements:
+        resources = json.dumps(s["Resource"])
+        if s["Resource"] == "*" or "emd-async" in resources:
+            # anything beyond the artifact bucket stays in this account, and is read-only outside emd-async/
+            assert s["Condition"] == {"StringEquals": {"aws:ResourceAccount": {"Ref": "AWS::AccountId"}}}
+            if s["Resource"] == "*":
+                assert set(as_list(s["Action"])) == {"s3:GetObject", "s3:ListBucket"}
+        else:
+            assert BUCKET_ID in resources and "/models/*" in resources
+
+
+def test_boundary_logs_only_to_model_log_groups(us_east):
+    _, boundary = _boundary(us_east.template)
+    (logs,) = [s for s in boundary if "logs:PutLogEvents" in as_list(s["Action"])]
+    names = sorted(json.dumps(r).split("log-group:")[1].rstrip('"]}') for r in logs["Resource"])
+    assert names == ["/aws/sagemaker/Endpoints/*", "/aws/sagemaker/InferenceComponents/*", "EMD-Model-*"]
 
 
 def test_ssm_contract_parameters(us_east):
@@ -398,6 +458,33 @@ def test_china_uses_modelscope_and_a_pip_mirror(china):
     assert env["EMD_WEIGHTS_HUB"] == "modelscope"
     assert env["PIP_INDEX_URL"].startswith("https://")
     assert '"arn:aws-cn:' in json.dumps(china.template) or "aws-cn" in json.dumps(china.template)
+
+
+def test_base_image_mirror_is_published_for_the_build(china, us_east):
+    params = {
+        r["Properties"]["Name"]: r["Properties"]["Value"]
+        for r in resources_of(china.template, "AWS::SSM::Parameter").values()
+    }
+    assert params["/emd/bootstrap/base-image-mirror"] == CN_MIRROR
+    us_params = json.dumps(resources_of(us_east.template, "AWS::SSM::Parameter"))
+    assert "/emd/bootstrap/base-image-mirror" not in us_params  # no mirror unless bootstrap is given one
+    (project,) = resources_of(china.template, "AWS::CodeBuild::Project").values()
+    env = {v["Name"]: v["Value"] for v in project["Properties"]["Environment"]["EnvironmentVariables"]}
+    assert env["EMD_BASE_IMAGE_MIRROR_PARAM"] == "/emd/bootstrap/base-image-mirror"
+    pulls = [
+        st for st in policy_statements(china.template)
+        if "ecr:BatchImportUpstreamImage" in as_list(st["Action"])
+    ]  # fmt: skip
+    assert len(pulls) == 1 and json.dumps(pulls[0]["Resource"]).count("repository/hub/*") == 1
+
+
+def test_a_bad_base_image_mirror_is_refused(tmp_path_factory):
+    from emd_stacks.context import parse_context
+    from model_specs.errors import EmdUserError
+
+    context = {"region": "cn-north-1", "base_image_mirror": "https://x"}
+    with pytest.raises(EmdUserError, match="context base_image_mirror: 'https://x' is not a registry prefix"):
+        parse_context(context.get, {})
 
 
 # ------------------------------------------------------------------ template checks

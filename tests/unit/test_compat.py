@@ -34,7 +34,12 @@ def variant(model_id: str, **update) -> ModelSpec:  # type: ignore[no-untyped-de
         ("Qwen2.5-72B-Instruct-AWQ", "lmdeploy", "g4dn.12xlarge", EC2, "cn-northwest-1"),
         ("Qwen2.5-72B-Instruct", "vllm", "g5.48xlarge", ServiceType.ecs, "cn-northwest-1"),
         ("Llama-3.1-70B-Instruct", "vllm", "p4d.24xlarge", SM, "us-east-1"),
-        ("Llama-3.1-8B-Instruct", "tgi", "inf2.xlarge", SM, "us-east-1"),
+        ("Llama-3.1-8B-Instruct", "vllm-neuron", "inf2.xlarge", SM, "us-east-1"),
+        ("Qwen2.5-7B-Instruct", "vllm-neuron", "inf2.8xlarge", EC2, "us-west-2"),
+        ("Qwen3-235B-A22B-FP8", "vllm", "g6e.48xlarge", EC2, "us-east-1"),
+        ("gpt-oss-120b", "vllm", "p5.48xlarge", SM, "us-west-2"),
+        ("gpt-oss-20b", "vllm", "g5.xlarge", SM, "us-east-1"),
+        ("DeepSeek-R1", "vllm", "p5en.48xlarge", SM, "us-east-1"),
         ("Llama-3.2-3B-Instruct", "vllm", "g5.48xlarge", EC2, "us-east-1"),
         ("SmolLM2-135M-Instruct-GGUF", "llama.cpp", "m7i.xlarge", EC2, "us-east-1"),
         ("SmolLM2-135M-Instruct-GGUF", "llama.cpp", "m5.xlarge", EC2, "cn-north-1"),
@@ -134,7 +139,7 @@ def test_tensor_parallel_degree_per_engine_and_accelerator() -> None:
 
 
 def test_single_device_engine_counts_one_gpu() -> None:
-    big = variant("bge-m3", params_b=20.0)  # 37 GiB of fp16 weights: more than one A10G, less than four
+    big = variant("bge-m3", params_b=10.0, weights_gb=40.0)  # 37 GiB: more than one A10G, less than four
     assert verdict(big, "vllm", "g5.12xlarge").ok
     v = verdict(big, "huggingface", "g5.12xlarge")
     assert (
@@ -146,7 +151,9 @@ def test_single_device_engine_counts_one_gpu() -> None:
 
 
 def test_cpu_uses_ram_and_gpu_only_engines_are_refused() -> None:
-    gguf_30b = variant("SmolLM2-135M-Instruct-GGUF", params_b=30.0)  # ~16.8 GiB of Q4 weights
+    gguf_30b = variant(
+        "SmolLM2-135M-Instruct-GGUF", params_b=30.0, weights_gb=18.0
+    )  # ~16.8 GiB of Q4 weights
     v = verdict(gguf_30b, "llama.cpp", "m7i.xlarge", EC2)
     assert (
         not v.ok and "GiB of memory" in v.reasons[0] and "m7i.xlarge offers 12.0 GiB usable" in v.reasons[0]
@@ -159,8 +166,8 @@ def test_cpu_uses_ram_and_gpu_only_engines_are_refused() -> None:
 def test_engine_must_serve_the_model_and_its_type() -> None:
     v = verdict("Qwen2.5-7B-Instruct", "huggingface", "g5.2xlarge")
     assert (
-        "Qwen2.5-7B-Instruct does not run on engine huggingface (it runs on: vllm, tgi, lmdeploy)"
-        in v.reasons
+        "Qwen2.5-7B-Instruct does not run on engine huggingface "
+        "(it runs on: vllm, tgi, lmdeploy, vllm-neuron)" in v.reasons
     )
     assert "engine huggingface does not serve llm models" in v.reasons
 
@@ -168,18 +175,99 @@ def test_engine_must_serve_the_model_and_its_type() -> None:
 def test_inferentia_rules() -> None:
     v = verdict("Qwen2.5-7B-Instruct", "vllm", "inf2.xlarge")
     assert any("does not support inferentia" in r for r in v.reasons)
-    awq = variant("Qwen2.5-7B-Instruct-AWQ", engines={"tgi": EngineDefaults()}, default_engine="tgi")
-    v = verdict(awq, "tgi", "inf2.xlarge")
-    assert v.reasons == (
-        "Inferentia2 (inf2.xlarge) runs only unquantized bf16/fp16 text LLMs compiled by optimum-neuron; "
-        "Qwen2.5-7B-Instruct-AWQ is a awq-int4 llm model",
+    assert any(
+        "does not support gpu" in r
+        for r in verdict("Qwen2.5-7B-Instruct", "vllm-neuron", "g5.xlarge").reasons
     )
-    # 32 heads do not split over inf2.24xlarge's 12 NeuronCores
-    v = verdict("Llama-3.1-8B-Instruct", "tgi", "inf2.24xlarge")
+    awq = variant(
+        "Qwen2.5-7B-Instruct-AWQ", engines={"vllm-neuron": EngineDefaults()}, default_engine="vllm-neuron"
+    )
+    v = verdict(awq, "vllm-neuron", "inf2.xlarge")
     assert v.reasons == (
-        "tensor-parallel degree 12 (tgi on inf2.24xlarge) does not divide Llama-3.1-8B-Instruct's "
+        "Inferentia2 (inf2.xlarge) runs bf16/fp16 Llama, Qwen2.5 and Qwen3 dense text models compiled by "
+        "vllm-neuron; Qwen2.5-7B-Instruct-AWQ is a awq-int4 Qwen2ForCausalLM llm model",
+    )
+    glm = variant("GLM-4-9B-0414", engines={"vllm-neuron": EngineDefaults()})
+    assert "Glm4ForCausalLM" in verdict(glm, "vllm-neuron", "inf2.8xlarge").reasons[0]
+    # 32 heads do not split over inf2.24xlarge's 12 NeuronCores (6 chips x 2)
+    v = verdict("Llama-3.1-8B-Instruct", "vllm-neuron", "inf2.24xlarge")
+    assert v.reasons == (
+        "tensor-parallel degree 12 (vllm-neuron on inf2.24xlarge) does not divide Llama-3.1-8B-Instruct's "
         "32 attention heads",
     )
+    # NeuronCore memory: 32 GB per Inferentia2 chip, one chip on inf2.xlarge / 8xlarge, 12 on inf2.48xlarge
+    cat = catalogue()
+    sizes = ("inf2.xlarge", "inf2.8xlarge", "inf2.24xlarge", "inf2.48xlarge")
+    assert [cat.instance(n).gpus for n in sizes] == [1, 1, 6, 12]
+    assert compat.usable_memory_gib(cat.instance("inf2.48xlarge")) == pytest.approx(12 * 32 * 0.9)
+    big = variant("Qwen2.5-7B-Instruct", weights_gb=40.0)
+    v = verdict(big, "vllm-neuron", "inf2.xlarge")
+    assert not v.ok and "inf2.xlarge offers 28.8 GiB usable" in v.reasons[0]
+
+
+def test_moe_memory_follows_total_parameters() -> None:
+    """Every expert must be resident: Qwen3-235B-A22B needs memory for 235B parameters, not its 22B active."""
+    m = catalogue().model("Qwen3-235B-A22B")
+    assert m.weights_gib == pytest.approx(470.2e9 / 2**30)
+    need = compat.required_memory_gib(m, 8, "vllm")
+    assert need > 470.2e9 / 2**30 > 10 * m.active_params_b * 2e9 / 2**30
+    v = verdict("Qwen3-235B-A22B", "vllm", "g6e.48xlarge")  # 8 x 48 GB: enough for 22B, not for 235B
+    assert not v.ok and "needs ~" in v.reasons[0] and "g6e.48xlarge offers 345.6 GiB usable" in v.reasons[0]
+    assert verdict("Qwen3-235B-A22B", "vllm", "p5.48xlarge").ok
+
+
+def test_fp8_needs_ada_or_hopper() -> None:
+    for instance in ("g6.xlarge", "g6e.xlarge", "p5.48xlarge", "p5e.48xlarge", "p5en.48xlarge"):
+        assert verdict("Qwen3-8B-FP8", "vllm", instance).ok, instance
+    v = verdict("Qwen3-8B-FP8", "vllm", "g5.xlarge")
+    assert v.reasons == (
+        "Qwen3-8B-FP8 has FP8 weights, which need an Ada or Hopper GPU (compute capability 8.9+, native "
+        "FP8); the NVIDIA A10G of g5.xlarge is Ampere (compute capability 8.6)",
+    )
+    assert not verdict(
+        "Qwen3-235B-A22B-FP8", "vllm", "p4de.24xlarge"
+    ).ok  # A100 80GB: memory fits, FP8 does not
+    with pytest.raises(EmdUserError) as err:
+        resolve_deployment(
+            model_id="Qwen3-8B-FP8", instance_type="g4dn.xlarge", service_type="ec2", region="us-east-1"
+        )
+    msg = str(err.value)
+    assert "NVIDIA T4 of g4dn.xlarge is Turing (compute capability 7.5)" in msg
+    fits = msg.split("Smallest instances that fit Qwen3-8B-FP8 on vllm/ec2 in us-east-1: ")[1].split(", ")
+    assert fits and {f.split(".")[0] for f in fits} <= {"g6", "g6e", "p5", "p5e", "p5en"}
+
+
+def test_mxfp4_needs_what_vllm_needs() -> None:
+    # native on Hopper, Marlin fallback on Ampere (A10G, A100) and Ada (L4, L40S), refused on Turing (T4)
+    for instance in ("g5.xlarge", "g6.xlarge", "g6e.xlarge", "p4d.24xlarge", "p5.48xlarge"):
+        assert verdict("gpt-oss-20b", "vllm", instance).ok, instance
+    v = verdict(
+        "gpt-oss-20b", "vllm", "g4dn.12xlarge"
+    )  # 4 x 16 GB would hold it: the GPU generation does not
+    assert v.reasons == (
+        "gpt-oss-20b has MXFP4 weights, which need compute capability 8.0+ (vLLM runs them natively on "
+        "Hopper and through its Marlin fallback on Ampere and Ada); the NVIDIA T4 of g4dn.12xlarge is Turing "
+        "(compute capability 7.5)",
+    )
+
+
+def test_a_model_no_single_instance_holds_is_refused_with_what_would_fit() -> None:
+    with pytest.raises(EmdUserError) as err:
+        resolve_deployment(
+            model_id="DeepSeek-R1-BF16",
+            instance_type="p5en.48xlarge",
+            service_type="sagemaker_realtime",
+            region="us-east-1",
+        )
+    msg = str(err.value)
+    assert "more than any single catalogued instance offers (largest: p5e.48xlarge, 1015 GiB usable)" in msg
+    assert "EMD deploys a model on one instance" in msg
+    assert msg.endswith("What would fit: DeepSeek-R1 (fp8) on p5e.48xlarge, p5en.48xlarge.")
+    # the FP8 original does not fit an 8 x H100 p5 either: only the H200 instances hold it
+    assert not verdict("DeepSeek-R1", "vllm", "p5.48xlarge").ok
+    cat = catalogue()
+    m, e = cat.model("Qwen3-8B"), cat.engine("vllm")
+    assert compat.multi_instance_advice(cat, m, e, SM, "us-east-1") is None  # fits somewhere: no such advice
 
 
 def test_regions_and_china_rules() -> None:

@@ -125,9 +125,29 @@ def test_regions_without_prices_fall_back_within_their_currency() -> None:
     eu = estimate_cost(region="eu-west-1", instance_type="g5.2xlarge", service_type="ec2", model_size_gb=1)
     assert eu.price_region == "us-east-1" and eu.currency == "USD" and any("eu-west-1" in n for n in eu.notes)
     cn = estimate_cost(
-        region="cn-northwest-1", instance_type="g4dn.xlarge", service_type="ec2", model_size_gb=1
+        region="cn-northwest-1", instance_type="g5.xlarge", service_type="ec2", model_size_gb=1
     )
-    assert cn.price_region == "cn-north-1" and cn.symbol == "¥"
+    assert cn.price_region == "cn-northwest-1" and cn.symbol == "¥"  # Ningxia has its own table (g5, p4d)
+    assert cn.target is not None and cn.target.hourly is not None
+
+
+def test_estimated_prices_are_labelled_in_the_estimate() -> None:
+    est = estimate_cost(
+        region="us-west-2",
+        instance_type="p5en.48xlarge",
+        service_type="sagemaker_realtime",
+        model_size_gb=700,
+    )
+    assert est.target is not None and est.target.hourly is not None
+    assert any(
+        n.startswith("the SageMaker ml.p5en.48xlarge price is an estimate (ESTIMATE:") for n in est.notes
+    )
+    listed = estimate_cost(
+        region="us-east-1", instance_type="g6e.xlarge", service_type="ec2", model_size_gb=1
+    )
+    assert not any("estimate" in n for n in listed.notes)
+    cn = estimate_cost(region="cn-north-1", instance_type="g4dn.2xlarge", service_type="ec2", model_size_gb=1)
+    assert any("USD list price x 8.4" in n for n in cn.notes)
 
 
 def test_local_has_no_aws_cost() -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from serving.engine.command import ENGINES, build_engine_launch
+from serving.engine.command import ENGINES, LLAMA_CPP_PYTHON, build_engine_launch
 from serving.engine.routing import (
     route_from_attributes,
     route_from_body,
     tei_rerank_request,
     tei_rerank_response,
 )
+from serving.engine.settings import DEFAULT_NEURON_CACHE, AdapterSettings
 
 
 def launch(engine: str, **kw: object):  # type: ignore[no-untyped-def]
@@ -27,6 +28,26 @@ def test_vllm() -> None:
         "--max-model-len", "8192", "--enforce-eager",
     ]  # fmt: skip
     assert got.health_path == "/health"
+
+
+def test_vllm_neuron_counts_neuroncores_and_points_nxd_at_compiled_artifacts(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    got = launch("vllm-neuron", tensor_parallel=2, engine_args="--max-model-len 4096 --max-num-seqs 4")
+    assert got.command == [
+        "vllm", "serve", "/opt/ml/model", "--served-model-name", "Qwen2.5-7B-Instruct",
+        "--tensor-parallel-size", "2", "--host", "127.0.0.1", "--port", "8000",
+        "--max-model-len", "4096", "--max-num-seqs", "4",
+    ]  # fmt: skip
+    assert got.env == {
+        "VLLM_NEURON_FRAMEWORK": "neuronx-distributed-inference",
+        "NEURON_COMPILED_ARTIFACTS": "/opt/ml/model/neuron-compiled-artifacts",
+    }
+    assert launch("vllm", tensor_parallel=2).env == {}  # the GPU build gets no Neuron settings
+    # the adapter loads artifacts shipped with the weights, else compiles into a writable cache
+    env = {"EMD_ENGINE": "vllm-neuron", "EMD_MODEL_ID": "m", "EMD_MODEL_DIR": str(tmp_path)}
+    assert AdapterSettings.from_env(env).launch().env["NEURON_COMPILED_ARTIFACTS"] == DEFAULT_NEURON_CACHE
+    (tmp_path / "neuron-compiled-artifacts").mkdir()
+    shipped = AdapterSettings.from_env(env).launch().env["NEURON_COMPILED_ARTIFACTS"]
+    assert shipped == str(tmp_path / "neuron-compiled-artifacts")
 
 
 def test_tgi() -> None:
@@ -57,6 +78,7 @@ def test_llama_cpp_binary_and_python_server() -> None:
     assert py.command[py.command.index("--model_alias") + 1] == "Qwen2.5-7B-Instruct"
     assert py.health_path == "/v1/models"
     assert py.command[py.command.index("--interrupt_requests") + 1] == "false"
+    assert (py.api_dialect, native.api_dialect) == (LLAMA_CPP_PYTHON, None)  # only its answers are bridged
     assert "--split-mode" in launch("llama.cpp", tensor_parallel=2).command
 
 

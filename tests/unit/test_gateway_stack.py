@@ -1,9 +1,11 @@
 """EMD-Gateway: ALB/Fargate/VPC/registry-access properties asserted per variant; cfn-lint, cdk-nag and
-partition checks. Variants (each synthesized once): default us-east-1 (HTTP, public, new VPC);
-us-west-2 HTTPS + allowed_cidrs + internal ALB; cn-north-1 HTTPS; an existing VPC by id."""
+partition checks. Variants (each synthesized once): default us-east-1 (internal ALB, HTTP, new VPC);
+us-west-2 HTTPS + allowed_cidrs + internal ALB; cn-north-1 internet-facing HTTPS; an existing VPC by id;
+CloudFront in front of an internal ALB; internet-facing plain HTTP when explicitly allowed."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from pathlib import Path
 
@@ -126,6 +128,37 @@ def china(tmp_path_factory, image_root):
 
 
 @pytest.fixture(scope="module")
+def edge(tmp_path_factory, image_root):
+    return _synth(tmp_path_factory, image_root, "us-east-1", cloudfront=True)[0]
+
+
+@pytest.fixture(scope="module")
+def insecure(tmp_path_factory, image_root):
+    return _synth(tmp_path_factory, image_root, "eu-west-1", allow_insecure_http=True)[0]
+
+
+def _alb_ingress(template) -> set[tuple[str, int]]:
+    sg = next(
+        r for r in resources_of(template, "AWS::EC2::SecurityGroup").values()
+        if r["Properties"]["GroupDescription"] == "EMD gateway load balancer"
+    )  # fmt: skip
+    return {
+        (json.dumps(i.get("CidrIp") or i.get("CidrIpv6")), i["FromPort"])
+        for i in sg["Properties"]["SecurityGroupIngress"]
+    }
+
+
+def _open_ingress(template) -> list[dict]:
+    rules = [
+        rule
+        for sg in resources_of(template, "AWS::EC2::SecurityGroup").values()
+        for rule in sg["Properties"].get("SecurityGroupIngress", [])
+    ]
+    rules += [r["Properties"] for r in resources_of(template, "AWS::EC2::SecurityGroupIngress").values()]
+    return [r for r in rules if r.get("CidrIp") == "0.0.0.0/0" or r.get("CidrIpv6") == "::/0"]
+
+
+@pytest.fixture(scope="module")
 def existing_vpc(tmp_path_factory, image_root):
     return _synth(
         tmp_path_factory, image_root, "us-east-1", context={LOOKUP_KEY: LOOKUP_VALUE}, account=ACCOUNT,
@@ -143,11 +176,11 @@ def test_stateful_logical_ids_are_pinned(default):
     assert res["GatewayAlbB8EF1839"]["Type"] == "AWS::ElasticLoadBalancingV2::LoadBalancer"
 
 
-def test_default_alb_is_public_http_with_access_logs(default, default_t):
+def test_default_alb_is_internal_http_with_access_logs(default, default_t):
     default_t.has_resource_properties(
         "AWS::ElasticLoadBalancingV2::LoadBalancer",
         {
-            "Scheme": "internet-facing",
+            "Scheme": "internal",
             "LoadBalancerAttributes": Match.array_with(
                 [{"Key": "routing.http.drop_invalid_header_fields.enabled", "Value": "true"}]
             ),
@@ -161,52 +194,80 @@ def test_default_alb_is_public_http_with_access_logs(default, default_t):
     (listener,) = listeners.values()
     assert listener["Properties"]["Port"] == 80 and listener["Properties"]["Protocol"] == "HTTP"
     assert listener["Properties"]["DefaultActions"][0]["Type"] == "forward"
+    assert not resources_of(default.template, "AWS::CloudFront::Distribution")
 
 
-def test_default_ingress_is_open_on_http_only(default):
-    sg = next(
-        r for r in resources_of(default.template, "AWS::EC2::SecurityGroup").values()
-        if r["Properties"]["GroupDescription"] == "EMD gateway load balancer"
-    )  # fmt: skip
-    ingress = sg["Properties"]["SecurityGroupIngress"]
-    assert [(i["CidrIp"], i["FromPort"]) for i in ingress] == [("0.0.0.0/0", 80)]
+def test_default_ingress_is_the_vpc_only(default):
+    (vpc_id,) = resources_of(default.template, "AWS::EC2::VPC")
+    assert _alb_ingress(default.template) == {(json.dumps({"Fn::GetAtt": [vpc_id, "CidrBlock"]}), 80)}
+    assert not _open_ingress(default.template)
 
 
-def test_certificate_adds_https_with_tls_policy_and_redirects_http(secure):
-    listeners = {
-        r["Properties"]["Port"]: r["Properties"]
-        for r in resources_of(secure.template, "AWS::ElasticLoadBalancingV2::Listener").values()
-    }
-    https = listeners[443]
-    assert https["Protocol"] == "HTTPS"
-    assert https["SslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
-    assert https["Certificates"] == [{"CertificateArn": CERT_US}]
-    assert https["DefaultActions"][0]["Type"] == "forward"
-    redirect = listeners[80]["DefaultActions"][0]
-    assert redirect["Type"] == "redirect"
-    assert redirect["RedirectConfig"] == {"Port": "443", "Protocol": "HTTPS", "StatusCode": "HTTP_301"}
+def test_insecure_http_is_internet_facing_only_when_asked(insecure):
+    (alb,) = resources_of(insecure.template, "AWS::ElasticLoadBalancingV2::LoadBalancer").values()
+    assert alb["Properties"]["Scheme"] == "internet-facing"
+    assert all("public" in s["Ref"] for s in alb["Properties"]["Subnets"])
+    assert _alb_ingress(insecure.template) == {('"0.0.0.0/0"', 80)}
+    assert insecure.nag == []
+
+
+def test_certificate_gives_https_only_without_a_port_80_listener(secure, china):
+    for synth in (secure, china):
+        (https,) = resources_of(synth.template, "AWS::ElasticLoadBalancingV2::Listener").values()
+        assert https["Properties"]["Port"] == 443 and https["Properties"]["Protocol"] == "HTTPS"
+        assert https["Properties"]["DefaultActions"][0]["Type"] == "forward"
+        assert {port for _, port in _alb_ingress(synth.template)} == {443}
+    (https,) = resources_of(secure.template, "AWS::ElasticLoadBalancingV2::Listener").values()
+    assert https["Properties"]["SslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    assert https["Properties"]["Certificates"] == [{"CertificateArn": CERT_US}]
+    # a certificate alone makes the ALB internet-facing (HTTPS is safe to expose)
+    (alb,) = resources_of(china.template, "AWS::ElasticLoadBalancingV2::LoadBalancer").values()
+    assert alb["Properties"]["Scheme"] == "internet-facing"
+    assert _alb_ingress(china.template) == {('"0.0.0.0/0"', 443)}
 
 
 def test_allowed_cidrs_replace_the_open_ingress(secure):
-    sg = next(
-        r for r in resources_of(secure.template, "AWS::EC2::SecurityGroup").values()
-        if r["Properties"]["GroupDescription"] == "EMD gateway load balancer"
-    )  # fmt: skip
-    rules = {
-        (i.get("CidrIp") or i.get("CidrIpv6"), i["FromPort"])
-        for i in sg["Properties"]["SecurityGroupIngress"]
-    }
-    assert rules == {("10.0.0.0/8", 443), ("10.0.0.0/8", 80), ("2001:db8::/32", 443), ("2001:db8::/32", 80)}
-    assert "0.0.0.0/0" not in json.dumps(sg)
+    assert _alb_ingress(secure.template) == {('"10.0.0.0/8"', 443), ('"2001:db8::/32"', 443)}
 
 
 def test_internal_alb_sits_in_private_subnets(secure, default):
-    (alb,) = resources_of(secure.template, "AWS::ElasticLoadBalancingV2::LoadBalancer").values()
+    for synth in (secure, default):
+        (alb,) = resources_of(synth.template, "AWS::ElasticLoadBalancingV2::LoadBalancer").values()
+        assert alb["Properties"]["Scheme"] == "internal"
+        subnets = {s["Ref"] for s in alb["Properties"]["Subnets"]}
+        assert subnets and all("private" in s for s in subnets)
+
+
+def test_cloudfront_serves_https_in_front_of_an_internal_alb(edge):
+    t = edge.template
+    (alb,) = resources_of(t, "AWS::ElasticLoadBalancingV2::LoadBalancer").values()
     assert alb["Properties"]["Scheme"] == "internal"
-    subnets = {s["Ref"] for s in alb["Properties"]["Subnets"]}
-    assert subnets and all("private" in s for s in subnets)
-    (public_alb,) = resources_of(default.template, "AWS::ElasticLoadBalancingV2::LoadBalancer").values()
-    assert all("public" in s["Ref"] for s in public_alb["Properties"]["Subnets"])
+    (alb_id,) = resources_of(t, "AWS::ElasticLoadBalancingV2::LoadBalancer")
+    (origin,) = resources_of(t, "AWS::CloudFront::VpcOrigin").values()
+    assert origin["Properties"]["VpcOriginEndpointConfig"]["Arn"] == {"Ref": alb_id}
+    assert origin["Properties"]["VpcOriginEndpointConfig"]["OriginProtocolPolicy"] == "http-only"
+    (dist_id, dist), = resources_of(t, "AWS::CloudFront::Distribution").items()
+    config = dist["Properties"]["DistributionConfig"]
+    behavior = config["DefaultCacheBehavior"]
+    assert behavior["ViewerProtocolPolicy"] == "https-only"  # never a redirect: keys would travel in clear
+    assert set(behavior["AllowedMethods"]) >= {"GET", "POST", "DELETE"}
+    assert behavior["CachePolicyId"] == "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"  # CachingDisabled
+    assert behavior["OriginRequestPolicyId"] == "b689b0a8-53d0-40ab-baf2-68738e2966ac"  # AllViewerExceptHost
+    assert behavior["Compress"] is False
+    (o,) = config["Origins"]
+    assert o["VpcOriginConfig"]["OriginReadTimeout"] == 120
+    url = next(
+        p["Properties"]["Value"] for p in resources_of(t, "AWS::SSM::Parameter").values()
+        if p["Properties"]["Name"] == PARAM_URL
+    )  # fmt: skip
+    assert url == {"Fn::Join": ["", ["https://", {"Fn::GetAtt": [dist_id, "DomainName"]}]]}
+    (port,) = {p for _, p in _alb_ingress(t)}
+    assert port == 80 and not _open_ingress(t)
+
+
+def test_cloudfront_checks_clean(edge):
+    assert edge.nag == []
+    assert cfn_lint_findings(edge.template, ["us-east-1"]) == []
 
 
 def test_china_uses_its_tls_policy_and_x86(china):
@@ -313,7 +374,11 @@ def test_task_role_reads_only_the_registry_and_keys_and_invokes_only_emd_endpoin
     }  # fmt: skip
     registry = json.dumps(by_sid["ReadDeploymentRegistry"]["Resource"])
     assert ":parameter/emd/models" in registry and ":parameter/emd/models/*" in registry
-    assert ":secret:emd/*" in json.dumps(by_sid["ReadApiKeys"]["Resource"])
+    # API keys only: emd/<model-id>/<tag>/api-key, never emd/hf-token
+    (secrets,) = by_sid["ReadApiKeys"]["Resource"]["Fn::Join"][1][-1:]
+    assert secrets.endswith(":secret:emd/*/api-key-??????")
+    assert not fnmatch.fnmatchcase("emd/hf-token-AbCdEf", secrets.split(":secret:")[1])
+    assert fnmatch.fnmatchcase("emd/Qwen2.5-7B-Instruct/dev/api-key-AbCdEf", secrets.split(":secret:")[1])
     assert ":endpoint/emd-*" in json.dumps(by_sid["InvokeEmdEndpointsByName"]["Resource"])
     assert by_sid["InvokeEmdEndpointsByTag"]["Condition"] == {
         "Null": {"aws:ResourceTag/emd:model-id": "false"}
@@ -392,8 +457,9 @@ def test_existing_vpc_is_used_not_created(existing_vpc):
     assert params[PARAM_VPC_ID]["Value"] == VPC_ID
     # exactly two private subnets in two AZs, even though the VPC has three
     assert params[PARAM_SUBNETS]["Value"] == "subnet-0bbbbbbbbbbbbbbb1,subnet-0bbbbbbbbbbbbbbb2"
+    # the default ALB is internal: in the private subnets
     (alb,) = resources_of(t, "AWS::ElasticLoadBalancingV2::LoadBalancer").values()
-    assert alb["Properties"]["Subnets"] == ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0aaaaaaaaaaaaaaa2"]
+    assert alb["Properties"]["Subnets"] == ["subnet-0bbbbbbbbbbbbbbb1", "subnet-0bbbbbbbbbbbbbbb2"]
 
 
 def test_vpc_without_private_subnets_is_refused(tmp_path, image_root):

@@ -30,6 +30,21 @@ OPTIONS = {
     "public": {"service_params": {"public": True, "max_capacity": 2}},
 }
 MAX_COMBOS = 48
+# always in the matrix: what the catalogue's newer rules admit
+# (region, service, model, engine, instance, option)
+REQUIRED = (
+    ("us-east-1", "sagemaker_realtime", "Qwen3-30B-A3B", "vllm", "g6e.12xlarge", "default"),  # MoE
+    ("us-west-2", "ecs", "Qwen3-8B-FP8", "vllm", "g6.xlarge", "vpc"),  # FP8 on Ada
+    ("us-east-1", "ec2", "gpt-oss-20b", "vllm", "g6.xlarge", "public"),  # MXFP4
+    (
+        "us-east-1",
+        "sagemaker_async",
+        "Qwen2.5-7B-Instruct",
+        "vllm-neuron",
+        "inf2.xlarge",
+        "zero",
+    ),  # Inferentia2
+)
 
 
 def matrix() -> dict[str, Variant]:
@@ -59,9 +74,10 @@ def matrix() -> dict[str, Variant]:
     options = list(OPTIONS)
     out: dict[str, Variant] = {}
     per_target: dict[str, int] = {}
-    for n, (region, service, model_id, engine_name, instance) in enumerate(picked[:MAX_COMBOS]):
+    combos = [(*c, None) for c in picked[: MAX_COMBOS - len(REQUIRED)]] + list(REQUIRED)
+    for n, (region, service, model_id, engine_name, instance, fixed) in enumerate(combos):
         per_target[service] = per_target.get(service, -1) + 1
-        option = options[per_target[service] % len(options)]
+        option = fixed or options[per_target[service] % len(options)]
         if option == "vpc" and service not in (ServiceType.ecs.value, ServiceType.ec2.value):
             option = "zero"
         if option == "zero" and service == ServiceType.sagemaker_realtime.value and region.startswith("cn-"):
@@ -84,7 +100,13 @@ MATRIX = matrix()
 
 def test_matrix_covers_the_required_combinations():
     keys = list(MATRIX)
-    assert len(keys) >= 30
+    assert len(keys) == MAX_COMBOS
+    for region, service, model_id, engine, instance, _ in REQUIRED:
+        assert any(k.startswith(f"{region}/{service}/{model_id}/{engine}/{instance}/") for k in keys)
+        cat = catalogue()
+        assert compat.check(
+            cat, cat.model(model_id), cat.engine(engine), cat.instance(instance), ServiceType(service), region
+        ).ok
     assert {k.split("/")[1] for k in keys} == {t.value for t in TARGETS}
     assert any(k.startswith("cn-north-1/") for k in keys)
     assert {k.rsplit("/", 1)[1] for k in keys} == set(OPTIONS)

@@ -20,7 +20,7 @@ from tests.unit.model_stack_helpers import (
     render,
     ssm_parameter_logical_id,
 )
-from tests.unit.stack_fixtures import china_partition_literals, resources_of, tags_of
+from tests.unit.stack_fixtures import as_list, china_partition_literals, resources_of, tags_of
 
 pytestmark = pytest.mark.slow
 
@@ -309,6 +309,75 @@ def test_scale_to_zero_uses_an_inference_component(templates):
     assert entry["endpoint_name"] == d.sagemaker_endpoint_name
 
 
+@pytest.mark.parametrize("key", ["rt", "rt0", "async", "cn_rt"])
+def test_sagemaker_models_are_network_isolated_and_offline(templates, key):
+    model = one(templates[key], "AWS::SageMaker::Model")
+    assert model["EnableNetworkIsolation"] is True
+    env = model["PrimaryContainer"]["Environment"]
+    assert env["HF_HUB_OFFLINE"] == "1" and env["VLLM_NO_USAGE_STATS"] == "1"
+
+
+@pytest.mark.parametrize("key", ["rt", "rt0", "async", "cn_rt"])
+def test_sagemaker_log_groups_exist_before_the_endpoint_and_expire(templates, key):
+    d = VARIANTS[key].deployment()
+    t = templates[key]
+    groups = {
+        r["Properties"]["LogGroupName"]: (logical_id, r)
+        for logical_id, r in resources_of(t, "AWS::Logs::LogGroup").items()
+    }
+    expected = {f"/aws/sagemaker/Endpoints/{d.sagemaker_endpoint_name}"}
+    if key == "rt0":
+        expected.add(f"/aws/sagemaker/InferenceComponents/{d.sagemaker_endpoint_name[:59]}-ic")
+    assert set(groups) == expected
+    (endpoint,) = resources_of(t, "AWS::SageMaker::Endpoint").values()
+    for logical_id, group in groups.values():
+        assert group["Properties"]["RetentionInDays"] == 30
+        assert group["DeletionPolicy"] == "Delete"
+        assert logical_id in endpoint["DependsOn"]
+    # the execution role writes only to these groups
+    log_statements = [
+        s
+        for p in resources_of(t, "AWS::IAM::Policy").values()
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if any(a.startswith("logs:") for a in as_list(s["Action"]))
+    ]
+    assert log_statements
+    for s in log_statements:
+        for resource in as_list(s["Resource"]):
+            assert resource["Fn::GetAtt"][0] in {lid for lid, _ in groups.values()}
+
+
+def test_ecs_tasks_cannot_reach_the_instance_role(templates):
+    t = templates["ecs"]
+    data = one(t, "AWS::EC2::LaunchTemplate")["LaunchTemplateData"]
+    assert data["MetadataOptions"] == {"HttpPutResponseHopLimit": 1, "HttpTokens": "required"}
+    user_data = render(data["UserData"]["Fn::Base64"])
+    assert "ECS_AWSVPC_BLOCK_IMDS=true" in user_data
+    assert "ECS_ENABLE_AWSLOGS_EXECUTIONROLE_OVERRIDE=true" in user_data
+
+
+def test_ecs_host_role_only_registers_with_its_cluster(templates):
+    t = templates["ecs"]
+    (profile,) = resources_of(t, "AWS::IAM::InstanceProfile").values()
+    (host_role,) = [r["Ref"] for r in profile["Properties"]["Roles"]]
+    statements = [
+        s
+        for p in resources_of(t, "AWS::IAM::Policy").values()
+        if {"Ref": host_role} in p["Properties"]["Roles"]
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    actions = {a for s in statements for a in as_list(s["Action"])}
+    assert actions == {
+        "ecs:RegisterContainerInstance",
+        "ecs:DeregisterContainerInstance",
+        "ecs:Submit*",
+        "ecs:Poll",
+        "ecs:StartTelemetrySession",
+        "ecs:DiscoverPollEndpoint",
+    }
+    assert [s["Action"] for s in statements if s["Resource"] == "*"] == ["ecs:DiscoverPollEndpoint"]
+
+
 # ---------------------------------------------------------------- SageMaker async
 
 
@@ -466,7 +535,7 @@ def test_ec2_instance_systemd_engine_ssm_no_ssh(templates):
     data = one(t, "AWS::EC2::LaunchTemplate")["LaunchTemplateData"]
     assert data["MetadataOptions"] == {
         "HttpEndpoint": "enabled",
-        "HttpPutResponseHopLimit": 2,
+        "HttpPutResponseHopLimit": 1,  # the engine container (Docker bridge) gets no instance credentials
         "HttpTokens": "required",
     }
     assert instance["LaunchTemplate"]["LaunchTemplateId"] == {

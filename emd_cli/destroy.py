@@ -1,0 +1,49 @@
+"""`emd destroy`: remove one deployment and everything created for it (processes, port, state, key; on AWS
+its stack and secret), and say what could not be removed (exit 1 then)."""
+
+from __future__ import annotations
+
+import click
+
+from emd_cli.options import interactive, region_option
+
+
+@click.command("destroy", short_help="Remove a deployment and everything created for it.")
+@click.argument("route", metavar="MODEL_ID/TAG")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--target", type=click.Choice(["local", "aws"]), help="Where the deployment runs, when both have it."
+)
+@region_option
+@click.option("--profile", metavar="PROFILE", help="AWS profile for AWS deployments.")
+def destroy(route: str, yes: bool, target: str | None, region: str | None, profile: str | None) -> None:
+    """Remove a deployment. Locally: stop its engine adapter and engine, free their ports, remove its state,
+    log and API key, and stop the local gateway when no local deployment is left.
+
+    \b
+    Examples:
+      emd destroy SmolLM2-135M-Instruct-GGUF/dev
+      emd destroy SmolLM2-135M-Instruct-GGUF/dev --yes
+    """
+    from emd_cli.render import console
+    from emd_cli.targets import find_target, normalize_route
+
+    name = normalize_route(route)
+    chosen = find_target(name, target, region=region, profile=profile)
+    where = "this machine" if chosen.name == "local" else "AWS"
+    if not yes:
+        if not interactive():
+            raise click.UsageError(f"destroying {name} needs confirmation: add --yes")
+        import questionary
+
+        if not questionary.confirm(f"Destroy {name} on {where}?", default=False).ask():
+            raise click.Abort()
+    out = console()
+    report = chosen.destroy(name, console=out)
+    for line in report.removed:
+        out.print(f"[green]✔[/green] {line}")
+    for line in report.left:
+        out.print(f"[red]✘ not removed:[/red] {line}")
+    if report.left:
+        raise click.ClickException(f"{name} was not removed completely: see above")
+    out.print(f"{name} destroyed.")

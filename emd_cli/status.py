@@ -1,0 +1,102 @@
+"""`emd status`: every deployment of every target this emd has (local always; AWS when available, and never
+an error for a user without AWS credentials): route, where, engine, stage, URL, uptime, PIDs, reason."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from emd_cli.options import json_option, region_option
+
+
+def _uptime(seconds: Any) -> str:
+    if not isinstance(seconds, int):
+        return "-"
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {secs}s" if minutes else f"{secs}s"
+
+
+def _pids(details: dict[str, Any]) -> str:
+    pids = details.get("pids") or {}
+    parts = []
+    if pids.get("adapter"):
+        parts.append(f"adapter {pids['adapter']}")
+    if pids.get("engine"):
+        parts.append("engine " + ",".join(str(p) for p in pids["engine"]))
+    if pids.get("gateway"):
+        parts.append(f"gateway {pids['gateway']}")
+    return "\n".join(parts) or "-"
+
+
+STAGE_STYLE = {"in service": "green", "starting": "yellow", "building": "yellow", "deploying": "yellow"}
+
+
+@click.command("status", short_help="List deployments: stage, URL, uptime, processes.")
+@click.argument("route", required=False, metavar="[MODEL_ID/TAG]")
+@json_option
+@region_option
+@click.option("--profile", metavar="PROFILE", help="AWS profile for AWS deployments.")
+def status(route: str | None, as_json: bool, region: str | None, profile: str | None) -> None:
+    """Show every deployment (or one): where it runs, its stage, base URL, uptime and, for local ones, the
+    PIDs of the engine adapter, the engine and the gateway. Processes that died, or whose PID now belongs to
+    another program, show as stopped with the reason. The API key is never shown.
+
+    \b
+    Examples:
+      emd status
+      emd status SmolLM2-135M-Instruct-GGUF/dev --json
+    """
+    from emd_cli.targets import all_targets, normalize_route
+
+    wanted = normalize_route(route) if route else None
+    rows = []
+    problems = []
+    for target in all_targets(region=region, profile=profile):
+        try:
+            rows += target.statuses(wanted)
+        except Exception as exc:  # AWS without credentials must not hide the local deployments
+            problems.append({"target": target.name, "error": f"{type(exc).__name__}: {exc}"})
+    if as_json:
+        click.echo(
+            json.dumps({"deployments": [r.to_json() for r in rows], "unavailable": problems}, indent=2)
+        )
+        return
+    for p in problems:
+        click.echo(f"note: {p['target']} deployments not listed ({p['error']})", err=True)
+    if not rows:
+        if wanted:
+            raise click.ClickException(f"no deployment {wanted}")
+        click.echo("No deployments. Try: emd deploy --model-id SmolLM2-135M-Instruct-GGUF -s local")
+        return
+    from rich.table import Table
+
+    from emd_cli.render import console
+
+    table = Table(title="EMD deployments")
+    for col in ("route", "where", "engine", "stage", "base URL", "uptime", "PIDs"):
+        table.add_column(col, overflow="fold", no_wrap=col != "PIDs")
+    for r in rows:
+        where = "local" if r.target == "local" else f"{r.service_type} {r.instance_type or ''}".strip()
+        stage = f"[{STAGE_STYLE.get(r.stage, 'red')}]{r.stage}[/]"
+        table.add_row(
+            r.route,
+            where,
+            r.engine_type,
+            stage,
+            r.base_url or "-",
+            _uptime(r.details.get("uptime_seconds")),
+            _pids(r.details),
+        )
+    out = console()
+    out.print(table)
+    for r in rows:
+        if r.reason:
+            out.print(f"{r.route}: {r.stage}: {r.reason}")
