@@ -463,17 +463,14 @@ def test_client_disconnect_mid_stream_stops_the_upstream_request(
     assert ENGINE_EVENTS == ["client gone"]  # the engine stopped within seconds, not after 400 chunks
 
 
-def test_sagemaker_model_error_reaches_the_client_without_the_engines_internals(
-    gw: Gateway, adapter: str
-) -> None:
-    """llama-cpp-python answers a malformed field with a 500 whose message holds its source paths; through
-    SageMaker (ModelError) the client gets a 502 in OpenAI's shape that names the route, nothing more."""
+def test_sagemaker_model_error_keeps_the_engines_4xx(gw: Gateway, adapter: str) -> None:
+    """An error from the container comes back from SageMaker as ModelError; the client gets the engine's 4xx
+    status and OpenAI error, as if it had called the engine itself. (A 5xx becomes a 502 without the engine's
+    text: tests/unit/test_gateway_under_attack.py.)"""
     bad = {"model": f"{MODEL}/sm", "messages": MESSAGES, "temperature": "hot"}
     route = {"X-Amzn-SageMaker-Custom-Attributes": "route=/v1/chat/completions"}
     direct = httpx.post(adapter + "/invocations", json=bad, headers=route, timeout=30)
-    assert direct.status_code == 500 and ".py" in direct.text  # what the engine says
+    assert direct.status_code == 400  # what the engine says
     r = httpx.post(gw.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {KEY_SM}"}, json=bad,
                    timeout=30)  # fmt: skip
-    assert r.status_code == 502 and r.json()["error"]["type"] == "server_error"
-    assert f"{MODEL}/sm" in r.json()["error"]["message"]
-    assert ".py" not in r.text and "/site-packages/" not in r.text
+    assert r.status_code == 400 and r.json()["error"] == direct.json()["error"]

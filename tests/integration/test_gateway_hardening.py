@@ -17,8 +17,9 @@ import httpx
 import pytest
 from aiohttp import web
 
-from tests.integration.conftest import Gateway, ServerThread, free_port
+from tests.integration.conftest import Gateway
 from tests.integration.deployments import KEY_DEV, KEY_SM, MESSAGES, MODEL, client, register, sm_entry
+from tests.support.servers import ServerThread, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

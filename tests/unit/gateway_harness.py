@@ -7,7 +7,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import socket
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -23,6 +22,7 @@ from model_specs.registry import RegistryEntry
 from serving.gateway.app import create_app
 from serving.gateway.config import GatewayConfig
 from serving.gateway.stores import KeyUnavailable
+from tests.support.servers import free_port
 
 KEY = "sk-unit-0123456789abcdef"
 OTHER_KEY = "sk-other-fedcba9876543210"
@@ -64,12 +64,6 @@ class MemoryStore:
     def key_digest(self, secret_name: str) -> bytes | None:
         self._io("key")
         return self.digests.get(secret_name)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @asynccontextmanager
