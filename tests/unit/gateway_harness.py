@@ -22,6 +22,7 @@ from model_specs.registry import RegistryEntry
 from serving.gateway.app import create_app
 from serving.gateway.config import GatewayConfig
 from serving.gateway.stores import KeyUnavailable
+from tests.entries import http_entry
 from tests.support.servers import free_port
 
 KEY = "sk-unit-0123456789abcdef"
@@ -92,6 +93,20 @@ async def gateway(
     app = create_app(config or BASE_CONFIG, store=store, **clients)
     async with serve(app, production=True) as url:
         yield url
+
+
+@asynccontextmanager
+async def gateway_to_engine(
+    routes: dict[str, Callable[[web.Request], Any]],
+    config: GatewayConfig | None = None,
+    *,
+    engine_production: bool = False,
+) -> AsyncIterator[str]:
+    """A gateway whose one deployment, m/dev (key KEY), is a fake engine serving routes."""
+    async with serve(engine_app(routes), production=engine_production) as engine:
+        store = MemoryStore([http_entry("m", "dev", engine)], {"emd/m/dev/api-key": KEY})
+        async with gateway(store, config) as url:
+            yield url
 
 
 def engine_app(routes: dict[str, Callable[[web.Request], Any]]) -> web.Application:

@@ -24,9 +24,9 @@ from tests.unit.gateway_harness import (
     free_port,
     gateway,
     gateway_config,
+    gateway_to_engine,
     post,
     run,
-    serve,
 )
 
 CHAT = "/v1/chat/completions"
@@ -72,19 +72,15 @@ def sse_events(data: bytes) -> list[str]:
 def test_response_model_is_the_route_asked_for_and_request_ids_pass_through() -> None:
     async def scenario() -> dict[str, Any]:
         routes = {CHAT: streaming_engine, "/v1/completions": throttled}
-        async with serve(engine_app(routes)) as engine:
-            store = MemoryStore([http_entry("m", "dev", engine)], {"emd/m/dev/api-key": KEY})
-            async with gateway(store) as url, aiohttp.ClientSession() as s:
-                out: dict[str, Any] = {}
-                for asked in ("m", "m/dev"):
-                    status, headers, data = await post(s, url + CHAT, chat_body(asked), auth())
-                    out[asked] = (status, headers, json.loads(data))
-                    status, headers, data = await post(s, url + CHAT, chat_body(asked, stream=True), auth())
-                    out[asked + " stream"] = (status, headers, sse_events(data))
-                out["throttled"] = await post(
-                    s, url + "/v1/completions", {"model": "m", "prompt": "x"}, auth()
-                )
-                return out
+        async with gateway_to_engine(routes) as url, aiohttp.ClientSession() as s:
+            out: dict[str, Any] = {}
+            for asked in ("m", "m/dev"):
+                status, headers, data = await post(s, url + CHAT, chat_body(asked), auth())
+                out[asked] = (status, headers, json.loads(data))
+                status, headers, data = await post(s, url + CHAT, chat_body(asked, stream=True), auth())
+                out[asked + " stream"] = (status, headers, sse_events(data))
+            out["throttled"] = await post(s, url + "/v1/completions", {"model": "m", "prompt": "x"}, auth())
+            return out
 
     out = run(scenario())
     for asked in ("m", "m/dev"):
@@ -110,11 +106,9 @@ def test_streamed_responses_carry_the_gateways_request_id() -> None:
         return resp
 
     async def scenario() -> dict[str, str]:
-        async with serve(engine_app({CHAT: plain_stream})) as engine:
-            store = MemoryStore([http_entry("m", "dev", engine)], {"emd/m/dev/api-key": KEY})
-            async with gateway(store) as url, aiohttp.ClientSession() as s:
-                _, headers, _ = await post(s, url + CHAT, chat_body("m", stream=True), auth())
-                return headers
+        async with gateway_to_engine({CHAT: plain_stream}) as url, aiohttp.ClientSession() as s:
+            _, headers, _ = await post(s, url + CHAT, chat_body("m", stream=True), auth())
+            return headers
 
     assert len(run(scenario()).get("X-Request-Id", "")) >= 16
 

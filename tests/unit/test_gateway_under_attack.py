@@ -27,6 +27,7 @@ from tests.unit.gateway_harness import (
     engine_app,
     gateway,
     gateway_config,
+    gateway_to_engine,
     post,
     run,
     serve,
@@ -189,17 +190,18 @@ def test_max_streams_is_enforced_with_retry_after_for_http_backends() -> None:
         return web.json_response(COMPLETION)
 
     async def scenario() -> tuple[int, dict[str, str], float]:
-        async with serve(engine_app({CHAT: held})) as engine:
-            store = MemoryStore([http_entry("m", "dev", engine)], {"emd/m/dev/api-key": KEY})
-            async with gateway(store, gateway_config(max_streams=2)) as url, aiohttp.ClientSession() as s:
-                first = [asyncio.create_task(post(s, url + CHAT, chat_body("m"), auth())) for _ in range(2)]
-                await asyncio.sleep(0.3)
-                started = time.monotonic()
-                status, headers, _ = await asyncio.wait_for(post(s, url + CHAT, chat_body("m"), auth()), 5)
-                elapsed = time.monotonic() - started
-                release.set()
-                assert [r[0] for r in await asyncio.gather(*first)] == [200, 200]
-                return status, headers, elapsed
+        async with (
+            gateway_to_engine({CHAT: held}, gateway_config(max_streams=2)) as url,
+            aiohttp.ClientSession() as s,
+        ):
+            first = [asyncio.create_task(post(s, url + CHAT, chat_body("m"), auth())) for _ in range(2)]
+            await asyncio.sleep(0.3)
+            started = time.monotonic()
+            status, headers, _ = await asyncio.wait_for(post(s, url + CHAT, chat_body("m"), auth()), 5)
+            elapsed = time.monotonic() - started
+            release.set()
+            assert [r[0] for r in await asyncio.gather(*first)] == [200, 200]
+            return status, headers, elapsed
 
     status, headers, _ = run(scenario())
     assert status in (429, 503) and int(headers["Retry-After"]) >= 1
@@ -270,23 +272,21 @@ def test_a_client_that_never_reads_is_dropped_and_its_upstream_stopped() -> None
         return resp
 
     async def scenario() -> None:
-        async with serve(engine_app({CHAT: firehose})) as engine:
-            store = MemoryStore([http_entry("m", "dev", engine)], {"emd/m/dev/api-key": KEY})
-            config = gateway_config(client_write_timeout=0.5)
-            async with gateway(store, config) as url:
-                body = json.dumps(chat_body("m", stream=True)).encode()
-                head = (
-                    b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                    b"Authorization: Bearer %s\r\nContent-Length: %d\r\n" % (KEY.encode(), len(body))
-                )
-                host, port = url.removeprefix("http://").split(":")
-                _, writer = await asyncio.open_connection(host, int(port), limit=1024)
-                writer.write(head + b"\r\n" + body)  # and never read
-                deadline = time.monotonic() + 15
-                while not events and time.monotonic() < deadline:
-                    await asyncio.sleep(0.1)
-                writer.close()
-                assert events == ["gone"]  # before the servers stop, which would end the stream anyway
+        config = gateway_config(client_write_timeout=0.5)
+        async with gateway_to_engine({CHAT: firehose}, config) as url:
+            body = json.dumps(chat_body("m", stream=True)).encode()
+            head = (
+                b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Authorization: Bearer %s\r\nContent-Length: %d\r\n" % (KEY.encode(), len(body))
+            )
+            host, port = url.removeprefix("http://").split(":")
+            _, writer = await asyncio.open_connection(host, int(port), limit=1024)
+            writer.write(head + b"\r\n" + body)  # and never read
+            deadline = time.monotonic() + 15
+            while not events and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            writer.close()
+            assert events == ["gone"]  # before the servers stop, which would end the stream anyway
 
     run(scenario())
 
@@ -375,17 +375,15 @@ def test_client_leaving_while_the_backend_is_silent_stops_the_upstream() -> None
         return web.json_response(COMPLETION)
 
     async def scenario() -> None:
-        async with serve(engine_app({CHAT: silent}), production=True) as engine:
-            store = MemoryStore([http_entry("m", "dev", engine)], {"emd/m/dev/api-key": KEY})
-            async with gateway(store) as url:
-                timeout = aiohttp.ClientTimeout(total=0.5)
-                async with aiohttp.ClientSession(timeout=timeout) as s:
-                    with pytest.raises(asyncio.TimeoutError):
-                        await post(s, url + CHAT, chat_body("m"), auth())
-                deadline = time.monotonic() + 10
-                while not events and time.monotonic() < deadline:
-                    await asyncio.sleep(0.05)
-                assert events == ["upstream closed"]  # before the servers stop, which would close it anyway
+        async with gateway_to_engine({CHAT: silent}, engine_production=True) as url:
+            timeout = aiohttp.ClientTimeout(total=0.5)
+            async with aiohttp.ClientSession(timeout=timeout) as s:
+                with pytest.raises(asyncio.TimeoutError):
+                    await post(s, url + CHAT, chat_body("m"), auth())
+            deadline = time.monotonic() + 10
+            while not events and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert events == ["upstream closed"]  # before the servers stop, which would close it anyway
 
     run(scenario())
 
@@ -463,14 +461,12 @@ def test_engine_4xx_keep_their_status_and_5xx_become_502_without_internals() -> 
     routes = {"/v1/chat/completions": bad_request, "/v1/completions": unprocessable, "/v1/embeddings": crash}
 
     async def scenario() -> dict[str, tuple[int, dict[str, Any]]]:
-        async with serve(engine_app(routes)) as engine:
-            store = MemoryStore([http_entry("m", "dev", engine)], {"emd/m/dev/api-key": KEY})
-            async with gateway(store) as url, aiohttp.ClientSession() as s:
-                out = {}
-                for path in routes:
-                    status, _, data = await post(s, url + path, {"model": "m", "prompt": "x"}, auth())
-                    out[path] = (status, json.loads(data))
-                return out
+        async with gateway_to_engine(routes) as url, aiohttp.ClientSession() as s:
+            out = {}
+            for path in routes:
+                status, _, data = await post(s, url + path, {"model": "m", "prompt": "x"}, auth())
+                out[path] = (status, json.loads(data))
+            return out
 
     out = run(scenario())
     status, body = out["/v1/chat/completions"]
@@ -515,29 +511,25 @@ def test_access_log_remote_request_id_bytes_and_stream_outcomes() -> None:
     sizes: list[int] = []
 
     async def scenario(trusted: tuple[str, ...]) -> None:
-        async with serve(engine_app(routes)) as engine:
-            store = MemoryStore([http_entry("m", "dev", engine)], {"emd/m/dev/api-key": KEY})
-            config = gateway_config(trusted_proxies=trusted)
-            async with gateway(store, config) as url, aiohttp.ClientSession() as s:
-                xff = {"X-Forwarded-For": "198.51.100.9, 203.0.113.7"}
-                status, headers, data = await post(
-                    s, url + CHAT, chat_body("m"), {**auth(), **xff, "X-Request-Id": "req-42.ok:1"}
-                )
-                assert status == 200 and headers["X-Request-Id"] == "req-42.ok:1"
-                sizes.append(len(data))
-                bad_id = "x" * 200
-                status, headers, _ = await post(
-                    s, url + CHAT, chat_body("m"), {**auth(), "X-Request-Id": bad_id}
-                )
-                assert headers["X-Request-Id"] != bad_id and len(headers["X-Request-Id"]) <= 128
-                await post(s, url + "/v1/completions", {"model": "m", "prompt": "x", "stream": True}, auth())
-                async with s.post(url + "/v1/embeddings", json={"model": "m", "input": "x", "stream": True},
-                                  headers=auth()) as resp:  # fmt: skip
-                    seen = b""
-                    while b"[DONE]" not in seen:
-                        seen += await resp.content.readany()
-                    resp.close()  # hang up before the end of the stream
-                await asyncio.sleep(1.0)
+        config = gateway_config(trusted_proxies=trusted)
+        async with gateway_to_engine(routes, config) as url, aiohttp.ClientSession() as s:
+            xff = {"X-Forwarded-For": "198.51.100.9, 203.0.113.7"}
+            status, headers, data = await post(
+                s, url + CHAT, chat_body("m"), {**auth(), **xff, "X-Request-Id": "req-42.ok:1"}
+            )
+            assert status == 200 and headers["X-Request-Id"] == "req-42.ok:1"
+            sizes.append(len(data))
+            bad_id = "x" * 200
+            status, headers, _ = await post(s, url + CHAT, chat_body("m"), {**auth(), "X-Request-Id": bad_id})
+            assert headers["X-Request-Id"] != bad_id and len(headers["X-Request-Id"]) <= 128
+            await post(s, url + "/v1/completions", {"model": "m", "prompt": "x", "stream": True}, auth())
+            async with s.post(url + "/v1/embeddings", json={"model": "m", "input": "x", "stream": True},
+                              headers=auth()) as resp:  # fmt: skip
+                seen = b""
+                while b"[DONE]" not in seen:
+                    seen += await resp.content.readany()
+                resp.close()  # hang up before the end of the stream
+            await asyncio.sleep(1.0)
 
     with LogCapture() as logs:
         run(scenario(trusted=("127.0.0.0/8",)))
