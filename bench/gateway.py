@@ -375,6 +375,7 @@ def main() -> None:
         print()
         for name, r in results.items():
             verdict(name, r)
+
         # the latency target is judged against the free backend (pure overhead); throughput is printed for
         # both: the free backend is the worst case (the gateway needs more CPU per request than the backend)
         def all_met(mode: str, key: str) -> bool:

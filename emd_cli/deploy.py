@@ -26,6 +26,23 @@ def _confirm(rows: list[tuple[str, str]], skip: bool, out: Any) -> None:
         raise click.Abort()
 
 
+def _aws_cost(dep: Any) -> str:
+    """The instance's hourly price and the month at 24 h/day (storage and the key's secret included)."""
+    from model_specs.cost import estimate_cost
+
+    est = estimate_cost(
+        region=dep.region,
+        instance_type=dep.instance_type,
+        service_type=dep.service_type,
+        model_size_gb=round(dep.model.weights_gib, 2),
+        api_key_secret=dep.api_key_secret_name is not None,
+    )
+    hourly = est.target.hourly if est.target else None
+    if hourly is None:
+        return "no price for this instance in the price book (see emd cost)"
+    return f"{est.symbol}{hourly}/h; {est.fmt(est.monthly_total)}/month at 24 h/day (emd cost for details)"
+
+
 def print_outcome(outcome: Any, out: Any) -> None:
     """Where to send requests and how; the API key exactly once (inside the export line)."""
     from emd_cli import snippets
@@ -34,7 +51,10 @@ def print_outcome(outcome: Any, out: Any) -> None:
     for note in outcome.notes:
         out.print(f"[dim]{note}[/dim]")
     where = "on this machine" if ep.target == LOCAL else f"on AWS ({ep.region})" if ep.region else "on AWS"
-    out.print(f"\n[bold green]{ep.route} is serving {where}.[/bold green]\n")
+    if outcome.ready:
+        out.print(f"\n[bold green]{ep.route} is serving {where}.[/bold green]\n")
+    else:
+        out.print(f"\n[bold yellow]{ep.route} is still being deployed {where}[/bold yellow] (detached).\n")
     out.print(f"  Base URL  {ep.base_url}")
     out.print(f"  Model     {ep.model}")
     if ep.api_key is None:
@@ -112,17 +132,34 @@ def deploy(
 
     With -s local the engine and the gateway run on this machine as background processes (logs under
     $XDG_STATE_HOME/emd/local, else ~/.local/state/emd/local), on 127.0.0.1 only; the model must fit this
-    machine's RAM, CPUs and GPUs.
+    machine's RAM, CPUs and GPUs. On AWS (every other service type; after `emd bootstrap`) the key goes to
+    Secrets Manager, the bootstrap's pipeline builds and deploys the model stack, and the command follows it
+    until the gateway serves the model (Ctrl-C detaches: `emd status <model-id>/<tag> --follow`).
 
     \b
     Examples:
       emd deploy --model-id SmolLM2-135M-Instruct-GGUF -s local
       emd deploy --model-id SmolLM2-135M-Instruct-GGUF -s local --model-tag demo --port 8090 \\
                  --extra-params '{"service_params": {"public": true}}'
+      emd deploy --model-id Qwen2.5-7B-Instruct -i g5.2xlarge -e vllm -s sagemaker_realtime --region us-east-1
+      emd deploy     # on a terminal: a wizard asks for the model, service, engine and instance
     """
     from emd_cli.render import console
     from emd_cli.targets import target_for
 
+    if interactive() and (not model_id or not service_type or (service_type != LOCAL and not instance_type)):
+        from emd_cli.options import default_region
+        from emd_cli.wizard import deploy_wizard
+
+        answers = deploy_wizard(
+            model_id=model_id,
+            service_type=service_type,
+            engine_type=engine_type,
+            instance_type=instance_type,
+            region=default_region(region),
+        )
+        model_id, service_type = answers.model_id, answers.service_type
+        engine_type, instance_type = answers.engine_type, answers.instance_type
     dep = resolve(
         model_id=model_id,
         service_type=service_type,
@@ -148,7 +185,8 @@ def deploy(
 
         target = target_for(service, region=dep.region, profile=profile)
         facts = plan_facts(dep)
-        _confirm([(k, str(v)) for k, v in facts.items() if isinstance(v, str)], skip_confirm, out)
+        rows = [(k, str(v)) for k, v in facts.items() if isinstance(v, str)]
+        _confirm([*rows, ("cost", _aws_cost(dep))], skip_confirm, out)
     given = dep.extra_params.service_params.api_key
 
     progress = Console(stderr=True, highlight=False)  # spinners on stderr: stdout stays the result

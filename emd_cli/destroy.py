@@ -14,22 +14,35 @@ from emd_cli.options import interactive, region_option
 @click.option(
     "--target", type=click.Choice(["local", "aws"]), help="Where the deployment runs, when both have it."
 )
+@click.option(
+    "--purge-weights",
+    is_flag=True,
+    help="AWS: also delete the model's cached weights from the artifact bucket (kept by default for the "
+    "next deployment; never while another tag of the same model uses them).",
+)
 @region_option
 @click.option("--profile", metavar="PROFILE", help="AWS profile for AWS deployments.")
-def destroy(route: str, yes: bool, target: str | None, region: str | None, profile: str | None) -> None:
+def destroy(
+    route: str, yes: bool, target: str | None, purge_weights: bool, region: str | None, profile: str | None
+) -> None:
     """Remove a deployment. Locally: stop its engine adapter and engine, free their ports, remove its state,
-    log and API key, and stop the local gateway when no local deployment is left.
+    log and API key, and stop the local gateway when no local deployment is left. On AWS: stop its running
+    pipeline executions, delete its stack (events shown) and its API key secret; the cached weights stay
+    unless --purge-weights.
 
     \b
     Examples:
       emd destroy SmolLM2-135M-Instruct-GGUF/dev
       emd destroy SmolLM2-135M-Instruct-GGUF/dev --yes
+      emd destroy Qwen2.5-7B-Instruct/prod --region us-west-2 --purge-weights --yes
     """
     from emd_cli.render import console
     from emd_cli.targets import find_target, normalize_route
 
     name = normalize_route(route)
     chosen = find_target(name, target, region=region, profile=profile)
+    if purge_weights and chosen.name != "aws":
+        raise click.UsageError("--purge-weights is for AWS deployments (weights cached in S3)")
     where = "this machine" if chosen.name == "local" else "AWS"
     if not yes:
         if not interactive():
@@ -39,7 +52,10 @@ def destroy(route: str, yes: bool, target: str | None, region: str | None, profi
         if not questionary.confirm(f"Destroy {name} on {where}?", default=False).ask():
             raise click.Abort()
     out = console()
-    report = chosen.destroy(name, console=out)
+    if chosen.name == "aws":
+        report = chosen.destroy(name, console=out, purge_weights=purge_weights)  # type: ignore[call-arg]
+    else:
+        report = chosen.destroy(name, console=out)
     for line in report.removed:
         out.print(f"[green]✔[/green] {line}")
     for line in report.left:

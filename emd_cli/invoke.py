@@ -18,14 +18,26 @@ REQUEST_TIMEOUT = 600.0
 REPL_HELP = "Empty line: ignored. /reset: new conversation. /exit or Ctrl-D: quit."
 
 
-def client_for(endpoint: Endpoint) -> Any:
-    """The `openai` client for an endpoint: the gateway's OpenAI API with the deployment's key.
-    (An AWS deployment without a gateway is reached through SageMaker's runtime: that transport goes here.)"""
+def client_for(endpoint: Endpoint, profile: str | None = None) -> Any:
+    """The `openai` client for an endpoint: the gateway's OpenAI API with the deployment's key, or, for an
+    AWS deployment without the gateway, SageMaker's runtime through an httpx transport (signed with the
+    caller's AWS credentials of `profile`)."""
     from openai import OpenAI
 
     if not endpoint.via_gateway:
-        raise EmdUserError(
-            f"{endpoint.route} has no gateway URL, and this emd cannot call SageMaker directly"
+        from emd_cli.aws.sagemaker_transport import sagemaker_http_client
+        from emd_cli.aws.session import AwsSession
+
+        if not endpoint.sagemaker_endpoint_name or not endpoint.region:
+            raise EmdUserError(f"{endpoint.route} has neither a gateway URL nor a SageMaker endpoint")
+        aws = AwsSession(endpoint.region, profile)
+        return OpenAI(
+            base_url=f"https://runtime.sagemaker.{aws.region}.{aws.url_suffix}/v1",
+            api_key="sigv4",  # requests are signed with AWS credentials, not the deployment's key
+            max_retries=1,
+            http_client=sagemaker_http_client(
+                aws.client("sagemaker-runtime"), endpoint.sagemaker_endpoint_name, REQUEST_TIMEOUT
+            ),
         )
     return OpenAI(
         base_url=endpoint.base_url,
@@ -157,7 +169,7 @@ def invoke(
     endpoint = find_target(name, target, region=region, profile=profile).endpoint(name)
     if endpoint is None:
         raise EmdUserError(f"no deployment {name!r}")
-    client = client_for(endpoint)
+    client = client_for(endpoint, profile)
     params = {k: v for k, v in (("max_tokens", max_tokens), ("temperature", temperature)) if v is not None}
     try:
         if endpoint.model_type == "embedding":

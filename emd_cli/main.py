@@ -22,12 +22,16 @@ COMMANDS = {
     "invoke": "emd_cli.invoke:invoke",
     "destroy": "emd_cli.destroy:destroy",
     "keys": "emd_cli.keys:keys",
+    "bootstrap": "emd_cli.bootstrap:bootstrap",
+    "uninstall": "emd_cli.uninstall:uninstall",
+    "gitops": "emd_cli.gitops:gitops",
 }
 
 
 class EmdGroup(click.Group):
     """Turns EmdUserError (a user mistake found in model_specs) into exit code 2 with its message, and
-    TargetError (a deployment that failed after it started; already cleaned up) into exit code 1."""
+    TargetError (a deployment that failed after it started; already cleaned up) into exit code 1, and
+    botocore errors into one line (emd_cli.aws.errors: 2 for the user's setup, 1 for AWS failures)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *COMMANDS})
@@ -48,10 +52,13 @@ class EmdGroup(click.Group):
         except CatalogueError as exc:
             raise click.ClickException(f"the packaged catalogue is invalid (a bug in EMD): {exc}") from None
         except Exception as exc:
+            from emd_cli.aws.errors import explain, is_aws_error
             from emd_cli.targets.base import TargetError  # the error path only: it imports secrets (OpenSSL)
 
             if isinstance(exc, TargetError):
                 raise click.ClickException(str(exc)) from None
+            if is_aws_error(exc):  # botocore/boto3: one line, never a traceback
+                raise explain(exc).as_click() from None
             raise
 
 

@@ -43,3 +43,16 @@ region_option = click.option(
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of a table."
 )
+profile_option = click.option(
+    "--profile", metavar="PROFILE", help="AWS named profile. Default: AWS_PROFILE, else the default chain."
+)
+yes_option = click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+
+
+def confirm(message: str, yes: bool) -> bool:
+    """--yes, or the user's answer on a terminal; without a terminal, a usage error asking for --yes."""
+    if yes:
+        return True
+    if not interactive():
+        raise click.UsageError(f"{message} Pass --yes to confirm in a non-interactive shell.")
+    return click.confirm(message, default=False)

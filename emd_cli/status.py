@@ -36,15 +36,31 @@ def _pids(details: dict[str, Any]) -> str:
     return "\n".join(parts) or "-"
 
 
+def _follow(route: str | None, region: str | None, profile: str | None) -> None:
+    """Follow an AWS deployment's pipeline execution (stages, build phases, stack events) until it ends."""
+    if route is None:
+        raise click.UsageError("--follow needs a deployment: emd status <model-id>/<tag> --follow")
+    from rich.console import Console
+
+    from emd_cli.targets import aws_target
+
+    aws_target(region=region, profile=profile).follow(route, Console(stderr=True, highlight=False))  # type: ignore[attr-defined]
+
+
 STAGE_STYLE = {"in service": "green", "starting": "yellow", "building": "yellow", "deploying": "yellow"}
 
 
 @click.command("status", short_help="List deployments: stage, URL, uptime, processes.")
 @click.argument("route", required=False, metavar="[MODEL_ID/TAG]")
 @json_option
+@click.option(
+    "--follow",
+    is_flag=True,
+    help="AWS: follow the deployment's running pipeline execution to its end first (needs MODEL_ID/TAG).",
+)
 @region_option
 @click.option("--profile", metavar="PROFILE", help="AWS profile for AWS deployments.")
-def status(route: str | None, as_json: bool, region: str | None, profile: str | None) -> None:
+def status(route: str | None, as_json: bool, follow: bool, region: str | None, profile: str | None) -> None:
     """Show every deployment (or one): where it runs, its stage, base URL, uptime and, for local ones, the
     PIDs of the engine adapter, the engine and the gateway. Processes that died, or whose PID now belongs to
     another program, show as stopped with the reason. The API key is never shown.
@@ -53,10 +69,13 @@ def status(route: str | None, as_json: bool, region: str | None, profile: str | 
     Examples:
       emd status
       emd status SmolLM2-135M-Instruct-GGUF/dev --json
+      emd status Qwen2.5-7B-Instruct/dev --follow --region us-east-1
     """
     from emd_cli.targets import all_targets, normalize_route
 
     wanted = normalize_route(route) if route else None
+    if follow:
+        _follow(wanted, region, profile)
     rows = []
     problems = []
     for target in all_targets(region=region, profile=profile):
@@ -81,7 +100,7 @@ def status(route: str | None, as_json: bool, region: str | None, profile: str | 
     from emd_cli.render import console
 
     table = Table(title="EMD deployments")
-    for col in ("route", "where", "engine", "stage", "base URL", "uptime", "PIDs"):
+    for col in ("route", "where", "engine", "stage", "base URL", "cost", "uptime", "PIDs"):
         table.add_column(col, overflow="fold", no_wrap=col != "PIDs")
     for r in rows:
         where = "local" if r.target == "local" else f"{r.service_type} {r.instance_type or ''}".strip()
@@ -92,6 +111,7 @@ def status(route: str | None, as_json: bool, region: str | None, profile: str | 
             r.engine_type,
             stage,
             r.base_url or "-",
+            r.hourly_cost or "-",
             _uptime(r.details.get("uptime_seconds")),
             _pids(r.details),
         )

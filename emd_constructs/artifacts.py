@@ -8,8 +8,9 @@ import aws_cdk.aws_s3 as s3
 from constructs import Construct
 
 from emd_constructs.nag import acknowledge
+from model_specs.registry import PIPELINE_SOURCE_KEY
 
-SOURCE_KEY = "pipeline/source.zip"
+SOURCE_KEY = PIPELINE_SOURCE_KEY
 WEIGHTS_PREFIX = "models/"
 NONCURRENT_DAYS = 30
 PIPELINE_ARTIFACT_DAYS = 30
@@ -19,12 +20,21 @@ ACCESS_LOG_DAYS = 90
 class ArtifactStore(Construct):
     """`bucket` is versioned (the S3 pipeline source needs object versions) and SSE-S3 encrypted, so the
     model stacks' roles read weights without a KMS grant. `retain_model_cache` keeps the bucket (and its
-    cached weights) when the stack is destroyed; otherwise `cdk destroy` empties and deletes it."""
+    cached weights) when the stack is destroyed; otherwise `cdk destroy` empties and deletes it.
+    `empty_on_delete=False` leaves out aws-cdk-lib's auto-delete custom resource (a Lambda asset): the
+    template then deploys without `cdk bootstrap`, and `emd uninstall` empties the buckets itself."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, pipeline_artifact_prefix: str, retain_model_cache: bool
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        pipeline_artifact_prefix: str,
+        retain_model_cache: bool,
+        empty_on_delete: bool = True,
     ) -> None:
         super().__init__(scope, construct_id)
+        auto_delete = empty_on_delete and not retain_model_cache
         self.access_logs = s3.Bucket(
             self,
             "AccessLogs",
@@ -35,7 +45,7 @@ class ArtifactStore(Construct):
                 s3.LifecycleRule(id="expire-access-logs", expiration=cdk.Duration.days(ACCESS_LOG_DAYS))
             ],
             removal_policy=cdk.RemovalPolicy.RETAIN if retain_model_cache else cdk.RemovalPolicy.DESTROY,
-            auto_delete_objects=not retain_model_cache,
+            auto_delete_objects=auto_delete,
         )
         acknowledge(
             self.access_logs,
@@ -73,5 +83,5 @@ class ArtifactStore(Construct):
                 ),
             ],
             removal_policy=cdk.RemovalPolicy.RETAIN if retain_model_cache else cdk.RemovalPolicy.DESTROY,
-            auto_delete_objects=not retain_model_cache,
+            auto_delete_objects=auto_delete,
         )

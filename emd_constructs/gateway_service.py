@@ -81,7 +81,10 @@ class GatewayService(Construct):
         allowed_cidrs: tuple[str, ...],
         exposure: Exposure,
         scaling: GatewayScaling | None = None,
+        empty_log_bucket_on_delete: bool = True,
     ) -> None:
+        """empty_log_bucket_on_delete=False: no auto-delete custom resource (a Lambda asset) on the ALB log
+        bucket, for templates deployed without `cdk bootstrap` (`emd uninstall` empties the bucket)."""
         super().__init__(scope, construct_id)
         scaling = scaling or GatewayScaling()
         stack = cdk.Stack.of(self)
@@ -95,7 +98,7 @@ class GatewayService(Construct):
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             lifecycle_rules=[s3.LifecycleRule(id="expire-alb-logs", expiration=cdk.Duration.days(90))],
             removal_policy=cdk.RemovalPolicy.DESTROY,
-            auto_delete_objects=True,
+            auto_delete_objects=empty_log_bucket_on_delete,
         )
         acknowledge(
             self.access_logs,

@@ -14,7 +14,16 @@ FLOW_LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 
 
 class GatewayNetwork(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, vpc_id: str | None) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        vpc_id: str | None,
+        restrict_default_security_group: bool = True,
+    ) -> None:
+        """restrict_default_security_group=False leaves out aws-cdk-lib's custom resource (a Lambda asset)
+        that strips the new VPC's default security group; `emd bootstrap` does that through the EC2 API."""
         super().__init__(scope, construct_id)
         self.created = vpc_id is None
         if vpc_id is not None:
@@ -28,6 +37,7 @@ class GatewayNetwork(Construct):
                 "Vpc",
                 max_azs=2,
                 nat_gateways=1,
+                restrict_default_security_group=restrict_default_security_group,
                 subnet_configuration=[
                     ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC, cidr_mask=24),
                     ec2.SubnetConfiguration(

@@ -19,9 +19,9 @@ from constructs import Construct
 from emd_constructs.artifacts import SOURCE_KEY
 from emd_constructs.deploy_role_policy import model_stack_statements
 from model_specs.deployment import STACK_PREFIX
+from model_specs.registry import PIPELINE_SOURCE_ACTION as SOURCE_ACTION_NAME
 
 PIPELINE_NAME = "EMD-Pipeline"
-SOURCE_ACTION_NAME = "Bundle"
 TEMPLATE_FILE = "template.json"
 PARAMETERS_FILE = "parameters.json"
 VARIABLES = {

@@ -29,7 +29,17 @@ STACK_NAME = "EMD-Bootstrap"
 
 
 class BootstrapStack(cdk.Stack):
-    def __init__(self, scope: Construct, *, config: AppConfig, env: cdk.Environment | None = None) -> None:
+    """asset_free: no CDK file asset (the buckets' auto-delete Lambda), so plain CloudFormation deploys it in
+    an account that never ran `cdk bootstrap` (`emd bootstrap`); `emd uninstall` empties the buckets."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        *,
+        config: AppConfig,
+        env: cdk.Environment | None = None,
+        asset_free: bool = False,
+    ) -> None:
         super().__init__(
             scope,
             STACK_NAME,
@@ -42,6 +52,7 @@ class BootstrapStack(cdk.Stack):
             "Artifacts",
             pipeline_artifact_prefix=f"{PIPELINE_NAME[:20]}/",
             retain_model_cache=config.retain_model_cache,
+            empty_on_delete=not asset_free,
         )
         repo = EngineRepository(self, "EngineImages")
         mirror = config.base_image_mirror

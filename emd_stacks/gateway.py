@@ -6,7 +6,10 @@ Independent of EMD-Bootstrap: SageMaker users can skip it (context gateway=false
 
 from __future__ import annotations
 
+import dataclasses
+
 import aws_cdk as cdk
+import aws_cdk.aws_ecr as ecr
 import aws_cdk.aws_ecs as ecs
 import aws_cdk.aws_servicediscovery as servicediscovery
 import aws_cdk.aws_ssm as ssm
@@ -19,6 +22,7 @@ from emd_constructs.network import GatewayNetwork
 from emd_constructs.regional import regional_facts
 from emd_constructs.tagging import tag_shared
 from emd_stacks.context import AppConfig
+from model_specs.registry import PARAM_ECR_REPOSITORY
 from model_specs.registry import PARAM_GATEWAY_NAMESPACE_ARN as PARAM_NAMESPACE_ARN
 from model_specs.registry import PARAM_GATEWAY_NAMESPACE_ID as PARAM_NAMESPACE_ID
 from model_specs.registry import PARAM_GATEWAY_NAMESPACE_NAME as PARAM_NAMESPACE_NAME
@@ -32,6 +36,10 @@ NAMESPACE_NAME = "emd.internal"
 
 
 class GatewayStack(cdk.Stack):
+    """image_tag: run the gateway image that the bootstrap's CodeBuild project pushed to the bootstrap's ECR
+    repository under this tag (`emd bootstrap`): the template then has no CDK asset at all and deploys
+    without `cdk bootstrap` or local Docker. Without it, `cdk deploy` builds serving/gateway/Dockerfile."""
+
     def __init__(
         self,
         scope: Construct,
@@ -39,6 +47,7 @@ class GatewayStack(cdk.Stack):
         config: AppConfig,
         env: cdk.Environment | None = None,
         image: ecs.ContainerImage | None = None,
+        image_tag: str | None = None,
         scaling: GatewayScaling | None = None,
     ) -> None:
         super().__init__(
@@ -48,7 +57,17 @@ class GatewayStack(cdk.Stack):
             description="EMD gateway: OpenAI-compatible, API-key-protected endpoint for EMD deployments",
         )
         facts = regional_facts(config.region)
-        network = GatewayNetwork(self, "Network", vpc_id=config.vpc_id)
+        asset_free = image_tag is not None
+        if asset_free:
+            # the bootstrap's CodeBuild project builds on x86_64
+            facts = dataclasses.replace(facts, fargate_arm64=False)
+            repository = ecr.Repository.from_repository_name(
+                self, "Images", ssm.StringParameter.value_for_string_parameter(self, PARAM_ECR_REPOSITORY)
+            )
+            image = ecs.ContainerImage.from_ecr_repository(repository, image_tag)
+        network = GatewayNetwork(
+            self, "Network", vpc_id=config.vpc_id, restrict_default_security_group=not asset_free
+        )
         self.vpc = network.vpc
         self.namespace = servicediscovery.PrivateDnsNamespace(
             self, "Namespace", name=NAMESPACE_NAME, vpc=network.vpc, description="EMD model services"
@@ -64,6 +83,7 @@ class GatewayStack(cdk.Stack):
             allowed_cidrs=config.allowed_cidrs,
             exposure=config.exposure,
             scaling=scaling,
+            empty_log_bucket_on_delete=not asset_free,
         )
         self.gateway = gateway
 

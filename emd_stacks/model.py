@@ -4,6 +4,8 @@ permissions boundary."""
 
 from __future__ import annotations
 
+import json
+
 import aws_cdk as cdk
 import aws_cdk.aws_iam as iam
 import aws_cdk.aws_ssm as ssm
@@ -117,6 +119,21 @@ class ModelStack(cdk.Stack):
         if self.base_url:
             cdk.CfnOutput(self, "BaseUrl", value=self.base_url)
         cdk.CfnOutput(self, "Route", value=d.route)
+        # what `emd status` shows for the deployment, from DescribeStacks alone (no secret in it)
+        cdk.CfnOutput(
+            self,
+            "Deployment",
+            value=json.dumps(
+                {
+                    "engine_type": d.engine_type,
+                    "instance_type": d.instance_type,
+                    "service_type": d.service_type.value,
+                    "model_type": d.model.type.value,
+                    "public": d.extra_params.service_params.public,
+                },
+                separators=(",", ":"),
+            ),
+        )
         cdk.CfnOutput(self, "EngineImage", value=self.artifacts.image_uri)
         cdk.CfnOutput(self, "ModelData", value=self.artifacts.model_data_s3_uri)
 

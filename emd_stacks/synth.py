@@ -1,12 +1,19 @@
-"""Synthesize one model stack in-process (used by `emd plan` and the pipeline bundle)."""
+"""Synthesize in-process: one model stack (`emd plan`, the pipeline bundle) and the shared stacks
+(`emd bootstrap`, emd_stacks/shared_synth.py). Templates synthesized here are deployed by plain CloudFormation
+(the pipeline's deploy action, `emd bootstrap`'s change sets), so they carry no BootstrapVersion parameter and
+no CheckBootstrapVersion rule: those fail in an account that never ran `cdk bootstrap`."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import emd_constructs  # noqa: F401  (sets JSII_NODE before aws_cdk is imported)
 from emd_stacks.context import shipped_context
 from model_specs.deployment import Deployment
+
+if TYPE_CHECKING:
+    import aws_cdk as cdk
 
 
 def synth_model_stack(
@@ -19,12 +26,9 @@ def synth_model_stack(
 ) -> Path:
     """Return the path of the synthesized template. By default the template declares EngineImageUri /
     ModelDataS3Uri for the build stage to fill (parameters.json)."""
-    import aws_cdk as cdk
-
     from emd_stacks.model import ModelStack
 
-    outdir = Path(outdir)
-    app = cdk.App(outdir=str(outdir), context=shipped_context())
+    app = cloudformation_app(outdir)
     stack = ModelStack(
         app,
         deployment,
@@ -34,3 +38,14 @@ def synth_model_stack(
     )
     assembly = app.synth()
     return Path(assembly.get_stack_artifact(stack.artifact_id).template_full_path)
+
+
+def cloudformation_app(outdir: str | Path) -> cdk.App:
+    """A cdk.App with the shipped context (feature flags) whose stacks need no `cdk bootstrap` to deploy."""
+    import aws_cdk as cdk
+
+    return cdk.App(
+        outdir=str(outdir),
+        context=shipped_context(),
+        default_stack_synthesizer=cdk.DefaultStackSynthesizer(generate_bootstrap_version_rule=False),
+    )

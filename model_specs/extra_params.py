@@ -157,15 +157,17 @@ def parse_extra_params(value: str | dict[str, Any] | None) -> ExtraParams:
 
 
 def format_validation_error(exc: ValidationError) -> str:
-    problems = []
-    for err in exc.errors():
-        loc = tuple(err["loc"])
-        where = ".".join(str(p) for p in loc)
-        if err["type"] == "extra_forbidden":
-            accepted = _section_fields(loc)
-            hint = did_you_mean(str(loc[-1]), accepted)
-            problems.append(f"unknown key {where!r}.{hint} Accepted here: {', '.join(accepted)}")
-        else:
-            shown = "***" if "api_key" in where else repr(err.get("input"))
-            problems.append(f"{where}: {err['msg']} (got {shown})")
-    return "invalid --extra-params: " + "; ".join(problems)
+    return "invalid --extra-params: " + "; ".join(describe_error(err) for err in exc.errors())
+
+
+def describe_error(err: Any) -> str:
+    """One pydantic error of ExtraParams as text: the key path, what is wrong, what is accepted (an api_key's
+    value is never shown)."""
+    loc = tuple(err["loc"])
+    where = ".".join(str(p) for p in loc)
+    if err["type"] == "extra_forbidden":
+        accepted = _section_fields(loc)
+        hint = did_you_mean(str(loc[-1]), accepted)
+        return f"unknown key {where!r}.{hint} Accepted here: {', '.join(accepted)}"
+    shown = "***" if "api_key" in where else repr(err.get("input"))
+    return f"{where}: {err['msg']} (got {shown})"

@@ -4,7 +4,10 @@
 
 A user's own Dockerfile (engine_params.dockerfile, from `--dockerfile-local-path`) is built on top of that
 adapter image and tagged `<engine>-custom-<hash>`, the hash covering the adapter image and the Dockerfile;
-a user's image (engine_params.image_uri) is used as it is, and its reference is part of the key too."""
+a user's image (engine_params.image_uri) is used as it is, and its reference is part of the key too.
+
+The gateway image `emd bootstrap` has the bootstrap's CodeBuild project build: `gateway-` + a content hash of
+what serving/gateway/Dockerfile copies; the CLI passes it to the build and to the gateway stack."""
 
 from __future__ import annotations
 
@@ -17,10 +20,33 @@ from typing import Any
 
 ENGINE_DIR = "serving/engine"
 COMMON_DIR = "serving/common"
+GATEWAY_DIR = "serving/gateway"
+GATEWAY_TAG_PREFIX = "gateway-"
 DOCKER_HUB = "docker.io"
 CUSTOM_BASE_ARG = "EMD_BASE_IMAGE"  # the build arg a user's Dockerfile starts FROM
 _MIRROR_PREFIX = re.compile(r"^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)*/?$")
 _FROM = re.compile(r"^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)", re.IGNORECASE | re.MULTILINE)
+
+
+def _tree_digest(root: Path, folders: tuple[str, ...]) -> hashlib._Hash:
+    """sha256 over serving/__init__.py and every file under `folders` (paths and bytes, caches excluded)."""
+    digest = hashlib.sha256()
+    files = [p for p in [root / "serving" / "__init__.py"] if p.is_file()]
+    for folder in folders:
+        files += [
+            p
+            for p in (root / folder).rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+        ]
+    for path in sorted(files):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest
+
+
+def gateway_image_tag(root: Path) -> str:
+    """What serving/gateway/Dockerfile copies: model_specs, serving/common and serving/gateway."""
+    return GATEWAY_TAG_PREFIX + _tree_digest(root, ("model_specs", COMMON_DIR, GATEWAY_DIR)).hexdigest()[:20]
 
 
 def image_hash(
@@ -28,13 +54,7 @@ def image_hash(
 ) -> str:
     """Content hash of what the engine image copies (serving/engine, serving/common: paths and bytes), the
     catalogue's engine entry, the base image and the user's custom image inputs (Dockerfile, image URI)."""
-    digest = hashlib.sha256()
-    files = [p for p in [root / "serving" / "__init__.py"] if p.is_file()]
-    for folder in (ENGINE_DIR, COMMON_DIR):
-        files += [p for p in (root / folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts]
-    for path in sorted(files):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    digest = _tree_digest(root, (ENGINE_DIR, COMMON_DIR))
     digest.update(json.dumps(engine_entry, sort_keys=True).encode())
     digest.update(base_image.encode())
     if custom:

@@ -36,6 +36,12 @@ PARAM_GATEWAY_NAMESPACE_NAME = f"{GATEWAY_PARAM_PREFIX}/namespace-name"
 PARAM_GATEWAY_NAMESPACE_ARN = f"{GATEWAY_PARAM_PREFIX}/namespace-arn"
 PARAM_GATEWAY_URL = f"{GATEWAY_PARAM_PREFIX}/url"
 
+# the deployment pipeline's contract with the CLI: emd_constructs/pipeline.py builds the pipeline, `emd
+# deploy` uploads the bundle to the source key and starts an execution with these variables and its version
+PIPELINE_SOURCE_KEY = "pipeline/source.zip"
+PIPELINE_SOURCE_ACTION = "Bundle"
+PIPELINE_VARIABLES = ("deployment_id", "model_id", "model_tag", "stack_name")
+
 
 def registry_parameter_name(model_id: str, model_tag: str) -> str:
     return f"{REGISTRY_PREFIX}/{model_id}/{model_tag}"

@@ -10,45 +10,22 @@ Usage:
 
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
-from cdk_nag import AwsSolutionsChecks
 
-# Rules whose findings are informational in cfn-lint ("I...") are not failures; E and W are.
-_FAILING_SEVERITIES = {"error", "warning"}
-# 'amazonaws.com' that is not followed by '.cn' (China uses amazonaws.com.cn)
-_GLOBAL_SUFFIX = re.compile(r"amazonaws\.com(?!\.cn)")
+from emd_stacks.template_checks import (  # noqa: F401  (re-exported for the stack tests)
+    add_nag,
+    cfn_lint_findings,
+    nag_violations,
+    partition_literals,
+    templates_of,
+)
 
 
 class NagFindings(AssertionError):
     pass
-
-
-def add_nag(app: cdk.App) -> None:
-    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-
-
-def nag_violations(app: cdk.App) -> list[str]:
-    """Synthesize with AwsSolutions checks; return 'RULE at construct/path: description' for each finding."""
-    add_nag(app)
-    try:
-        app.synth()
-        return []
-    except RuntimeError as exc:
-        if "ValidationFailed" not in str(exc) and "Validation failed" not in str(exc):
-            raise
-    report = json.loads((Path(app.outdir) / "validation-report.json").read_text())
-    found = []
-    for plugin in report.get("pluginReports", []):
-        for violation in plugin.get("violations", []):
-            for construct in violation.get("violatingConstructs", []):
-                rule, path = violation["ruleName"], construct["constructPath"]
-                found.append(f"{rule} at {path}: {violation['description']}")
-    return found
 
 
 def synth_checked(app: cdk.App) -> dict[str, dict[str, Any]]:
@@ -59,39 +36,9 @@ def synth_checked(app: cdk.App) -> dict[str, dict[str, Any]]:
     return templates_of(Path(app.outdir))
 
 
-def templates_of(outdir: Path) -> dict[str, dict[str, Any]]:
-    manifest = json.loads((outdir / "manifest.json").read_text())
-    out: dict[str, dict[str, Any]] = {}
-    for name, artifact in manifest.get("artifacts", {}).items():
-        if artifact.get("type") == "aws:cloudformation:stack":
-            template_file = artifact["properties"]["templateFile"]
-            stack_name = artifact["properties"].get("stackName", name)
-            out[stack_name] = json.loads((outdir / template_file).read_text())
-    return out
-
-
-def cfn_lint_findings(template: dict[str, Any], regions: list[str]) -> list[str]:
-    from cfnlint.api import ManualArgs, lint
-
-    matches = lint(json.dumps(template), config=ManualArgs(regions=regions))
-    return [
-        f"{m.rule.id} {'/'.join(str(p) for p in m.path)}: {m.message}"
-        for m in matches
-        if str(m.rule.severity).lower() in _FAILING_SEVERITIES
-    ]
-
-
 def assert_cfn_lint_clean(template: dict[str, Any], regions: list[str]) -> None:
     findings = cfn_lint_findings(template, regions)
     assert not findings, f"{len(findings)} cfn-lint finding(s) for {regions}:\n" + "\n".join(findings)
-
-
-def partition_literals(template: dict[str, Any]) -> list[str]:
-    """Literals that break in aws-cn: 'arn:aws:' and a global 'amazonaws.com' suffix."""
-    text = json.dumps(template)
-    bad = [m.group(0) for m in re.finditer(r".{0,40}arn:aws:.{0,40}", text)]
-    bad += [m.string[max(m.start() - 40, 0) : m.end() + 10] for m in _GLOBAL_SUFFIX.finditer(text)]
-    return bad
 
 
 def assert_partition_clean(template: dict[str, Any]) -> None:

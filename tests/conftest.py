@@ -16,6 +16,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+# nothing reaches real AWS: a client without an explicit endpoint (e.g. the AWS target that `emd status`
+# consults next to the local one) meets a closed loopback port and fails at once, without retries
+if "AWS_ENDPOINT_URL" not in os.environ:
+    from tests.support.servers import free_port
+
+    os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{free_port()}"
+    os.environ.setdefault("AWS_MAX_ATTEMPTS", "1")
 _node = ROOT / "node_modules" / ".bin" / "node"
 if _node.exists():
     os.environ.setdefault("JSII_NODE", str(_node))

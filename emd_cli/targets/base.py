@@ -67,6 +67,7 @@ class DeployOutcome:
     endpoint: Endpoint
     api_key_to_show: str | None  # shown once by the command, then never again
     notes: list[str] = field(default_factory=list)
+    ready: bool = True  # False: the user detached (Ctrl-C) while it still deploys; `emd status --follow`
 
 
 @dataclass(frozen=True)

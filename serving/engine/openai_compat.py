@@ -560,8 +560,13 @@ def mean_pool(vectors: list[list[float]]) -> list[float]:
 
 
 def l2_normalised(vector: list[float]) -> list[float]:
-    norm = math.sqrt(math.fsum(x * x for x in vector))
-    return [x / norm for x in vector] if norm > 0 else list(vector)
+    # scaled by the largest magnitude first: squaring subnormal components would lose all precision
+    scale = max((abs(x) for x in vector), default=0.0)
+    if scale == 0:
+        return list(vector)
+    scaled = [x / scale for x in vector]
+    norm = math.sqrt(math.fsum(x * x for x in scaled))
+    return [x / norm for x in scaled]
 
 
 def encode_base64(vector: list[float]) -> str:

@@ -3,7 +3,6 @@ variant with cdk-nag attached, plus the partition check adjusted for IAM service
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,8 @@ from typing import Any
 import aws_cdk as cdk
 
 from emd_stacks.context import shipped_context
-from tests.cdk_checks import nag_violations, partition_literals, templates_of
+from emd_stacks.template_checks import china_partition_literals  # noqa: F401  (used by the stack tests)
+from tests.cdk_checks import nag_violations, templates_of
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,29 +31,6 @@ class Synth:
 def synth_stack(app: cdk.App, stack_name: str) -> Synth:
     findings = nag_violations(app)
     return Synth(template=templates_of(Path(app.outdir))[stack_name], nag=findings)
-
-
-def _strip_service_principals(node: Any) -> Any:
-    """IAM service principals (trust policies, iam:PassedToService) and service-linked-role service names
-    are '<service>.amazonaws.com' in every
-    partition (aws-cn included): they are identifiers, not endpoints, so the URL-suffix check skips them."""
-    if isinstance(node, dict):
-        out = {}
-        for key, value in node.items():
-            if key in ("Service", "iam:AWSServiceName", "iam:PassedToService"):
-                continue
-            out[key] = _strip_service_principals(value)
-        return out
-    if isinstance(node, list):
-        return [_strip_service_principals(v) for v in node]
-    if isinstance(node, str):
-        # service-linked role paths: role/aws-service-role/<service>.amazonaws.com/AWSServiceRoleFor...
-        return re.sub(r"aws-service-role/[a-z0-9.-]+\.amazonaws\.com/", "aws-service-role/<service>/", node)
-    return node
-
-
-def china_partition_literals(template: dict[str, Any]) -> list[str]:
-    return partition_literals(_strip_service_principals(template))
 
 
 def resources_of(template: dict[str, Any], cfn_type: str) -> dict[str, dict[str, Any]]:

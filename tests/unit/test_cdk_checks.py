@@ -29,8 +29,13 @@ def test_nag_reports_an_insecure_bucket(tmp_path):
 def test_nag_acknowledgement_with_reason_suppresses(tmp_path):
     app = cdk.App(outdir=str(tmp_path))
     stack = cdk.Stack(app, "Acked")
-    bucket = s3.Bucket(stack, "B", enforce_ssl=True, encryption=s3.BucketEncryption.S3_MANAGED,
-                       block_public_access=s3.BlockPublicAccess.BLOCK_ALL)
+    bucket = s3.Bucket(
+        stack,
+        "B",
+        enforce_ssl=True,
+        encryption=s3.BucketEncryption.S3_MANAGED,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+    )
     cdk.Validations.of(bucket).acknowledge(cdk.Acknowledgment(id="AwsSolutions-S1", reason="test bucket"))
     templates = synth_checked(app)
     assert "Acked" in templates
@@ -45,10 +50,17 @@ def test_cfn_lint_catches_an_unknown_property():
 
 
 def test_partition_check_finds_global_literals():
-    bad = {"Resources": {"T": {"Type": "AWS::SNS::Topic", "Properties": {
-        "DisplayName": "arn:aws:sns:cn-north-1:1:x", "TopicName": "s3.amazonaws.com"}}}}
+    bad = {
+        "Resources": {
+            "T": {
+                "Type": "AWS::SNS::Topic",
+                "Properties": {"DisplayName": "arn:aws:sns:cn-north-1:1:x", "TopicName": "s3.amazonaws.com"},
+            }
+        }
+    }
     assert len(partition_literals(bad)) == 2
     with pytest.raises(AssertionError):
         assert_partition_clean(bad)
-    assert_partition_clean({"Resources": {"T": {"Type": "AWS::SNS::Topic",
-                                                "Properties": {"TopicName": "s3.amazonaws.com.cn"}}}})
+    assert_partition_clean(
+        {"Resources": {"T": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": "s3.amazonaws.com.cn"}}}}
+    )

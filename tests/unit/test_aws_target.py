@@ -1,0 +1,84 @@
+"""The AWS target's pure parts: routes, where a deployment is from its stack and its latest execution, the
+hourly cost, and a gateway this machine cannot reach."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import pytest
+from rich.console import Console
+
+from emd_cli.aws.pipeline import ActionView
+from emd_cli.targets.aws import AwsTarget, _endpoint_stage, _hourly_cost, _stage, parse_route, stack_name_of
+from emd_cli.targets.base import Endpoint, Stage
+from model_specs.errors import EmdUserError
+from tests.support.servers import free_port
+
+
+def execution(status: str) -> SimpleNamespace:
+    return SimpleNamespace(id="e1", status=status)
+
+
+def action(stage: str, error: str | None = None) -> ActionView:
+    return ActionView(stage, "A", "Failed" if error else "InProgress", "CodeBuild", None, error, None)
+
+
+def test_routes():
+    assert parse_route("Qwen2.5-7B-Instruct/prod") == ("Qwen2.5-7B-Instruct", "prod")
+    assert parse_route("Qwen2.5-7B-Instruct") == ("Qwen2.5-7B-Instruct", "dev")
+    assert stack_name_of("Qwen2.5-7B-Instruct") == stack_name_of("Qwen2.5-7B-Instruct/dev")
+    with pytest.raises(EmdUserError, match="<model-id>/<tag>"):
+        parse_route("/prod")
+
+
+@pytest.mark.parametrize(
+    ("stack", "latest", "act", "stage"),
+    [
+        (None, execution("InProgress"), action("Build"), Stage.BUILDING),
+        ({"StackStatus": "CREATE_IN_PROGRESS"}, execution("InProgress"), action("Deploy"), Stage.DEPLOYING),
+        ({"StackStatus": "CREATE_COMPLETE"}, execution("Succeeded"), None, Stage.IN_SERVICE),
+        ({"StackStatus": "UPDATE_COMPLETE"}, None, None, Stage.IN_SERVICE),
+        ({"StackStatus": "DELETE_IN_PROGRESS"}, None, None, Stage.DELETING),
+        (
+            {"StackStatus": "ROLLBACK_COMPLETE"},
+            execution("Failed"),
+            action("Deploy", "stack failed"),
+            Stage.FAILED,
+        ),
+    ],
+)
+def test_stage_from_stack_and_execution(stack, latest, act, stage):
+    assert _stage(stack, latest, act)[0] == stage
+
+
+def test_a_failed_build_says_where_and_why():
+    stage, reason = _stage(None, execution("Failed"), action("Build", "Build terminated: PRE_BUILD"))
+    assert (
+        stage == Stage.FAILED
+        and reason == "last deployment failed in the Build stage: Build terminated: PRE_BUILD"
+    )
+    stage, reason = _stage({"StackStatus": "UPDATE_COMPLETE"}, execution("Failed"), action("Build", "x"))
+    assert stage == Stage.IN_SERVICE and "failed" in (reason or "")  # the previous version still serves
+
+
+def test_a_sagemaker_endpoint_refines_in_service():
+    assert _endpoint_stage({"EndpointStatus": "Creating"}, None)[0] == Stage.DEPLOYING
+    assert _endpoint_stage({"EndpointStatus": "Failed", "FailureReason": "no capacity"}, None) == (
+        Stage.FAILED,
+        "no capacity",
+    )
+
+
+def test_hourly_cost_comes_from_the_price_book():
+    assert _hourly_cost("us-east-1", "g5.2xlarge", "sagemaker_realtime") == "$1.515/h"
+    assert _hourly_cost("cn-north-1", "g4dn.xlarge", "ec2").startswith("¥")  # type: ignore[union-attr]
+    assert _hourly_cost("us-east-1", None, "ec2") is None
+
+
+def test_an_unreachable_gateway_ends_the_wait_soon():
+    endpoint = Endpoint("m/dev", "aws", f"http://127.0.0.1:{free_port()}/v1", "m/dev", "llm", "k")
+    start = time.monotonic()
+    notes = AwsTarget("us-east-1")._wait_until_served(endpoint, Console(quiet=True))
+    assert time.monotonic() - start < 30
+    assert len(notes) == 1 and "not reachable from this machine" in notes[0]
