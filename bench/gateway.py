@@ -115,6 +115,17 @@ def start(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def stop_all(procs: list[subprocess.Popen]) -> None:
+    """SIGTERM to each (the last started first), SIGKILL to any still running 10 s later."""
+    for proc in reversed(procs):
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def register(moto_url: str, routes: dict[str, str]) -> None:
     import boto3
 
@@ -380,13 +391,7 @@ def main() -> None:
             f"(worst case): {'met' if all_met('free', 'throughput_ratio') else 'NOT met'}"
         )
     finally:
-        for proc in reversed(procs):
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all(procs)
 
 
 if __name__ == "__main__":

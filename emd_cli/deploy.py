@@ -3,11 +3,12 @@ deploy, and show how to call it: base URL, model name, the API key (once), curl 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
 
-from emd_cli.options import interactive, region_option
+from emd_cli.options import dockerfile_option, interactive, region_option
 from emd_cli.resolve import LOCAL, local_plan, resolve
 
 
@@ -101,6 +102,7 @@ def print_outcome(outcome: Any, out: Any) -> None:
     help="JSON object or @file: service_params (api_key, public …), engine_params, model_params "
     "(model_files_local_path for -s local), framework_params.",
 )
+@dockerfile_option
 @click.option(
     "--update", is_flag=True, help="Replace an existing deployment of <model-id>/<tag> (keeps its key)."
 )
@@ -122,6 +124,7 @@ def deploy(
     model_tag: str,
     port: int | None,
     extra_params: str | None,
+    dockerfile_path: Path | None,
     update: bool,
     timeout: float,
     skip_confirm: bool,
@@ -142,6 +145,8 @@ def deploy(
       emd deploy --model-id SmolLM2-135M-Instruct-GGUF -s local --model-tag demo --port 8090 \\
                  --extra-params '{"service_params": {"public": true}}'
       emd deploy --model-id Qwen2.5-7B-Instruct -i g5.2xlarge -e vllm -s sagemaker_realtime --region us-east-1
+      emd deploy --model-id Qwen2.5-7B-Instruct -i g5.2xlarge -s sagemaker_realtime \\
+                 --dockerfile-local-path ./Dockerfile
       emd deploy     # on a terminal: a wizard asks for the model, service, engine and instance
     """
     from emd_cli.render import console
@@ -168,6 +173,7 @@ def deploy(
         model_tag=model_tag,
         region=region,
         extra_params=extra_params,
+        dockerfile_path=dockerfile_path,
     )
     service = dep.service_type.value
     if service != LOCAL and port is not None:

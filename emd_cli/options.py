@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import click
 
@@ -39,6 +40,14 @@ region_option = click.option(
     "--region",
     metavar="REGION",
     help="AWS region. Default: AWS_REGION, else AWS_DEFAULT_REGION, else us-east-1.",
+)
+dockerfile_option = click.option(
+    "--dockerfile-local-path",
+    "dockerfile_path",
+    type=click.Path(path_type=Path),
+    metavar="PATH",
+    help="Your Dockerfile, built by the build stage on top of the EMD engine image (FROM ${EMD_BASE_IMAGE}, "
+    "or no FROM); sets engine_params.dockerfile. Not with -s local.",
 )
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of a table."

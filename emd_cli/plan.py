@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from emd_cli.cost_cmd import model_options
-from emd_cli.options import json_option, region_option
+from emd_cli.options import dockerfile_option, json_option, region_option
 
 
 def plan_facts(dep: Any) -> dict[str, Any]:
@@ -43,8 +43,7 @@ def plan_facts(dep: Any) -> dict[str, Any]:
         "api_key_secret_name": dep.api_key_secret_name,
         "api_key": api_key,
         "engine_base_image": dep.engine.base_image,
-        "image": f"EMD engine image built by CodeBuild on {dep.engine.base_image} (pushed to the "
-        "bootstrap ECR repository)",
+        "image": _image(dep),
         "tensor_parallel_degree": dep.tensor_parallel_degree,
         "engine_args": dep.engine_cli_args(),
         "engine_environment_keys": sorted(dep.engine_environment()),
@@ -58,10 +57,28 @@ def plan_facts(dep: Any) -> dict[str, Any]:
     }
 
 
+def _image(dep: Any) -> str:
+    engine = dep.extra_params.engine_params
+    if engine.image_uri:
+        return f"{engine.image_uri} (engine_params.image_uri, used as it is)"
+    where = "pushed to the bootstrap ECR repository"
+    if engine.dockerfile:
+        from emd_stacks.model_inputs import engine_image_tag
+
+        return (
+            f"your Dockerfile built by CodeBuild on the EMD engine image ({dep.engine.base_image}), {where} "
+            f"as {engine_image_tag(dep)}"
+        )
+    return f"EMD engine image built by CodeBuild on {dep.engine.base_image} ({where})"
+
+
 def _given_extra_params(params: Any) -> dict[str, Any]:
-    """The user's non-default extra params, without the API key."""
+    """The user's non-default extra params, without the API key; a Dockerfile by its length (see Image)."""
     data = params.model_dump(mode="json", exclude_defaults=True)
     data.get("service_params", {}).pop("api_key", None)
+    dockerfile = data.get("engine_params", {}).get("dockerfile")
+    if dockerfile:
+        data["engine_params"]["dockerfile"] = f"{len(dockerfile.splitlines())} lines (see Image)"
     return {k: v for k, v in data.items() if v}
 
 
@@ -99,6 +116,7 @@ def synthesize(dep: Any, outdir: Path) -> Path | None:
     show_default=True,
     help="Cloud assembly directory for --synth.",
 )
+@dockerfile_option
 @click.option(
     "--hours-per-day",
     type=click.FloatRange(0, 24),
@@ -118,6 +136,7 @@ def plan(
     synth: bool,
     outdir: Path,
     hours_per_day: float,
+    dockerfile_path: Path | None,
     as_json: bool,
 ) -> None:
     """Validate a deployment and show what `emd deploy` would create and what it costs. No AWS call.
@@ -140,6 +159,7 @@ def plan(
         model_tag=model_tag,
         region=region,
         extra_params=extra_params,
+        dockerfile_path=dockerfile_path,
     )
     if dep.service_type.value == "local":
         _plan_local(dep, as_json)

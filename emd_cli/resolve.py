@@ -3,6 +3,7 @@ the instance type), and what a local deployment will run. Shared by `emd plan` a
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -22,15 +23,22 @@ def resolve(
     model_tag: str,
     region: str | None,
     extra_params: str | None,
+    dockerfile_path: Path | None = None,
 ) -> Any:
     """The validated Deployment: against this machine for -s local, else against the instance type. Missing
-    flags are asked for on a terminal (model first), else refused."""
+    flags are asked for on a terminal (model first), else refused. dockerfile_path (--dockerfile-local-path)
+    fills engine_params.dockerfile."""
     from model_specs.deployment import resolve_deployment, resolve_local_deployment
 
     model_id = require(model_id, "--model-id", _catalogue_names("model"))
     service_type = require(service_type, "--service-type", _catalogue_names("service"))
 
     if service_type == LOCAL:
+        if dockerfile_path is not None:
+            raise click.UsageError(
+                "--dockerfile-local-path builds an engine image on AWS; -s local runs the engine installed "
+                "on this machine (no Docker): drop it"
+            )
         from model_specs import machine
         from model_specs.catalogue import catalogue
 
@@ -54,8 +62,43 @@ def resolve(
         service_type=service_type,
         region=default_region(region),
         model_tag=model_tag,
-        extra_params=extra_params,
+        extra_params=with_dockerfile(extra_params, dockerfile_path) if dockerfile_path else extra_params,
     )
+
+
+def with_dockerfile(extra_params: str | None, path: Path) -> Any:
+    """--extra-params with engine_params.dockerfile set to the text of `path` (EmdUserError: one line)."""
+    from model_specs.errors import EmdUserError
+    from model_specs.extra_params import DOCKERFILE_MAX_BYTES, parse_extra_params
+    from model_specs.images import custom_dockerfile
+
+    flag = f"--dockerfile-local-path {str(path)!r}"
+    params = parse_extra_params(extra_params)
+    for given in ("image_uri", "dockerfile"):
+        if getattr(params.engine_params, given):
+            raise EmdUserError(
+                f"{flag}: give an image used as is (engine_params.image_uri) or one Dockerfile built on "
+                f"EMD's, not both --dockerfile-local-path and engine_params.{given}"
+            )
+    try:
+        if path.is_dir():
+            raise EmdUserError(f"{flag} is a folder, not a file: give the Dockerfile itself")
+        size = path.stat().st_size
+        if size > DOCKERFILE_MAX_BYTES:
+            raise EmdUserError(f"{flag} is {size} bytes: at most {DOCKERFILE_MAX_BYTES} are accepted")
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise EmdUserError(f"{flag} does not exist") from None
+    except UnicodeDecodeError:
+        raise EmdUserError(f"{flag} is not UTF-8 text") from None
+    except OSError as exc:
+        raise EmdUserError(f"{flag} cannot be read: {exc.strerror or exc}") from None
+    try:
+        custom_dockerfile(text)
+    except ValueError as exc:
+        raise EmdUserError(f"{flag}: {exc}") from None
+    engine = params.engine_params.model_copy(update={"dockerfile": text})
+    return params.model_copy(update={"engine_params": engine})
 
 
 def local_plan(dep: Any) -> dict[str, str]:

@@ -29,7 +29,7 @@ def uninstall(region: str | None, profile: str | None, yes: bool) -> None:
     from emd_cli.aws.shared_stacks import BOOTSTRAP_STACK, GATEWAY_STACK
     from emd_cli.aws.stacks import stack_status
     from emd_cli.render import console
-    from emd_cli.targets.aws import AwsTarget
+    from emd_cli.targets.aws import AwsTarget, delete_weights_parameters
     from model_specs.errors import EmdUserError
 
     out = console()
@@ -53,6 +53,8 @@ def uninstall(region: str | None, profile: str | None, yes: bool) -> None:
         raise click.Abort
     for name in present:
         remove_shared_stack(aws, name, out)
+    if BOOTSTRAP_STACK in present:  # the weights cache went with its bucket: so do the build's pointers to it
+        delete_weights_parameters(aws)
     out.print(f"[green]EMD is uninstalled from {aws.region}[/]")
 
 

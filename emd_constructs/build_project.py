@@ -19,6 +19,7 @@ from constructs import Construct
 from emd_constructs.artifacts import SOURCE_KEY
 from emd_constructs.nag import acknowledge
 from model_specs.registry import PARAM_BASE_IMAGE_MIRROR
+from model_specs.weights_cache import WEIGHTS_PARAM_PREFIX
 
 BUILDSPEC_PATH = Path(__file__).resolve().parent.parent / "serving" / "build" / "buildspec.yml"
 HF_TOKEN_SECRET_NAME = "emd/hf-token"
@@ -109,6 +110,19 @@ class BuildProject(Construct):
                 resources=[
                     stack.format_arn(
                         service="ssm", resource="parameter", resource_name=PARAM_BASE_IMAGE_MIRROR.lstrip("/")
+                    )
+                ],
+            )
+        )
+        # where each prepared model's weights are (model_specs/weights_cache.py), for directly deployed stacks
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["ssm:PutParameter", "ssm:AddTagsToResource"],
+                resources=[
+                    stack.format_arn(
+                        service="ssm",
+                        resource="parameter",
+                        resource_name=f"{WEIGHTS_PARAM_PREFIX.lstrip('/')}/*",
                     )
                 ],
             )

@@ -32,7 +32,7 @@ from emd_constructs.engine_settings import (
     HEALTH_PATH,
     MODEL_DIR,
     engine_environment,
-    load_seconds,
+    startup_seconds,
 )
 from emd_constructs.gpu_host import FETCH_WEIGHTS, machine_image, root_volume
 from emd_constructs.model_alarms import UnhealthyAlarm
@@ -155,7 +155,8 @@ class EcsModelService(Construct):
                     for i in range(inst.gpus)
                 ]
             )
-        interval = min(300, max(30, load_seconds(d) // 10))
+        # ECS allows a 300 s start period and 10 retries of at most 300 s: a start-up of up to ~55 min
+        interval = min(300, max(30, startup_seconds(d) // 10))
         self.engine = task.add_container(
             "engine",
             image=engine_image,

@@ -151,7 +151,12 @@ class GatewayService(Construct):
             "gateway",
             image=image,
             port_mappings=[ecs.PortMapping(container_port=CONTAINER_PORT)],
-            environment={"EMD_REGISTRY_PREFIX": REGISTRY_PREFIX, "AWS_REGION": stack.region},
+            environment={
+                "EMD_REGISTRY_PREFIX": REGISTRY_PREFIX,
+                "AWS_REGION": stack.region,
+                # the ALB's addresses are in the VPC: its X-Forwarded-For names the client; no one else's does
+                "EMD_TRUSTED_PROXIES": vpc.vpc_cidr_block,
+            },
             logging=ecs.LogDrivers.aws_logs(stream_prefix="gateway", log_group=self.log_group),
             readonly_root_filesystem=True,
         )

@@ -4,9 +4,11 @@ Three modes, decided at synth time:
 - given: image_uri / model_data_s3_uri props (or model_params.model_files_s3_path) are used as they are;
 - parameters: the template declares the CloudFormation parameters EngineImageUri / ModelDataS3Uri that the
   pipeline's build stage fills in parameters.json (serving/build/contract.py);
-- derived (direct `cdk deploy -c ...`): the bootstrap's ECR repository and artifact bucket (read from SSM)
-  with deterministic keys: <repository>:<engine image tag> and s3://<bucket>/models/<model-id>/<revision>/,
-  the same keys the bootstrap's CodeBuild project writes, so no local Docker is needed.
+- derived (direct `cdk deploy -c ...`): the bootstrap's ECR repository and artifact bucket (read from SSM):
+  <repository>:<engine image tag>, the deterministic tag the bootstrap's CodeBuild project pushes, and the
+  weights folder the build published in /emd/weights/<model-id>/<revision>[/<pattern hash>] (a branch is
+  resolved to a commit only by the build: model_specs/weights_cache.py), so no local Docker is needed and
+  nothing is guessed at synth time. Deploying before the build prepared the model fails on that parameter.
 """
 
 from __future__ import annotations
@@ -22,18 +24,17 @@ from constructs import Construct
 
 from model_specs.deployment import Deployment
 from model_specs.registry import PARAM_ARTIFACT_BUCKET, PARAM_ECR_REPOSITORY, split_s3_uri
+from model_specs.weights_cache import WEIGHTS_PREFIX, file_pattern, weights_parameter_name
 
 # serving/build/contract.py (the build stage fills parameters with exactly these names)
 PARAM_ENGINE_IMAGE_URI = "EngineImageUri"
 PARAM_MODEL_DATA_S3_URI = "ModelDataS3Uri"
-WEIGHTS_PREFIX = "models"
-DEFAULT_REVISION = "main"
 
 
-def weights_key_prefix(deployment: Deployment) -> str:
-    """models/<model-id>/<revision or main>/ inside the artifact bucket."""
-    revision = deployment.extra_params.model_params.revision or DEFAULT_REVISION
-    return f"{WEIGHTS_PREFIX}/{deployment.model_id}/{revision}/"
+def weights_parameter(deployment: Deployment) -> str:
+    """The SSM parameter in which the build publishes this deployment's weights folder (key prefix)."""
+    pattern = file_pattern(deployment.model, deployment.engine_type)
+    return weights_parameter_name(deployment.model_id, deployment.extra_params.model_params.revision, pattern)
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ class ModelArtifacts(Construct):
         given = inputs.model_data_s3_uri or user_path
         self._artifact_bucket: s3.IBucket | None = None
         self._weights_bucket: s3.IBucket | None = None
-        self._weights_prefix = weights_key_prefix(deployment)
+        self._weights_prefix = ""
         if given:
             bucket_name, key = split_s3_uri(given)
             self.model_data_s3_uri = given if given.endswith("/") else given + "/"
@@ -85,6 +86,8 @@ class ModelArtifacts(Construct):
             if not cdk.Token.is_unresolved(bucket_name):
                 self._weights_bucket = s3.Bucket.from_bucket_name(self, "WeightsBucket", bucket_name)
         elif inputs.parameters:
+            # the build fills the parameter with a folder of this model's cache, models/<model-id>/<commit>/
+            self._weights_prefix = f"{WEIGHTS_PREFIX}/{deployment.model_id}/"
             self.model_data_s3_uri = cdk.CfnParameter(
                 stack,
                 PARAM_MODEL_DATA_S3_URI,
@@ -93,6 +96,9 @@ class ModelArtifacts(Construct):
                 description="S3 prefix of the model weights (filled by the EMD build stage)",
             ).value_as_string
         else:
+            self._weights_prefix = ssm.StringParameter.value_for_string_parameter(
+                self, weights_parameter(deployment)
+            )
             self.model_data_s3_uri = f"s3://{self.artifact_bucket.bucket_name}/{self._weights_prefix}"
 
     @property

@@ -30,7 +30,7 @@ import aws_cdk.aws_logs as logs
 import aws_cdk.aws_sagemaker as sagemaker
 from constructs import Construct
 
-from emd_constructs.engine_settings import download_seconds, engine_environment, load_seconds
+from emd_constructs.engine_settings import download_seconds, engine_environment, startup_seconds
 from emd_constructs.model_alarms import SageMakerAlarms
 from emd_constructs.model_artifacts import ModelArtifacts
 from emd_constructs.sagemaker_role import sagemaker_execution_role
@@ -41,7 +41,7 @@ from model_specs.schema import Accelerator, ModelType
 
 VARIANT_NAME = "AllTraffic"
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
-MAX_TIMEOUT_SECONDS = 3600
+MAX_TIMEOUT_SECONDS = 3600  # SageMaker's limit for both the weights download and the start-up health check
 # target in-flight requests per instance (or per copy): LLM engines batch well up to about this many
 CONCURRENCY_TARGET = {ModelType.llm: 8, ModelType.vlm: 4}
 DEFAULT_CONCURRENCY_TARGET = 32
@@ -64,7 +64,7 @@ def startup_timeouts(deployment: Deployment) -> dict[str, int]:
     return {
         "model_data_download_timeout_in_seconds": min(MAX_TIMEOUT_SECONDS, download_seconds(deployment)),
         "container_startup_health_check_timeout_in_seconds": min(
-            MAX_TIMEOUT_SECONDS, max(600, 3 * load_seconds(deployment))
+            MAX_TIMEOUT_SECONDS, max(600, 3 * startup_seconds(deployment))
         ),
     }
 

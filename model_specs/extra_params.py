@@ -45,6 +45,7 @@ class ServiceParams(_Section):
         return v
 
 
+DOCKERFILE_MAX_BYTES = 64 * 1024
 IMAGE_REF = r"[a-z0-9.-]+(:[0-9]+)?/[a-z0-9._/-]+(:[\w.-]{1,128}|@sha256:[0-9a-f]{64})"
 
 
@@ -56,7 +57,7 @@ class EngineParams(_Section):
     )
     dockerfile: str | None = Field(
         default=None,
-        max_length=64 * 1024,
+        max_length=DOCKERFILE_MAX_BYTES,
         description="Dockerfile text built on top of the EMD engine image (--dockerfile-local-path)",
     )
 

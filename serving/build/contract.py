@@ -5,9 +5,11 @@ with these names; the build fills exactly the parameters the template declares (
 CloudFormation template-configuration file: {"Parameters": {...}, "Tags": {...}}).
 """
 
+from model_specs import weights_cache
+
 PARAM_ENGINE_IMAGE_URI = "EngineImageUri"
 PARAM_MODEL_DATA_S3_URI = "ModelDataS3Uri"  # s3://<bucket>/models/<model-id>/<revision>/ (trailing slash)
-WEIGHTS_PREFIX = "models"
+WEIGHTS_PREFIX = weights_cache.WEIGHTS_PREFIX
 COMPLETION_MARKER = ".emd-complete"
 BUNDLE_TEMPLATE = "template.json"
 BUNDLE_DEPLOYMENT = "deployment.json"

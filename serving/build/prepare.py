@@ -22,7 +22,7 @@ from model_specs.images import engine_image
 from serving.build import contract
 from serving.build.images import EcrImages, Runner, mirrored, plan_image, read_mirror, run_builds, run_command
 from serving.build.sources import WeightsError
-from serving.build.weights import prepare_weights
+from serving.build.weights import prepare_weights, publish_location
 
 
 def src_root() -> Path:
@@ -109,6 +109,7 @@ def step_weights() -> None:
     result = prepare_weights(
         dep, bucket=env("EMD_ARTIFACT_BUCKET"), s3=boto3.client("s3"), token=hf_token, log=log
     )
+    publish_location(boto3.client("ssm"), result, dep["model_id"], dep["model_tag"], log)
     write_state(model_data_s3_uri=result.uri, weights=result.summary())
 
 

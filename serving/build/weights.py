@@ -3,12 +3,13 @@ used in place.
 
 Cache layout: s3://<bucket>/models/<model-id>/<revision>/ (a branch is resolved to its commit first), with a
 suffix naming the engine's file pattern when it takes a subset (a GGUF quantization). A cache hit costs two
-S3 calls and no hub bytes; see transfer.py for what makes a copy count as complete.
+S3 calls and no hub bytes; see transfer.py for what makes a copy count as complete. Once the copy is complete
+(or found complete), its folder is published in SSM for model stacks deployed without the pipeline
+(model_specs/weights_cache.py).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from model_specs.registry import split_s3_uri
+from model_specs.weights_cache import file_pattern, weights_parameter_name, weights_prefix
 from serving.build import contract
 from serving.build.sources import DEFAULT_REVISION, WeightsError, make_source, matching, select_hub
 from serving.build.transfer import (
@@ -40,17 +42,29 @@ class WeightsResult:
     cached: bool
     s3_calls: int
     counters: Counters
+    # the cache folder (key prefix) and the SSM parameter that publishes it; None for a user's S3 prefix
+    prefix: str | None = None
+    parameter: str | None = None
 
     def summary(self) -> dict[str, Any]:
         moved = {name: getattr(self.counters, name) for name in COUNTED}
         return {"uri": self.uri, "cached": self.cached, "s3_calls": self.s3_calls, **moved}
 
 
-def weights_prefix(model_id: str, revision: str, pattern: str | None = None) -> str:
-    folder = revision.replace("/", "_")
-    if pattern:
-        folder += "-" + hashlib.sha256(pattern.encode()).hexdigest()[:8]
-    return f"{contract.WEIGHTS_PREFIX}/{model_id}/{folder}/"
+def publish_location(ssm: Any, result: WeightsResult, model_id: str, model_tag: str, log: Log) -> None:
+    """Write the verified cache folder to its SSM parameter (a directly deployed stack reads it), tagged."""
+    if result.parameter is None or result.prefix is None:
+        return
+    ssm.put_parameter(
+        Name=result.parameter,
+        Value=result.prefix,
+        Type="String",
+        Overwrite=True,
+        Description=f"EMD weights cache folder of {model_id} in the artifact bucket (written by the build)",
+    )
+    tags = [{"Key": "emd:model-id", "Value": model_id}, {"Key": "emd:tag", "Value": model_tag}]
+    ssm.add_tags_to_resource(ResourceType="Parameter", ResourceId=result.parameter, Tags=tags)
+    log(f"weights: published {result.prefix} in {result.parameter}")
 
 
 @contextmanager
@@ -98,8 +112,8 @@ def prepare_weights(
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     hub = select_hub(os.environ.get("EMD_WEIGHTS_HUB"), region, model.modelscope_id)
     repo = model.modelscope_id if hub == "modelscope" and model.modelscope_id else model.hf_id
-    engine = model.engines.get(dep["engine_type"])
-    pattern = engine.model_file if engine else None
+    pattern = file_pattern(model, dep["engine_type"])
+    parameter = weights_parameter_name(model.id, params.get("revision"), pattern)
     secret = token() if hub == "huggingface" else None
     source = make_source(hub, repo, secret)
     revision = source.resolve(params.get("revision") or DEFAULT_REVISION[hub])
@@ -110,7 +124,7 @@ def prepare_weights(
         marker = verified_marker(store, contract.COMPLETION_MARKER)
         if marker is not None and marker.get("pattern") == pattern:
             log(f"weights: cached at {uri} ({len(marker['files'])} files, {human_bytes(marker['bytes'])})")
-            return WeightsResult(uri, True, store.calls, Counters())
+            return WeightsResult(uri, True, store.calls, Counters(), prefix, parameter)
         if marker is None:
             log(f"weights: no verified copy at {uri} yet")
         files = matching(source.list_files(revision), pattern)
@@ -128,4 +142,4 @@ def prepare_weights(
     moved = copier.counters.downloaded
     rate = moved / seconds / 1e6
     log(f"weights: done in {seconds:.0f} s, {human_bytes(moved)} downloaded ({rate:.1f} MB/s)")
-    return WeightsResult(uri, False, store.calls, copier.counters)
+    return WeightsResult(uri, False, store.calls, copier.counters, prefix, parameter)

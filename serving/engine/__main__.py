@@ -6,8 +6,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from aiohttp import web
-
+from serving.common.http_server import run_app
 from serving.engine.adapter import ENGINE, create_app
 from serving.engine.settings import AdapterSettings
 
@@ -20,14 +19,7 @@ def main() -> None:
         sys.exit(fetch_weights(sys.argv[2:]))
     settings = AdapterSettings.from_env()
     app = create_app(settings)
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        access_log=None,
-        print=None,
-        shutdown_timeout=settings.drain_seconds,
-    )
+    run_app(app, host=settings.host, port=settings.port, shutdown_timeout=settings.drain_seconds)
     sys.exit(1 if app[ENGINE].failed else 0)
 
 

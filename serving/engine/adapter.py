@@ -13,12 +13,14 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from serving.common.json_body import InvalidJson, parse_json
 from serving.common.openai_format import TIMEOUT_ERRORS, error_response
 from serving.common.sse_relay import relay_response
 from serving.engine import compat_relay
 from serving.engine.command import EngineLaunch
 from serving.engine.routing import (
     CUSTOM_ATTRIBUTES,
+    passthrough_path,
     route_from_attributes,
     route_from_body,
     tei_rerank_request,
@@ -182,9 +184,9 @@ async def _forward(request: web.Request, path: str | None) -> web.StreamResponse
     parsed: Any = None
     if not content_type.startswith("multipart/") and body:
         try:
-            parsed = json.loads(body)
-        except ValueError:
-            return error_response("the request body is not valid JSON", 400, "invalid_json")
+            parsed = parse_json(body)
+        except InvalidJson as exc:
+            return error_response(str(exc), 400, "invalid_json")
     path = path or route_from_body(content_type, parsed)
     if path is None:
         return error_response(
@@ -209,10 +211,13 @@ async def invocations(request: web.Request) -> web.StreamResponse:
 
 
 async def openai_passthrough(request: web.Request) -> web.StreamResponse:
+    path = passthrough_path(request.method, request.raw_path)
+    if path is None:  # only the OpenAI routes: never the engine's other pages (/docs, /metrics, ...)
+        return error_response(f"Unknown route {request.method} {request.path[:200]}", 404, "unknown_route")
     if request.method == "POST":
-        return await _forward(request, request.path)
+        return await _forward(request, path)
     refused = _not_ready(request)
-    return refused or await _proxy(request, request.path_qs, b"")
+    return refused or await _proxy(request, path, b"")
 
 
 def create_app(settings: AdapterSettings, launch: EngineLaunch | None = None) -> web.Application:

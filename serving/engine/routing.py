@@ -13,6 +13,23 @@ ROUTES = (
     "/v1/audio/transcriptions",
 )
 CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
+MODELS = "/v1/models"
+
+
+def passthrough_path(method: str, raw_path: str) -> str | None:
+    """The engine path of a direct /v1 request (ECS and EC2 hosts), or None for anything but the OpenAI
+    routes: percent-encoded or dot segments (`/v1/%2e%2e/docs`) and the engine's other pages are not passed
+    on. The query string is dropped."""
+    path = raw_path.split("?", 1)[0]
+    if "%" in path or "//" in path or any(seg in (".", "..") for seg in path.split("/")):
+        return None
+    if method == "POST" and path in ROUTES:
+        return path
+    if method == "GET" and (
+        path == MODELS or (path.startswith(MODELS + "/") and len(path) > len(MODELS) + 1)
+    ):
+        return path
+    return None
 
 
 def route_from_attributes(attributes: str | None) -> str | None:

@@ -17,7 +17,9 @@ import sys
 
 from aiohttp import web
 
+from serving.common.http_server import run_app
 from serving.gateway.app import create_app
+from serving.gateway.aws_clients import aws_clients
 from serving.gateway.config import GatewayConfig
 from serving.gateway.stores import AwsStore, FileStore
 
@@ -40,37 +42,21 @@ def build_app(config: GatewayConfig) -> web.Application:
     if not config.aws:
         assert config.state_dir is not None
         return create_app(config, store=FileStore(config.state_dir))
-    import boto3
-    from botocore.config import Config
-
-    session = boto3.session.Session(region_name=config.region)
-    aws = Config(
-        connect_timeout=config.connect_timeout,
-        read_timeout=config.read_timeout,
-        max_pool_connections=config.max_streams,
-        retries={"mode": "standard", "max_attempts": 3},
-    )
-    ssm, secrets = session.client("ssm", config=aws), session.client("secretsmanager", config=aws)
-    store = AwsStore(ssm, secrets, config.registry_prefix)
-    return create_app(
-        config,
-        store=store,
-        sagemaker_runtime=session.client("sagemaker-runtime", config=aws),
-        s3=session.client("s3", config=aws),
-    )
+    clients = aws_clients(config)
+    store = AwsStore(clients["ssm"], clients["secrets"], config.registry_prefix)
+    return create_app(config, store=store, sagemaker_runtime=clients["sagemaker_runtime"], s3=clients["s3"])
 
 
 def serve(config: GatewayConfig, reuse_port: bool) -> None:
-    app = build_app(config)
-    web.run_app(
-        app,
+    loop = new_event_loop(config.event_loop)
+    asyncio.set_event_loop(loop)
+    run_app(
+        build_app(config),
         host=config.host,
         port=config.port,
-        reuse_port=reuse_port or None,
-        access_log=None,
-        print=None,
+        reuse_port=reuse_port,
         shutdown_timeout=DRAIN_SECONDS,
-        loop=new_event_loop(config.event_loop),
+        loop=loop,
     )
 
 

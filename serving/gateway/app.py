@@ -1,13 +1,14 @@
-"""The gateway's aiohttp application: OpenAI routes, auth, routing, access logs."""
+"""The gateway's aiohttp application: OpenAI routes, auth, routing, the limit on upstream requests.
+
+Two thread pools: the control plane (registry and key look-ups, a few threads) and inference (SageMaker
+calls, EMD_MAX_STREAMS of them), so streams never delay another tenant's key check. At most EMD_MAX_STREAMS
+requests are upstream at once (every backend); past that a request gets 503 with Retry-After at once.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
-import re
-import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -15,15 +16,19 @@ from aiohttp import web
 
 from model_specs.registry import RegistryEntry
 from serving.common.openai_format import error_response
+from serving.common.request_state import BACKEND, MODEL, STREAM
+from serving.common.sse_relay import StreamOut
+from serving.gateway.access import access_log_middleware, networks, set_request_id_header
 from serving.gateway.async_backend import SageMakerAsyncBackend
-from serving.gateway.auth import KeyStore, bearer_token
-from serving.gateway.backends import HttpBackend, SageMakerBackend
+from serving.gateway.auth import InvalidAuthorization, KeyStore, Verdict, bearer_token
+from serving.gateway.backends import HttpBackend
+from serving.gateway.cold_start import ColdStart
 from serving.gateway.config import GatewayConfig
-from serving.gateway.metrics import access_record
-from serving.gateway.registry import Registry, RegistryUnavailable
+from serving.gateway.metrics import record_no_capacity
+from serving.gateway.registry import Registry
+from serving.gateway.request_body import BodyRefused, read_body, requested_model
+from serving.gateway.sagemaker import SageMakerBackend
 from serving.gateway.stores import DeploymentStore
-
-access_log = logging.getLogger("emd.gateway.access")
 
 POST_ROUTES = (
     "/v1/chat/completions",
@@ -32,37 +37,79 @@ POST_ROUTES = (
     "/v1/rerank",
     "/v1/audio/transcriptions",
 )
-_MULTIPART_MODEL = re.compile(rb'name="model"\r\n(?:[^\r\n]+\r\n)*\r\n([^\r\n]*)\r\n')
+CONTROL_PLANE_THREADS = 8
+RETRY_BUSY = "1"
+RETRY_KEYS_UNAVAILABLE = "5"
+
+
+class UpstreamLimit:
+    """Requests upstream right now, against EMD_MAX_STREAMS."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.active = 0
+
+    def acquire(self) -> bool:
+        if self.active >= self.limit:
+            return False
+        self.active += 1
+        return True
+
+    def release(self) -> None:
+        self.active -= 1
+
 
 CONFIG: web.AppKey[GatewayConfig] = web.AppKey("config", GatewayConfig)
 REGISTRY: web.AppKey[Registry] = web.AppKey("registry", Registry)
 KEYS: web.AppKey[KeyStore] = web.AppKey("keys", KeyStore)
+LIMIT: web.AppKey[UpstreamLimit] = web.AppKey("limit", UpstreamLimit)
 HTTP: web.AppKey[HttpBackend] = web.AppKey("http", HttpBackend)
 SAGEMAKER: web.AppKey[SageMakerBackend] = web.AppKey("sagemaker", SageMakerBackend)
 SAGEMAKER_ASYNC: web.AppKey[SageMakerAsyncBackend] = web.AppKey("sagemaker_async", SageMakerAsyncBackend)
 
 
-def _model_of(body: bytes, content_type: str) -> tuple[str | None, dict[str, Any] | None]:
-    """The requested model and, for JSON bodies, the parsed body."""
-    if content_type.startswith("multipart/"):
-        m = _MULTIPART_MODEL.search(body)
-        return (m.group(1).decode(errors="replace").strip() if m else None), None
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        return None, None
-    if not isinstance(parsed, dict):
-        return None, None
-    model = parsed.get("model")
-    return (model if isinstance(model, str) else None), parsed
+def _invalid_authorization(exc: InvalidAuthorization) -> web.Response:
+    return error_response(str(exc), 400, "invalid_authorization")
 
 
-async def _allowed_routes(request: web.Request, token: str | None) -> list[str]:
-    entries = await request.app[REGISTRY].entries()
+def _wrong_key() -> web.Response:
+    return error_response(
+        "Incorrect API key provided.", 401, "invalid_api_key", headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+def _keys_unavailable() -> web.Response:
+    return error_response(
+        "API keys cannot be checked right now; retry shortly",
+        503,
+        "key_store_unavailable",
+        headers={"Retry-After": RETRY_KEYS_UNAVAILABLE},
+    )
+
+
+def _model_object(entry: RegistryEntry) -> dict[str, Any]:
+    return {
+        "id": entry.route,
+        "object": "model",
+        "created": 0,
+        "owned_by": "emd",
+        "model_type": entry.model_type,
+    }
+
+
+async def _verdicts(request: web.Request, token: str | None) -> list[tuple[RegistryEntry, Verdict]]:
+    entries = sorted((await request.app[REGISTRY].entries()).items())
     keys = request.app[KEYS]
-    items = sorted(entries.items())
-    verdicts = await asyncio.gather(*(keys.allowed(e, token) for _, e in items))
-    return [route for (route, _), ok in zip(items, verdicts, strict=True) if ok]
+    verdicts = await asyncio.gather(*(keys.check(e, token) for _, e in entries))
+    return [(e, v) for (_, e), v in zip(entries, verdicts, strict=True)]
+
+
+def _refuse_key(verdicts: list[tuple[RegistryEntry, Verdict]]) -> web.Response | None:
+    """For a presented key: the 401 when it opens no private deployment (503 when that cannot be told)."""
+    private = [v for e, v in verdicts if not e.public]
+    if Verdict.ALLOWED in private:
+        return None
+    return _keys_unavailable() if Verdict.UNAVAILABLE in private else _wrong_key()
 
 
 async def health(request: web.Request) -> web.Response:
@@ -70,44 +117,76 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def list_models(request: web.Request) -> web.Response:
-    token = bearer_token(request.headers.get("Authorization"))
-    entries = await request.app[REGISTRY].entries()
-    routes = await _allowed_routes(request, token)
-    if token is not None and not routes:
-        # a key that opens nothing, and no public deployment to show: as OpenAI answers a wrong key
-        return error_response("Incorrect API key provided.", 401, "invalid_api_key")
-    data = [
-        {
-            "id": route,
-            "object": "model",
-            "created": 0,
-            "owned_by": "emd",
-            "model_type": entries[route].model_type,
-        }
-        for route in routes
-    ]
+    try:
+        token = bearer_token(request.headers.get("Authorization"))
+    except InvalidAuthorization as exc:
+        return _invalid_authorization(exc)
+    verdicts = await _verdicts(request, token)
+    if token is not None and (refused := _refuse_key(verdicts)) is not None:
+        return refused  # a wrong key is refused as OpenAI refuses it, public deployments or not
+    data = [_model_object(e) for e, v in verdicts if v is Verdict.ALLOWED]
     return web.json_response({"object": "list", "data": data})
 
 
-async def _read_body(request: web.Request) -> bytes | web.Response:
-    limit = request.app[CONFIG].max_body_bytes
-    too_large = error_response(
-        f"request body exceeds the gateway limit of {limit} bytes", 413, "request_too_large"
-    )
-    if request.content_length is not None and request.content_length > limit:
-        return too_large
+async def retrieve_model(request: web.Request) -> web.Response:
     try:
-        return await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        return too_large
+        token = bearer_token(request.headers.get("Authorization"))
+    except InvalidAuthorization as exc:
+        return _invalid_authorization(exc)
+    model = request.match_info["model"]
+    entry = await request.app[REGISTRY].lookup(model)
+    verdict = await request.app[KEYS].check(entry, token) if entry is not None else Verdict.DENIED
+    opens_this = entry is not None and not entry.public and verdict is Verdict.ALLOWED
+    # as on /v1/models: a key that opens nothing is refused
+    refused = _refuse_key(await _verdicts(request, token)) if token is not None and not opens_this else None
+    if refused is not None:
+        return refused
+    if verdict is Verdict.UNAVAILABLE:
+        return _keys_unavailable()
+    if verdict is Verdict.DENIED:
+        return error_response(f"The model '{model[:200]}' does not exist", 404, "model_not_found", "model")
+    assert entry is not None
+    return web.json_response(_model_object(entry))
+
+
+async def _authorized_entry(
+    request: web.Request, model: str, token: str | None
+) -> RegistryEntry | web.Response:
+    """The deployment model names, if token may use it; else the answer: 404 (listing what the key may use),
+    401, or 503 when the key cannot be checked now."""
+    entry = await request.app[REGISTRY].lookup(model)
+    if entry is None:
+        verdicts = await _verdicts(request, token)
+        listing = ", ".join(e.route for e, v in verdicts if v is Verdict.ALLOWED)
+        return error_response(
+            f"The model '{model[:200]}' does not exist. Available models: "
+            f"{listing or 'none that this API key may use'}",
+            404,
+            "model_not_found",
+            "model",
+        )
+    verdict = await request.app[KEYS].check(entry, token)
+    if verdict is Verdict.UNAVAILABLE:
+        return _keys_unavailable()
+    if verdict is Verdict.DENIED:
+        if token is None:
+            msg = "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'."
+        else:
+            msg = f"Incorrect API key provided for {entry.route}."
+        return error_response(msg, 401, "invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+    return entry
 
 
 async def invoke(request: web.Request) -> web.StreamResponse:
-    body = await _read_body(request)
-    if isinstance(body, web.Response):
-        return body
-    content_type = request.headers.get("Content-Type", "application/json")
-    model, parsed = _model_of(body, content_type)
+    config = request.app[CONFIG]
+    try:
+        body = await read_body(request, config.max_body_bytes, config.body_timeout)
+        model, parsed = await requested_model(body, request.headers.get("Content-Type", "application/json"))
+        token = bearer_token(request.headers.get("Authorization"))
+    except BodyRefused as exc:
+        return exc.answer
+    except InvalidAuthorization as exc:
+        return _invalid_authorization(exc)
     if not model:
         return error_response(
             "you must provide a model parameter ('<model-id>/<tag>', or '<model-id>' for tag dev)",
@@ -115,103 +194,65 @@ async def invoke(request: web.Request) -> web.StreamResponse:
             "missing_model",
             "model",
         )
-    request["emd_model"] = model[:200]
-    token = bearer_token(request.headers.get("Authorization"))
-    entry = await request.app[REGISTRY].lookup(model)
-    if entry is None:
-        routes = await _allowed_routes(request, token)
-        listing = ", ".join(routes) if routes else "none that this API key may use"
+    request[MODEL] = model[:200]
+    entry = await _authorized_entry(request, model, token)
+    if isinstance(entry, web.Response):
+        return entry
+    request[MODEL] = entry.route
+    stream = parsed is not None and parsed.get("stream") is True
+    if parsed is not None and parsed.get("model") != entry.model_id:
+        parsed["model"] = entry.model_id  # engines serve the model under its id (served model name)
+        body = json.dumps(parsed, separators=(",", ":")).encode()
+    request[BACKEND] = entry.backend
+    request[STREAM] = stream
+    limit = request.app[LIMIT]
+    if not limit.acquire():
         return error_response(
-            f"The model '{model}' does not exist. Available models: {listing}",
-            404,
-            "model_not_found",
-            "model",
+            f"the gateway has {limit.limit} requests in flight, its limit; retry shortly",
+            503,
+            "gateway_busy",
+            headers={"Retry-After": RETRY_BUSY},
         )
-    request["emd_model"] = entry.route
-    if not await request.app[KEYS].allowed(entry, token):
-        if token is None:
-            msg = "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'."
-        else:
-            msg = f"Incorrect API key provided for {entry.route}."
-        return error_response(msg, 401, "invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
-    stream = False
-    if parsed is not None:
-        stream = parsed.get("stream") is True
-        if parsed.get("model") != entry.model_id:
-            parsed["model"] = entry.model_id  # engines serve the model under its id (served model name)
-            body = json.dumps(parsed, separators=(",", ":")).encode()
-    request["emd_backend"] = entry.backend
-    request["emd_stream"] = stream
-    return await _dispatch(request, entry, body, stream)
+    try:
+        return await _dispatch(request, entry, body, model, stream)
+    finally:
+        limit.release()
 
 
 async def _dispatch(
-    request: web.Request, entry: RegistryEntry, body: bytes, stream: bool
+    request: web.Request, entry: RegistryEntry, body: bytes, requested: str, stream: bool
 ) -> web.StreamResponse:
+    config = request.app[CONFIG]
+    out = StreamOut(request, config.client_write_timeout) if stream else None
     if entry.backend == "http":
         if not entry.base_url:
             return error_response(f"{entry.route} has no base_url in the registry", 502, "bad_registry_entry")
-        return await request.app[HTTP].forward(request, entry, request.path, body, stream)
-    if not request.app[CONFIG].aws:
+        hold = ColdStart(
+            entry,
+            config.cold_start_wait,
+            config.keepalive_seconds,
+            out,
+            lambda: record_no_capacity(entry.route),
+        )
+        return await request.app[HTTP].forward(request, entry, body, requested, hold)
+    if not config.aws:
         return error_response(
             f"{entry.route} is a SageMaker deployment, and this gateway runs without AWS access",
             502,
             "bad_registry_entry",
         )
+    hold = ColdStart(entry, config.cold_start_wait, config.keepalive_seconds, out)
     if entry.backend == "sagemaker":
         if not entry.endpoint_name:
             return error_response(
                 f"{entry.route} has no endpoint_name in the registry", 502, "bad_registry_entry"
             )
-        return await request.app[SAGEMAKER].forward(request, entry, request.path, body, stream)
-    return await request.app[SAGEMAKER_ASYNC].forward(request, entry, request.path, body, stream)
+        return await request.app[SAGEMAKER].forward(request, entry, body, requested, hold)
+    return await request.app[SAGEMAKER_ASYNC].forward(request, entry, body, requested, hold)
 
 
 async def not_found(request: web.Request) -> web.Response:
-    return error_response(f"Unknown route {request.method} {request.path}", 404, "unknown_route")
-
-
-@web.middleware
-async def access_log_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    """One JSON line per request. Never logs keys, prompts or bodies."""
-    start = time.perf_counter()
-    request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
-    status = 500
-    try:
-        resp = await handler(request)
-        status = resp.status
-        if not resp.prepared:
-            resp.headers["X-Request-Id"] = request_id
-        return resp
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    except RegistryUnavailable:
-        access_log.exception("deployment registry unavailable")
-        status = 503
-        return error_response(
-            "the deployment registry is unavailable; retry shortly", 503, "registry_unavailable"
-        )
-    except Exception:
-        access_log.exception("unhandled error")
-        return error_response("internal gateway error", 500, "internal_error")
-    finally:
-        if request.path != "/health":  # load balancer probes every few seconds: not worth a line each
-            record = {
-                "request_id": request_id,
-                "method": request.method,
-                "path": request.path,
-                "status": status,
-                "model": request.get("emd_model"),
-                "backend": request.get("emd_backend"),
-                "stream": request.get("emd_stream"),
-                "bytes_in": request.content_length,
-                "bytes_out": request.get("emd_bytes_out"),
-                "duration_ms": round((time.perf_counter() - start) * 1000, 2),
-                "remote": request.headers.get("X-Forwarded-For", request.remote),
-            }
-            routed_to = request.get("emd_model") if request.get("emd_backend") else None
-            access_log.info(access_record(record, routed_to))
+    return error_response(f"Unknown route {request.method} {request.path[:200]}", 404, "unknown_route")
 
 
 def create_app(
@@ -223,28 +264,39 @@ def create_app(
 ) -> web.Application:
     """sagemaker_runtime/s3: boto3 clients, or None for a gateway without AWS (the local target), which then
     refuses SageMaker routes."""
-    app = web.Application(middlewares=[access_log_middleware], client_max_size=config.max_body_bytes)
-    executor = ThreadPoolExecutor(max_workers=config.max_streams, thread_name_prefix="emd-aws")
+    app = web.Application(
+        middlewares=[access_log_middleware(networks(config.trusted_proxies))],
+        client_max_size=config.max_body_bytes,
+    )
+    control = ThreadPoolExecutor(max_workers=CONTROL_PLANE_THREADS, thread_name_prefix="emd-control")
+    # a stream's reader thread may outlive its request by a moment (it stops at its next event)
+    inference = ThreadPoolExecutor(max_workers=2 * config.max_streams, thread_name_prefix="emd-inference")
 
-    async def run_blocking(fn: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+    async def control_call(fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(control, fn, *args)
 
     app[CONFIG] = config
-    app[REGISTRY] = Registry(store.load_entries, config.registry_ttl, run_blocking)
-    app[KEYS] = KeyStore(store.key_digest, config.key_cache_ttl, run_blocking)
+    app[REGISTRY] = Registry(
+        store.load_entries, config.registry_ttl, control_call, config.registry_max_staleness
+    )
+    app[KEYS] = KeyStore(store.key_digest, config.key_cache_ttl, control_call, config.key_max_staleness)
+    app[LIMIT] = UpstreamLimit(config.max_streams)
     app[HTTP] = HttpBackend(config.connect_timeout, config.read_timeout)
-    app[SAGEMAKER] = SageMakerBackend(sagemaker_runtime, executor)
-    app[SAGEMAKER_ASYNC] = SageMakerAsyncBackend(sagemaker_runtime, s3, executor, config.async_wait_seconds)
+    app[SAGEMAKER] = SageMakerBackend(sagemaker_runtime, inference)
+    app[SAGEMAKER_ASYNC] = SageMakerAsyncBackend(sagemaker_runtime, s3, inference, config.async_wait_seconds)
 
     async def lifecycle(app: web.Application) -> Any:
         await app[HTTP].start()
         yield
         await app[HTTP].close()
-        executor.shutdown(wait=False, cancel_futures=True)
+        control.shutdown(wait=False, cancel_futures=True)
+        inference.shutdown(wait=False, cancel_futures=True)
 
     app.cleanup_ctx.append(lifecycle)
+    app.on_response_prepare.append(set_request_id_header)
     app.router.add_get("/health", health)
     app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/v1/models/{model:.+}", retrieve_model)
     for path in POST_ROUTES:
         app.router.add_post(path, invoke)
     app.router.add_route("*", "/{tail:.*}", not_found)

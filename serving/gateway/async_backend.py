@@ -19,7 +19,9 @@ from aiohttp import web
 
 from model_specs.registry import RegistryEntry, split_s3_uri
 from serving.common.openai_format import error_response
-from serving.gateway.backends import aws_error_code, client_error_response
+from serving.gateway.cold_start import ColdStart
+from serving.gateway.model_name import rewrite_json_model
+from serving.gateway.upstream_errors import MAX_ENGINE_MESSAGE, aws_error, aws_error_code, engine_message
 
 log = logging.getLogger("emd.gateway.async")
 
@@ -41,9 +43,10 @@ class SageMakerAsyncBackend:
         return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: fn(**kwargs))
 
     async def forward(
-        self, request: web.Request, entry: RegistryEntry, path: str, body: bytes, stream: bool
+        self, request: web.Request, entry: RegistryEntry, body: bytes, requested: str, hold: ColdStart
     ) -> web.StreamResponse:
-        if stream:
+        path = request.path
+        if hold.out is not None:
             return error_response(
                 f"{entry.route} is deployed with SageMaker asynchronous inference, which answers whole "
                 "responses only: send the request without stream=true",
@@ -76,13 +79,13 @@ class SageMakerAsyncBackend:
             )
         except Exception as exc:
             await self._delete(cleanup)
-            return client_error_response(exc, entry)
+            return aws_error(exc, entry)
         inference_id = queued.get("InferenceId", "")
         output = split_s3_uri(queued["OutputLocation"])
         failure = split_s3_uri(queued["FailureLocation"]) if queued.get("FailureLocation") else None
         cleanup += [loc for loc in (output, failure) if loc]
         try:
-            return await self._await_result(request, entry, inference_id, output, failure)
+            return await self._await_result(request, entry, inference_id, output, failure, requested)
         finally:
             await self._delete(cleanup)
 
@@ -93,6 +96,7 @@ class SageMakerAsyncBackend:
         inference_id: str,
         output: tuple[str, str],
         failure: tuple[str, str] | None,
+        requested: str,
     ) -> web.Response:
         deadline = time.monotonic() + self._wait
         delay = FIRST_POLL_SECONDS
@@ -101,17 +105,13 @@ class SageMakerAsyncBackend:
                 found = await self._read(output)
                 failed = await self._read(failure) if failure and not isinstance(found, tuple) else None
             except Exception as exc:  # throttled, bucket gone: an answer, never a hang
-                return client_error_response(exc, entry)
+                return aws_error(exc, entry)
             if isinstance(found, tuple):
                 content_type, data = found
+                data = rewrite_json_model(data, content_type, requested)
                 return web.Response(body=data, headers={"Content-Type": content_type or "application/json"})
             if isinstance(failed, tuple):
-                message = failed[1].decode(errors="replace").strip()[:2000]
-                return error_response(
-                    f"{entry.route} failed the asynchronous request {inference_id}: {message}",
-                    502,
-                    "model_error",
-                )
+                return _failure_answer(failed[1], entry, inference_id)
             denied = DENIED in (found, failed)
             if time.monotonic() + delay > deadline:
                 where = f"s3://{output[0]}/{output[1]}"
@@ -157,3 +157,15 @@ class SageMakerAsyncBackend:
                 await self._call(self._s3.delete_object, Bucket=bucket, Key=key)
             except Exception as exc:  # the bucket's lifecycle rule removes what is left
                 log.warning("could not delete s3://%s/%s: %s", bucket, key, type(exc).__name__)
+
+
+def _failure_answer(text: bytes, entry: RegistryEntry, inference_id: str) -> web.Response:
+    """The failure object SageMaker wrote: an engine's OpenAI-format error keeps its message (it is about the
+    request); anything else (a container's crash output) is named by the inference id only."""
+    message = engine_message(text)[0][:MAX_ENGINE_MESSAGE] if text.lstrip().startswith(b"{") else ""
+    log.warning("%s failed asynchronous request %s", entry.route, inference_id)
+    return error_response(
+        f"{entry.route} failed the asynchronous request {inference_id}" + (f": {message}" if message else ""),
+        502,
+        "model_error",
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 
@@ -18,6 +19,24 @@ def _float(env: dict[str, str], name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise SystemExit(f"{name}={raw!r} is not a number") from None
+
+
+def _networks(env: dict[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    if raw.strip().lower() == "none":
+        return ()
+    values = tuple(v.strip() for v in raw.split(",") if v.strip())
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise SystemExit(
+                f"{name}: {value!r} is not an IP network; give CIDRs separated by commas (e.g. 10.0.0.0/16), "
+                "or 'none'"
+            ) from None
+    return values
 
 
 def _choice(env: dict[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
@@ -39,6 +58,8 @@ class GatewayConfig:
     connect_timeout: float = 10.0
     # longest silence tolerated between two bytes from a backend (not a cap on the whole response)
     read_timeout: float = 300.0
+    # upstream requests in flight (every backend, streamed or not); past it a request is refused at once
+    # with 503 and Retry-After instead of waiting in a queue
     max_streams: int = 512
     # SageMaker async deployments: how long a request waits for its answer in S3 (below the ALB's 600 s idle
     # timeout, since nothing is sent while waiting)
@@ -50,6 +71,22 @@ class GatewayConfig:
     # where the registry and key digests live: "aws" (SSM + Secrets Manager) or "file" (a local state dir)
     store: str = "aws"
     state_dir: str | None = None
+    # SSM and Secrets Manager: connect and read timeout of each attempt (2 attempts), so a black-holed AWS API
+    # costs seconds, not minutes
+    control_plane_timeout: float = 2.0
+    # while the store cannot be read, the last registry and key digests read are served for this long
+    registry_max_staleness: float = 3600.0
+    key_max_staleness: float = 900.0
+    # longest silence while receiving a request body (408 past it)
+    body_timeout: float = 30.0
+    # a client that accepts no byte of its response for this long is disconnected
+    client_write_timeout: float = 60.0
+    # peers whose X-Forwarded-For is believed (the ALB's subnets); anyone else's is the client's own claim
+    trusted_proxies: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    # a deployment with no running engine (scaled to zero): how long requests wait for one before a 503
+    # (below the ALB's 600 s idle timeout); a streaming client gets SSE comments every keepalive_seconds
+    cold_start_wait: float = 540.0
+    keepalive_seconds: float = 15.0
 
     @property
     def aws(self) -> bool:
@@ -74,6 +111,14 @@ class GatewayConfig:
             workers=max(1, int(_float(env, "EMD_GATEWAY_WORKERS", 1))),
             store=_choice(env, "EMD_STORE", ("aws", "file"), "aws"),
             state_dir=env.get("EMD_STATE_DIR") or None,
+            control_plane_timeout=_float(env, "EMD_CONTROL_PLANE_TIMEOUT", 2.0),
+            registry_max_staleness=_float(env, "EMD_REGISTRY_MAX_STALENESS", 3600.0),
+            key_max_staleness=_float(env, "EMD_KEY_MAX_STALENESS", 900.0),
+            body_timeout=_float(env, "EMD_BODY_TIMEOUT", 30.0),
+            client_write_timeout=_float(env, "EMD_CLIENT_WRITE_TIMEOUT", 60.0),
+            trusted_proxies=_networks(env, "EMD_TRUSTED_PROXIES", ("127.0.0.0/8", "::1/128")),
+            cold_start_wait=_float(env, "EMD_COLD_START_WAIT", 540.0),
+            keepalive_seconds=_float(env, "EMD_SSE_KEEPALIVE_SECONDS", 15.0),
         )
         if config.store == "file" and not config.state_dir:
             raise SystemExit("EMD_STORE=file needs EMD_STATE_DIR: the directory holding registry.json")

@@ -183,8 +183,8 @@ def fake_sagemaker_runtime(
     background: set[asyncio.Task[None]] = set()
 
     async def session() -> aiohttp.ClientSession:
-        if "s" not in session_box:
-            session_box["s"] = aiohttp.ClientSession()
+        if "s" not in session_box:  # no connection limit: SageMaker serves every concurrent request
+            session_box["s"] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         return session_box["s"]
 
     def container_headers(request: web.Request) -> dict[str, str]:
@@ -371,6 +371,7 @@ def start_gateway(moto_url: str, sagemaker_url: str, log: Path, **extra: str) ->
         "EMD_KEY_CACHE_TTL": "1",
         "EMD_REGISTRY_TTL": "30",  # long: new deployments must be found by the miss refresh
         "EMD_MAX_BODY_BYTES": str(64 * 1024),
+        "EMD_COLD_START_WAIT": "1",  # a deployment with no engine is waited for this long, then 503
         **extra,
     }
     with open(log, "ab") as fh:
@@ -400,3 +401,20 @@ def running(proc: subprocess.Popen) -> Iterator[subprocess.Popen]:
         yield proc
     finally:
         stop(proc)
+
+
+@pytest.fixture(scope="session")
+def registered(aws: dict[str, Any], adapter: str) -> dict[str, Any]:
+    """moto holding the deployments of tests/integration/deployments.py."""
+    from tests.integration.deployments import register_all
+
+    register_all(aws, adapter)
+    return aws
+
+
+@pytest.fixture(scope="session")
+def gw(
+    registered: dict[str, Any], sagemaker_runtime: str, gateway_factory: Callable[..., Gateway]
+) -> Gateway:
+    """The gateway most serving tests share, routing to the registered deployments."""
+    return gateway_factory(sagemaker_runtime)

@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 import pytest
 
+from model_specs.catalogue import catalogue
 from tests.integration.conftest import Gateway, fake_sagemaker_runtime, start_gateway, stop
 from tests.support.aws_double import DEFAULT_QUOTAS, AwsDouble
 from tests.support.hf_server import HubServer
@@ -37,7 +38,7 @@ from tests.support.servers import ServerThread, free_port
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "SmolLM2-135M-Instruct-GGUF"
-HF_REPO = "HuggingFaceTB/SmolLM2-135M-Instruct"
+HF_REPO = catalogue().model(MODEL).hf_id  # the GGUF repository the build downloads from
 KEY_LINE = re.compile(r"export EMD_API_KEY='([^']+)'")
 
 

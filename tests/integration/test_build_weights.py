@@ -13,6 +13,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from model_specs.catalogue import catalogue
 from serving.build import contract, prepare, transfer
 from serving.build.sources import WeightsError, describe_hub_error, select_hub
 from serving.build.weights import use_given_location, weights_prefix
@@ -20,7 +21,8 @@ from tests.support.build_env import build_environment
 
 BUCKET = "emd-weights-test"
 MODEL_ID, HF_ID = "Qwen2.5-7B-Instruct", "Qwen/Qwen2.5-7B-Instruct"
-GGUF_MODEL, GGUF_HF_ID = "SmolLM2-135M-Instruct-GGUF", "HuggingFaceTB/SmolLM2-135M-Instruct"
+GGUF_MODEL = "SmolLM2-135M-Instruct-GGUF"
+GGUF_HF_ID = catalogue().model(GGUF_MODEL).hf_id  # a GGUF repository (QuantFactory/…-GGUF)
 MiB = 1024 * 1024
 
 
@@ -191,6 +193,81 @@ def test_gguf_engine_copies_only_its_file(build, hf_hub):
     wanted = "SmolLM2-135M-Instruct.Q4_1.gguf"
     prefix = weights_prefix(GGUF_MODEL, hf_hub.commit(GGUF_HF_ID), wanted)
     assert sorted(objects()) == [prefix + contract.COMPLETION_MARKER, prefix + wanted]
+
+
+def _published(name):
+    ssm = boto3.client("ssm")
+    try:
+        return ssm.get_parameter(Name=name)["Parameter"]["Value"]
+    except ssm.exceptions.ParameterNotFound:
+        return None
+
+
+@pytest.mark.slow
+def test_a_direct_stack_reads_the_folder_the_build_published(build, hf_hub, tmp_path):
+    """The stack names the SSM parameter at synth time (no commit guessed); the build writes it after the
+    completion marker, with the commit folder and the GGUF suffix; a cache hit writes it again."""
+    from emd_stacks.synth import synth_model_stack
+    from model_specs.deployment import resolve_deployment
+
+    wanted = "SmolLM2-135M-Instruct.Q4_1.gguf"
+    write_repo(hf_hub, GGUF_HF_ID, {wanted: b"GGUF" + os.urandom(1000), "README.md": "# SmolLM2"})
+    direct = resolve_deployment(
+        model_id=GGUF_MODEL, instance_type="m7i.xlarge", engine_type="llama.cpp", service_type="ec2",
+        region="us-east-1",
+    )  # fmt: skip
+    path = synth_model_stack(direct, tmp_path / "cdk.out", artifact_parameters=False)
+    defaults = [p.get("Default", "") for p in json.loads(path.read_text())["Parameters"].values()]
+    (name,) = [d for d in defaults if d.startswith("/emd/weights/")]
+    ssm = boto3.client("ssm")
+    if _published(name) is not None:
+        ssm.delete_parameter(Name=name)
+    assert _published(name) is None  # a deploy now fails on the missing parameter: the build never ran
+
+    deploy(build, GGUF_MODEL, "llama.cpp")
+    assert prepare.main(["weights"]) == 0
+    folder = _published(name)
+    assert folder == weights_prefix(GGUF_MODEL, hf_hub.commit(GGUF_HF_ID), wanted)
+    assert sorted(objects()) == [folder + contract.COMPLETION_MARKER, folder + wanted]
+    assert prepare.read_state()["model_data_s3_uri"] == f"s3://{BUCKET}/{folder}"
+    tags = ssm.list_tags_for_resource(ResourceType="Parameter", ResourceId=name)["TagList"]
+    assert {t["Key"]: t["Value"] for t in tags} == {"emd:model-id": GGUF_MODEL, "emd:tag": "dev"}
+
+    ssm.delete_parameter(Name=name)
+    hf_hub.stats.reset()
+    assert prepare.main(["weights"]) == 0
+    assert _published(name) == folder and hf_hub.stats.bytes_sent == 0  # cache hit, published again
+
+
+def test_purged_weights_take_the_builds_pointers_with_them(build, hf_hub):
+    """`emd destroy --purge-weights` deletes a model's cache folders and its /emd/weights parameters (not
+    those of a model whose id merely starts the same); `emd uninstall` deletes them all."""
+    import types
+
+    from emd_cli.targets.aws import _purge_weights, delete_weights_parameters
+
+    write_repo(hf_hub, GGUF_HF_ID, {"SmolLM2-135M-Instruct.Q4_1.gguf": b"GGUF" + os.urandom(100)})
+    deploy(build, GGUF_MODEL, "llama.cpp")
+    assert prepare.main(["weights"]) == 0
+    ssm = boto3.client("ssm")
+    others = [f"/emd/weights/{GGUF_MODEL}-v2/r{i}" for i in range(11)]  # more than one DeleteParameters call
+    for name in others:
+        ssm.put_parameter(Name=name, Value="models/x/", Type="String", Overwrite=True)
+    aws = types.SimpleNamespace(client=boto3.client)
+    removed, left = _purge_weights(aws, BUCKET, GGUF_MODEL, f"{GGUF_MODEL}/dev", [], [], [])
+    assert left == [] and removed[-1] == f"1 weights parameter(s) under /emd/weights/{GGUF_MODEL}/"
+    assert objects() == {} and [_published(n) for n in others] == ["models/x/"] * 11
+    assert delete_weights_parameters(aws) >= 11  # with what earlier tests' builds published
+    assert ssm.get_parameters_by_path(Path="/emd/weights", Recursive=True)["Parameters"] == []
+
+
+def test_a_given_s3_prefix_publishes_nothing(build, hf_hub):
+    boto3.client("s3").put_object(Bucket=BUCKET, Key="mine/smol/model.gguf", Body=b"GGUF")
+    deploy(build, GGUF_MODEL, "llama.cpp", model_files_s3_path=f"s3://{BUCKET}/mine/smol")
+    names = [p["Name"] for p in boto3.client("ssm").describe_parameters()["Parameters"]]
+    assert prepare.main(["weights"]) == 0
+    after = [p["Name"] for p in boto3.client("ssm").describe_parameters()["Parameters"]]
+    assert after == names
 
 
 def test_gated_repository_needs_the_token_from_secrets_manager(build, hf_hub, capsys):

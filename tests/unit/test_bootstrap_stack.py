@@ -244,6 +244,13 @@ def test_hf_token_secret_is_readable_only_by_name(us_east):
     assert ":secret:emd/hf-token-??????" in resources
 
 
+def test_build_publishes_weights_folders_only_under_emd_weights(us_east):
+    writes = [s for s in policy_statements(us_east.template) if "ssm:PutParameter" in as_list(s["Action"])]
+    build = [s for s in writes if ":parameter/emd/weights/*" in json.dumps(s["Resource"])]
+    assert len(build) == 1
+    assert set(as_list(build[0]["Action"])) == {"ssm:PutParameter", "ssm:AddTagsToResource"}
+
+
 # ------------------------------------------------------------------ pipeline
 
 

@@ -127,6 +127,22 @@ def test_size_matches_parameter_count_and_dtype() -> None:
     assert wrong == []
 
 
+def test_gguf_entries_name_a_gguf_repository_and_one_file_of_it() -> None:
+    """A build downloads from hf_id: a GGUF entry names the repository that holds the quantized files (by
+    convention <org>/<name>-GGUF), and each GGUF engine takes the one file of the entry's quantization."""
+    gguf_engines = {"llama.cpp", "ollama"}
+    models = catalogue().models.values()
+    ggufs = [m for m in models if m.dtype.startswith("gguf")]
+    assert ggufs
+    for m in ggufs:
+        assert m.hf_id.endswith("-GGUF"), f"{m.id}: {m.hf_id} is not a GGUF repository"
+        quantization = m.dtype.removeprefix("gguf-").upper()
+        for name in gguf_engines & set(m.engines):
+            file = m.engines[name].model_file or ""
+            assert file.endswith(".gguf") and quantization in file.upper(), f"{m.id} on {name}: {file!r}"
+    assert all(not gguf_engines & set(m.engines) for m in models if m not in ggufs)
+
+
 def test_size_cross_check_catches_a_wrong_entry(data_copy: Path) -> None:
     # 7.62B parameters cannot be 5.58 GB of bf16: the test above would name this entry
     m = catalogue().model("Qwen2.5-7B-Instruct-AWQ").model_copy(update={"dtype": "bf16"})
@@ -294,88 +310,83 @@ def test_broken_field_names_file_entry_and_field(data_copy: Path) -> None:
     assert "qwen.yaml" in msg and "'Qwen2.5-14B-Instruct'" in msg and "num_layers" in msg
 
 
-def test_unknown_field_and_bad_heads_are_refused(data_copy: Path) -> None:
-    path = data_copy / "models" / "llama.yaml"
-    _edit_yaml(path, lambda ms: ms[0].update(contxt_length=4096))
-    with pytest.raises(CatalogueError, match=r"llama\.yaml.*Llama-3\.1-8B-Instruct.*contxt_length"):
-        load_catalogue(data_copy)
-    _edit_yaml(path, lambda ms: (ms[0].pop("contxt_length"), ms[0].update(num_kv_heads=5)))
-    with pytest.raises(
-        CatalogueError, match=r"num_attention_heads \(32\) is not a multiple of num_kv_heads \(5\)"
-    ):
-        load_catalogue(data_copy)
-
-
 def test_invalid_yaml_names_the_file(data_copy: Path) -> None:
     (data_copy / "models" / "mistral.yaml").write_text("- id: [unclosed\n")
     with pytest.raises(CatalogueError, match=r"mistral\.yaml: not valid YAML"):
         load_catalogue(data_copy)
 
 
-def test_cross_reference_errors(data_copy: Path) -> None:
-    models = data_copy / "models" / "gemma.yaml"
-    _edit_yaml(models, lambda ms: ms[0]["engines"].update({"vlm-turbo": {}}))
-    with pytest.raises(
-        CatalogueError, match=r"gemma\.yaml: entry 'gemma-3-1b-it': field engines: unknown engine"
-    ):
-        load_catalogue(data_copy)
-    shutil.copy(DATA_DIR / "models" / "gemma.yaml", models)
+BROKEN_COPIES = {
+    "unknown field": (
+        "models/llama.yaml",
+        lambda ms: ms[0].update(contxt_length=4096),
+        r"llama\.yaml.*Llama-3\.1-8B-Instruct.*contxt_length",
+    ),
+    "bad heads": (
+        "models/llama.yaml",
+        lambda ms: ms[0].update(num_kv_heads=5),
+        r"num_attention_heads \(32\) is not a multiple of num_kv_heads \(5\)",
+    ),
+    "unknown engine": (
+        "models/gemma.yaml",
+        lambda ms: ms[0]["engines"].update({"vlm-turbo": {}}),
+        r"gemma\.yaml: entry 'gemma-3-1b-it': field engines: unknown engine",
+    ),
+    "engine of another type": (
+        "models/gemma.yaml",
+        lambda ms: ms[0]["engines"].update({"huggingface": {}}),
+        r"engines\.huggingface: engine huggingface does not serve llm",
+    ),
+    "default engine not listed": (
+        "models/gemma.yaml",
+        lambda ms: ms[0].update(default_engine="lmdeploy"),
+        r"default_engine 'lmdeploy' is not one of this model's engines",
+    ),
+    "model id twice": (
+        "models/gemma.yaml",
+        lambda ms: ms.append({**ms[0], "id": "Qwen2.5-0.5B-Instruct"}),
+        r"entry 'Qwen2\.5-0\.5B-Instruct'.*already defined",
+    ),
+    "unknown base model": (
+        "models/gemma.yaml",
+        lambda ms: ms[0].update(base_model="gemma-9"),
+        r"gemma-3-1b-it.*base_model: 'gemma-9' is not a catalogue model id",
+    ),
+    "price of an instance not offered": (
+        "prices.yaml",
+        lambda p: p["regions"]["cn-north-1"]["ec2"]["cny-estimate"].update({"p5.48xlarge": 700.0}),
+        r"prices\.yaml: entry 'cn-north-1'.*p5\.48xlarge.*not offer",
+    ),
+    "price of an unknown instance": (
+        "prices.yaml",
+        lambda p: p["regions"]["us-east-1"]["sagemaker"]["reference"].update({"x9.huge": 1.0}),
+        r"entry 'us-east-1': field sagemaker: unknown instance",
+    ),
+    "unknown price source": (
+        "prices.yaml",
+        lambda p: p["regions"]["us-east-1"]["ec2"].update({"rumour": {"x1.rare": 0.5}}),
+        r"us-east-1\.ec2: unknown price source",
+    ),
+    "priced twice": (
+        "prices.yaml",
+        lambda p: p["regions"]["us-east-1"]["ec2"]["h200-estimate"].update({"g5.xlarge": 0.5}),
+        r"g5\.xlarge is priced twice",
+    ),
+    "unknown region": (
+        "instances.yaml",
+        lambda d: d["instances"][0]["regions"].append("mars-east-1"),
+        r"instances\.yaml: entry 'g4dn\.xlarge': field regions.*mars-east-1",
+    ),
+    "unknown top-level key": ("instances.yaml", lambda d: d.update(extras=[]), r"unexpected top-level key"),
+}
 
-    _edit_yaml(models, lambda ms: ms[0]["engines"].update({"huggingface": {}}))
-    with pytest.raises(CatalogueError, match=r"engines\.huggingface: engine huggingface does not serve llm"):
-        load_catalogue(data_copy)
-    shutil.copy(DATA_DIR / "models" / "gemma.yaml", models)
 
-    _edit_yaml(models, lambda ms: ms[0].update(default_engine="lmdeploy"))
-    with pytest.raises(CatalogueError, match=r"default_engine 'lmdeploy' is not one of this model's engines"):
-        load_catalogue(data_copy)
-    shutil.copy(DATA_DIR / "models" / "gemma.yaml", models)
-
-    shutil.copy(DATA_DIR / "models" / "qwen.yaml", data_copy / "models" / "qwen_copy.yaml")
-    with pytest.raises(
-        CatalogueError, match=r"qwen_copy\.yaml: entry 'Qwen2.5-0.5B-Instruct'.*already defined"
-    ):
-        load_catalogue(data_copy)
-    (data_copy / "models" / "qwen_copy.yaml").unlink()
-
-    prices = data_copy / "prices.yaml"
-    _edit_yaml(
-        prices, lambda p: p["regions"]["cn-north-1"]["ec2"]["cny-estimate"].update({"p5.48xlarge": 700.0})
-    )
-    with pytest.raises(CatalogueError, match=r"prices\.yaml: entry 'cn-north-1'.*p5\.48xlarge.*not offer"):
-        load_catalogue(data_copy)
-    shutil.copy(DATA_DIR / "prices.yaml", prices)
-
-    _edit_yaml(prices, lambda p: p["regions"]["us-east-1"]["sagemaker"]["reference"].update({"x9.huge": 1.0}))
-    with pytest.raises(CatalogueError, match=r"entry 'us-east-1': field sagemaker: unknown instance"):
-        load_catalogue(data_copy)
-    shutil.copy(DATA_DIR / "prices.yaml", prices)
-
-    _edit_yaml(prices, lambda p: p["regions"]["us-east-1"]["ec2"].update({"rumour": {"x1.rare": 0.5}}))
-    with pytest.raises(CatalogueError, match=r"us-east-1\.ec2: unknown price source"):
-        load_catalogue(data_copy)
-    shutil.copy(DATA_DIR / "prices.yaml", prices)
-
-    _edit_yaml(prices, lambda p: p["regions"]["us-east-1"]["ec2"]["h200-estimate"].update({"g5.xlarge": 0.5}))
-    with pytest.raises(CatalogueError, match=r"g5\.xlarge is priced twice"):
-        load_catalogue(data_copy)
-    shutil.copy(DATA_DIR / "prices.yaml", prices)
-
-    _edit_yaml(models, lambda ms: ms[0].update(base_model="gemma-9"))
-    with pytest.raises(
-        CatalogueError, match=r"gemma-3-1b-it.*base_model: 'gemma-9' is not a catalogue model id"
-    ):
-        load_catalogue(data_copy)
-    shutil.copy(DATA_DIR / "models" / "gemma.yaml", models)
-
-    inst = data_copy / "instances.yaml"
-    _edit_yaml(inst, lambda d: d["instances"][0]["regions"].append("mars-east-1"))
-    with pytest.raises(
-        CatalogueError, match=r"instances\.yaml: entry 'g4dn\.xlarge': field regions.*mars-east-1"
-    ):
-        load_catalogue(data_copy)
-    _edit_yaml(inst, lambda d: d.update(extras=[]))
-    with pytest.raises(CatalogueError, match=r"unexpected top-level key"):
-        load_catalogue(data_copy)
-    shutil.copy(DATA_DIR / "instances.yaml", inst)
+def test_an_unedited_copy_loads(data_copy: Path) -> None:
     assert len(load_catalogue(data_copy).models) == len(catalogue().models)
+
+
+@pytest.mark.parametrize(("file", "edit", "match"), list(BROKEN_COPIES.values()), ids=list(BROKEN_COPIES))
+def test_a_broken_copy_is_refused_naming_what_is_wrong(data_copy: Path, file: str, edit, match: str) -> None:  # type: ignore[no-untyped-def]
+    _edit_yaml(data_copy / file, edit)
+    with pytest.raises(CatalogueError, match=match):
+        load_catalogue(data_copy)

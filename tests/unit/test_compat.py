@@ -25,6 +25,15 @@ def variant(model_id: str, **update) -> ModelSpec:  # type: ignore[no-untyped-de
     return catalogue().model(model_id).model_copy(update=update)
 
 
+def refusal(model_id: str, instance: str, service: str = "sagemaker_realtime", **kw: str) -> str:
+    """The message resolve_deployment refuses this deployment with (us-east-1)."""
+    with pytest.raises(EmdUserError) as err:
+        resolve_deployment(
+            model_id=model_id, instance_type=instance, service_type=service, region="us-east-1", **kw
+        )
+    return str(err.value)
+
+
 @pytest.mark.parametrize(
     ("model", "engine", "instance", "service", "region"),
     [
@@ -55,15 +64,7 @@ def test_combinations_that_work(model, engine, instance, service, region) -> Non
 
 
 def test_72b_on_g5_xlarge_is_refused_with_reason_and_what_fits() -> None:
-    with pytest.raises(EmdUserError) as err:
-        resolve_deployment(
-            model_id="Qwen2.5-72B-Instruct",
-            instance_type="g5.xlarge",
-            engine_type="vllm",
-            service_type="sagemaker_realtime",
-            region="us-east-1",
-        )
-    msg = str(err.value)
+    msg = refusal("Qwen2.5-72B-Instruct", "g5.xlarge", engine_type="vllm")
     assert "needs ~148.6 GiB of accelerator memory (weights 135.4 GiB" in msg
     assert "g5.xlarge offers 21.6 GiB usable" in msg
     listed = msg.split(
@@ -227,11 +228,7 @@ def test_fp8_needs_ada_or_hopper() -> None:
     assert not verdict(
         "Qwen3-235B-A22B-FP8", "vllm", "p4de.24xlarge"
     ).ok  # A100 80GB: memory fits, FP8 does not
-    with pytest.raises(EmdUserError) as err:
-        resolve_deployment(
-            model_id="Qwen3-8B-FP8", instance_type="g4dn.xlarge", service_type="ec2", region="us-east-1"
-        )
-    msg = str(err.value)
+    msg = refusal("Qwen3-8B-FP8", "g4dn.xlarge", "ec2")
     assert "NVIDIA T4 of g4dn.xlarge is Turing (compute capability 7.5)" in msg
     fits = msg.split("Smallest instances that fit Qwen3-8B-FP8 on vllm/ec2 in us-east-1: ")[1].split(", ")
     assert fits and {f.split(".")[0] for f in fits} <= {"g6", "g6e", "p5", "p5e", "p5en"}
@@ -252,14 +249,7 @@ def test_mxfp4_needs_what_vllm_needs() -> None:
 
 
 def test_a_model_no_single_instance_holds_is_refused_with_what_would_fit() -> None:
-    with pytest.raises(EmdUserError) as err:
-        resolve_deployment(
-            model_id="DeepSeek-R1-BF16",
-            instance_type="p5en.48xlarge",
-            service_type="sagemaker_realtime",
-            region="us-east-1",
-        )
-    msg = str(err.value)
+    msg = refusal("DeepSeek-R1-BF16", "p5en.48xlarge")
     assert "more than any single catalogued instance offers (largest: p5e.48xlarge, 1015 GiB usable)" in msg
     assert "EMD deploys a model on one instance" in msg
     assert msg.endswith("What would fit: DeepSeek-R1 (fp8) on p5e.48xlarge, p5en.48xlarge.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -17,10 +18,15 @@ def _line(est, service):
     return next(ln for ln in est.deployment if ln.service == service)
 
 
-def test_china_reference_table_is_reproduced_exactly() -> None:
-    sm = estimate_cost(
-        region="cn-north-1", instance_type="g4dn.xlarge", service_type="sagemaker_realtime", **REFERENCE
+def estimate(service: str = "ec2", instance: str = "g5.2xlarge", region: str = "us-east-1", **kw: Any):
+    """estimate_cost with a 1 GB model unless told otherwise."""
+    return estimate_cost(
+        region=region, instance_type=instance, service_type=service, **{"model_size_gb": 1, **kw}
     )
+
+
+def test_china_reference_table_is_reproduced_exactly() -> None:
+    sm = estimate("sagemaker_realtime", "g4dn.xlarge", "cn-north-1", **REFERENCE)
     assert sm.currency == "CNY" and sm.symbol == "¥"
     assert sm.fmt(_line(sm, "S3 Storage").monthly) == "¥0.00"
     assert sm.fmt(_line(sm, "CodeBuild").one_time) == "¥0.80"
@@ -33,13 +39,13 @@ def test_china_reference_table_is_reproduced_exactly() -> None:
     assert sm.target is not None and sm.target.hourly == Decimal("6.18")
     assert sm.target.label == "SageMaker ml.g4dn.xlarge"
     assert sm.fmt(sm.secrets_manager_monthly) == "¥3.36"
-    ec2 = estimate_cost(region="cn-north-1", instance_type="g4dn.xlarge", service_type="ec2", **REFERENCE)
+    ec2 = estimate("ec2", "g4dn.xlarge", "cn-north-1", **REFERENCE)
     assert (
         ec2.target is not None
         and ec2.target.hourly == Decimal("4.42")
         and ec2.target.label == "EC2 g4dn.xlarge"
     )
-    ecs = estimate_cost(region="cn-north-1", instance_type="g4dn.xlarge", service_type="ecs", **REFERENCE)
+    ecs = estimate("ecs", "g4dn.xlarge", "cn-north-1", **REFERENCE)
     assert ecs.target is not None and ecs.target.hourly == ec2.target.hourly  # ECS on EC2 uses the EC2 price
 
 
@@ -47,9 +53,7 @@ def test_usd_rows_follow_the_unit_prices_not_the_reference_totals() -> None:
     """The reference says $0.10 for 10 build-minutes at $0.005/min and $0.10/month for 2 GB at $0.10/GB-month;
     its own unit prices give $0.05 and $0.20/month. We compute from the unit prices."""
     p = catalogue().prices.regions["us-east-1"]
-    est = estimate_cost(
-        region="us-east-1", instance_type="g4dn.xlarge", service_type="sagemaker_realtime", **REFERENCE
-    )
+    est = estimate("sagemaker_realtime", "g4dn.xlarge", **REFERENCE)
     build = _line(est, "CodeBuild").one_time
     ecr = _line(est, "ECR").monthly
     assert build == dec(p.codebuild_per_minute["BUILD_GENERAL1_LARGE"]) * 10
@@ -62,13 +66,7 @@ def test_usd_rows_follow_the_unit_prices_not_the_reference_totals() -> None:
 
 def test_s3_above_the_free_tier_and_paid_pipelines() -> None:
     p = catalogue().prices.regions["us-east-1"]
-    est = estimate_cost(
-        region="us-east-1",
-        instance_type="g5.2xlarge",
-        service_type="ec2",
-        model_size_gb=15.5,
-        other_pipelines=2,
-    )
+    est = estimate("ec2", "g5.2xlarge", model_size_gb=15.5, other_pipelines=2)
     assert _line(est, "S3 Storage").monthly == (Decimal("15.5") - dec(p.s3_free_tier_gb)) * dec(p.s3_gb_month)
     pipeline = _line(est, "CodePipeline")
     assert pipeline.recurring and pipeline.monthly == 2 * dec(p.codepipeline_per_pipeline_month)
@@ -76,13 +74,7 @@ def test_s3_above_the_free_tier_and_paid_pipelines() -> None:
 
 @pytest.mark.parametrize("hours", [0, 8, 12.5, 24])
 def test_target_monthly_is_hourly_times_hours_times_30(hours: float) -> None:
-    est = estimate_cost(
-        region="us-east-1",
-        instance_type="g5.2xlarge",
-        service_type="sagemaker_async",
-        model_size_gb=1,
-        hours_per_day=hours,
-    )
+    est = estimate("sagemaker_async", "g5.2xlarge", hours_per_day=hours)
     assert est.target is not None and est.target.hourly is not None
     assert est.target.monthly == est.target.hourly * dec(hours) * DAYS_PER_MONTH
     assert (
@@ -92,13 +84,7 @@ def test_target_monthly_is_hourly_times_hours_times_30(hours: float) -> None:
 
 
 def test_public_deployment_has_no_secret_cost() -> None:
-    est = estimate_cost(
-        region="us-east-1",
-        instance_type="g5.2xlarge",
-        service_type="ec2",
-        model_size_gb=1,
-        api_key_secret=False,
-    )
+    est = estimate("ec2", "g5.2xlarge", api_key_secret=False)
     assert est.secrets_manager_monthly == 0
 
 
@@ -115,43 +101,34 @@ def test_missing_instance_price_is_said_not_guessed() -> None:
     )
     if unpriced is None:
         pytest.skip("every instance has a cn-north-1 price")
-    est = estimate_cost(region="cn-north-1", instance_type=unpriced, service_type="ec2", model_size_gb=1)
+    est = estimate("ec2", unpriced, "cn-north-1")
     assert est.target is not None and est.target.hourly is None and est.monthly_total is None
     assert any(unpriced in n for n in est.notes)
     assert est.to_dict()["monthly_total"] is None
 
 
 def test_regions_without_prices_fall_back_within_their_currency() -> None:
-    eu = estimate_cost(region="eu-west-1", instance_type="g5.2xlarge", service_type="ec2", model_size_gb=1)
+    eu = estimate("ec2", "g5.2xlarge", "eu-west-1")
     assert eu.price_region == "us-east-1" and eu.currency == "USD" and any("eu-west-1" in n for n in eu.notes)
-    cn = estimate_cost(
-        region="cn-northwest-1", instance_type="g5.xlarge", service_type="ec2", model_size_gb=1
-    )
+    cn = estimate("ec2", "g5.xlarge", "cn-northwest-1")
     assert cn.price_region == "cn-northwest-1" and cn.symbol == "¥"  # Ningxia has its own table (g5, p4d)
     assert cn.target is not None and cn.target.hourly is not None
 
 
 def test_estimated_prices_are_labelled_in_the_estimate() -> None:
-    est = estimate_cost(
-        region="us-west-2",
-        instance_type="p5en.48xlarge",
-        service_type="sagemaker_realtime",
-        model_size_gb=700,
-    )
+    est = estimate("sagemaker_realtime", "p5en.48xlarge", "us-west-2", model_size_gb=700)
     assert est.target is not None and est.target.hourly is not None
     assert any(
         n.startswith("the SageMaker ml.p5en.48xlarge price is an estimate (ESTIMATE:") for n in est.notes
     )
-    listed = estimate_cost(
-        region="us-east-1", instance_type="g6e.xlarge", service_type="ec2", model_size_gb=1
-    )
+    listed = estimate("ec2", "g6e.xlarge")
     assert not any("estimate" in n for n in listed.notes)
-    cn = estimate_cost(region="cn-north-1", instance_type="g4dn.2xlarge", service_type="ec2", model_size_gb=1)
+    cn = estimate("ec2", "g4dn.2xlarge", "cn-north-1")
     assert any("USD list price x 8.4" in n for n in cn.notes)
 
 
 def test_local_has_no_aws_cost() -> None:
-    est = estimate_cost(region="us-east-1", instance_type="m7i.xlarge", service_type="local", model_size_gb=1)
+    est = estimate("local", "m7i.xlarge")
     assert est.deployment == () and est.target is None and est.monthly_total == 0
 
 
@@ -160,22 +137,19 @@ def test_local_has_no_aws_cost() -> None:
     [
         ({"model_size_gb": -1}, "model size"),
         ({"hours_per_day": 25}, "hours per day"),
-        ({"instance_type": "g5.2xlarg"}, "g5.2xlarge"),
-        ({"service_type": "sagemaker"}, "sagemaker_realtime"),
+        ({"instance": "g5.2xlarg"}, "g5.2xlarge"),
+        ({"service": "sagemaker"}, "sagemaker_realtime"),
         ({"region": "us-east-9"}, "us-east-9"),
         ({"compute_type": "BUILD_GENERAL1_HUGE"}, "BUILD_GENERAL1_LARGE"),
     ],
 )
 def test_bad_input_is_a_user_error(kwargs: dict, needle: str) -> None:
-    args = {"region": "us-east-1", "instance_type": "g5.2xlarge", "service_type": "ec2", "model_size_gb": 1}
     with pytest.raises(EmdUserError, match=needle):
-        estimate_cost(**{**args, **kwargs})
+        estimate(**kwargs)
 
 
 def test_to_dict_rounds_to_cents_and_is_stable() -> None:
-    d = estimate_cost(
-        region="cn-north-1", instance_type="g4dn.xlarge", service_type="ec2", **REFERENCE
-    ).to_dict()
+    d = estimate("ec2", "g4dn.xlarge", "cn-north-1", **REFERENCE).to_dict()
     assert d["one_time_total"] == "0.80" and d["deployment_monthly_total"] == "0.84"
     assert d["target"]["hourly"] == "4.42" and d["secrets_manager_monthly"] == "3.36"
     assert set(d) == {

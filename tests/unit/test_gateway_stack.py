@@ -313,6 +313,8 @@ def test_task_definition_arm64_env_and_logs(default):
     assert props["RuntimePlatform"] == {"CpuArchitecture": "ARM64", "OperatingSystemFamily": "LINUX"}
     (container,) = props["ContainerDefinitions"]
     env = {e["Name"]: e["Value"] for e in container["Environment"]}
+    trusted = env.pop("EMD_TRUSTED_PROXIES")  # the VPC's CIDR: the ALB, whose X-Forwarded-For is believed
+    assert trusted["Fn::GetAtt"][1] == "CidrBlock" and trusted["Fn::GetAtt"][0].startswith("NetworkVpc")
     assert env == {"EMD_REGISTRY_PREFIX": "/emd/models", "AWS_REGION": "us-east-1"}
     assert container["PortMappings"][0]["ContainerPort"] == 8080
     assert container["LogConfiguration"]["LogDriver"] == "awslogs"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from serving.common.openai_format import error_body, is_event_boundary, sse_error_event
 from serving.gateway.auth import bearer_token, digest, key_from_secret_string
 from serving.gateway.backends import http_url
@@ -78,7 +80,8 @@ def test_sagemaker_backend_invokes_the_inference_component_of_a_scale_to_zero_de
     from aiohttp.test_utils import make_mocked_request
 
     from model_specs.registry import RegistryEntry
-    from serving.gateway.backends import SageMakerBackend
+    from serving.gateway.cold_start import ColdStart
+    from serving.gateway.sagemaker import SageMakerBackend
 
     calls: list[dict] = []
 
@@ -104,7 +107,8 @@ def test_sagemaker_backend_invokes_the_inference_component_of_a_scale_to_zero_de
             request = make_mocked_request(
                 "POST", "/v1/chat/completions", headers={"Content-Type": "application/json"}
             )
-            await backend.forward(request, entry(component), "/v1/chat/completions", b"{}", stream=False)
+            hold = ColdStart(entry(component), 0, 15, None)
+            await backend.forward(request, entry(component), b"{}", "m", hold)
 
     asyncio.run(run())
     assert calls[0]["InferenceComponentName"] == "emd-m-ic"
@@ -122,6 +126,7 @@ def forward_async(s3: object, *, wait_seconds: float, client_gone: bool) -> tupl
 
     from model_specs.registry import RegistryEntry
     from serving.gateway.async_backend import SageMakerAsyncBackend
+    from serving.gateway.cold_start import ColdStart
 
     queued: list[dict] = []
 
@@ -146,7 +151,7 @@ def forward_async(s3: object, *, wait_seconds: float, client_gone: bool) -> tupl
         backend = SageMakerAsyncBackend(Runtime(), s3, ThreadPoolExecutor(2), wait_seconds=wait_seconds)
         headers = {"Content-Type": "application/json"}
         request = make_mocked_request("POST", "/v1/chat/completions", headers=headers, transport=transport)
-        return await backend.forward(request, entry, "/v1/chat/completions", b"{}", stream=False)
+        return await backend.forward(request, entry, b"{}", "m", ColdStart(entry, 0, 15, None))
 
     return asyncio.run(run()), queued
 
@@ -194,3 +199,63 @@ def test_async_backend_stops_polling_when_the_client_has_gone() -> None:
     resp, _ = forward_async(s3, wait_seconds=60, client_gone=True)
     assert resp.status == 499 and time.monotonic() - started < 5  # not the 60 s wait
     assert "p/output/inf-1.out" in s3.deletes
+
+
+def test_rewrite_model_sets_every_model_member_and_nothing_else() -> None:
+    from serving.gateway.model_name import SseModelRewriter, rewrite_model
+
+    body = (
+        b'{"id":"x","model": "served","choices":[{"message":{"role":"model",'
+        b'"content":"say \\"model\\": \\"x\\""}}],"usage":{"model":null},"x":"a\\\\","model":"s2"}'
+    )
+    out = rewrite_model(body, 'm/"q"')
+    assert json.loads(out)["model"] == 'm/"q"'  # both members; the last one wins in a JSON parse
+    assert out.count(b'"model": "m/\\"q\\""') == 1 and out.count(b'"model":"m/\\"q\\""') == 1
+    assert b'"role":"model"' in out and b'say \\"model\\": \\"x\\"' in out and b'"model":null' in out
+    rewriter = SseModelRewriter("m")
+    events = b'data: {"model":"s"}\n\ndata: {"model":"s"}\n\ndata: [DONE]\n\n'
+    streamed = b"".join(rewriter.feed(events[i : i + 5]) for i in range(0, len(events), 5)) + rewriter.flush()
+    assert streamed == events.replace(b'"s"', b'"m"')
+    same = SseModelRewriter("m")  # an engine that already serves the asked name: passed through as it is
+    first = b'data: {"model":"m"}\n\n'
+    assert same.feed(first) is first and same.feed(b"data: [DONE]\n\n") == b"data: [DONE]\n\n"
+
+
+def test_client_address_believes_forwarded_for_only_from_trusted_proxies() -> None:
+    from serving.gateway.access import client_address, networks, valid_request_id
+
+    alb = networks(["10.0.0.0/16"])
+    assert client_address("10.0.3.4", "203.0.113.9", alb) == "203.0.113.9"
+    assert client_address("10.0.3.4", "198.51.100.1, 203.0.113.9, 10.0.1.1", alb) == "203.0.113.9"
+    assert client_address("203.0.113.50", "1.2.3.4", alb) == "203.0.113.50"  # spoofed by the client itself
+    assert client_address("10.0.3.4", "not-an-ip", alb) == "10.0.3.4"
+    assert client_address("10.0.3.4", "1.2.3.4", ()) == "10.0.3.4"
+    assert not valid_request_id("req 1") and not valid_request_id("a/b") and not valid_request_id("é")
+    assert valid_request_id("req-1.2:3_x") and not valid_request_id("a" * 129) and not valid_request_id("")
+
+
+def test_json_bodies_nested_too_deep_are_refused() -> None:
+    import pytest
+
+    from serving.common.json_body import MAX_JSON_DEPTH, InvalidJson, parse_json
+
+    assert parse_json(b'{"a": [[1]]}') == {"a": [[1]]}
+    assert parse_json(b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH)
+    assert parse_json(b'{"m": [' + b"{}," * 500 + b"{}]}")  # many containers, shallow
+    for depth in (MAX_JSON_DEPTH + 1, 5000):
+        with pytest.raises(InvalidJson, match="nested deeper"):
+            parse_json(b"[" * depth + b"]" * depth)
+    with pytest.raises(InvalidJson, match="not valid JSON"):
+        parse_json(b'{"a": \xff}')
+
+
+def test_adapter_passes_on_only_the_openai_routes() -> None:
+    from serving.engine.routing import passthrough_path
+
+    assert passthrough_path("POST", "/v1/chat/completions") == "/v1/chat/completions"
+    assert passthrough_path("GET", "/v1/models") == "/v1/models"
+    assert passthrough_path("GET", "/v1/models/Qwen/Qwen2?x=1") == "/v1/models/Qwen/Qwen2"
+    for method, path in (("GET", "/v1/%2e%2e/docs"), ("GET", "/v1/../openapi.json"), ("GET", "/v1/models/"),
+                         ("GET", "/v1/models/../../docs"), ("POST", "/v1//chat/completions"),
+                         ("GET", "/v1/chat/completions"), ("POST", "/v1/fine_tuning/jobs")):  # fmt: skip
+        assert passthrough_path(method, path) is None, path

@@ -7,9 +7,10 @@ import json
 
 import pytest
 
-from emd_constructs.engine_settings import ENGINE_PORT, root_volume_gib
+from emd_constructs.engine_settings import ENGINE_PORT, compile_seconds, root_volume_gib, startup_seconds
 from emd_constructs.sagemaker_endpoint import startup_timeouts
 from emd_stacks.model_inputs import engine_image_tag
+from model_specs.catalogue import catalogue
 from model_specs.deployment import resolve_deployment
 from tests.cdk_checks import cfn_lint_findings, nag_violations, templates_of
 from tests.unit.model_stack_helpers import (
@@ -102,6 +103,8 @@ VARIANTS = {
         extra_params={"model_params": {"model_files_s3_path": "s3://my-weights/qwen7b"}},
         stack_kwargs={"image_uri": IMAGE},
     ),
+    "inf2_rt": Variant(Q7, "inf2.xlarge", "vllm-neuron", "sagemaker_realtime", model_tag="inf2"),
+    "inf2_ecs": Variant(Q7, "inf2.xlarge", "vllm-neuron", "ecs", model_tag="inf2ecs"),
     "revision": Variant(
         Q7,
         "g5.2xlarge",
@@ -220,7 +223,9 @@ def test_realtime_model_reads_an_uncompressed_s3_prefix_with_the_adapter_environ
     container = model["PrimaryContainer"]
     source = container["ModelDataSource"]["S3DataSource"]
     assert source["S3DataType"] == "S3Prefix" and source["CompressionType"] == "None"
-    assert render(source["S3Uri"]).endswith(f"/models/{d.model_id}/main/")
+    bucket = ssm_parameter_logical_id(templates["rt"], "/emd/bootstrap/artifact-bucket-name")
+    folder = ssm_parameter_logical_id(templates["rt"], f"/emd/weights/{d.model_id}/default")
+    assert render(source["S3Uri"]) == f"s3://<Ref:{bucket}>/<Ref:{folder}>"
     env = container["Environment"]
     assert env["EMD_ENGINE"] == "vllm" and env["EMD_MODEL_ID"] == d.model_id
     assert env["EMD_MODEL_DIR"] == "/opt/ml/model" and env["EMD_TENSOR_PARALLEL"] == "1"
@@ -275,6 +280,31 @@ def test_timeouts_grow_with_the_weights_and_stay_within_sagemaker_limits():
         assert 60 <= s[key] <= b[key] <= 3600
     assert b["model_data_download_timeout_in_seconds"] > s["model_data_download_timeout_in_seconds"]
     assert root_volume_gib(big) > root_volume_gib(small) > 2 * small.model.weights_gib
+
+
+def test_neuron_start_up_allows_for_the_first_compilation_within_the_limits(templates):
+    """vllm-neuron compiles on its first start (about a minute per GB of weights): the start-up health check
+    waits for it on SageMaker (≤ 3600 s) and ECS (start period + retries x interval, interval ≤ 300 s)."""
+    neuron, gpu = VARIANTS["inf2_rt"].deployment(), VARIANTS["rt"].deployment()
+    assert neuron.model == gpu.model and compile_seconds(gpu) == 0
+    assert compile_seconds(neuron) >= 60 * neuron.model.weights_gb
+    (variant,) = one(templates["inf2_rt"], "AWS::SageMaker::EndpointConfig")["ProductionVariants"]
+    (gpu_variant,) = one(templates["rt"], "AWS::SageMaker::EndpointConfig")["ProductionVariants"]
+    waited = variant["ContainerStartupHealthCheckTimeoutInSeconds"]
+    assert startup_seconds(neuron) < waited <= 3600
+    assert waited - gpu_variant["ContainerStartupHealthCheckTimeoutInSeconds"] >= compile_seconds(neuron)
+    for model in catalogue().models.values():  # every Neuron model gets its compilation within the limit
+        if "vllm-neuron" in model.engines:
+            d = resolve_deployment(
+                model_id=model.id, instance_type="inf2.8xlarge", engine_type="vllm-neuron",
+                service_type="sagemaker_realtime", region="us-east-1",
+            )  # fmt: skip
+            timeout = startup_timeouts(d)["container_startup_health_check_timeout_in_seconds"]
+            assert startup_seconds(d) < timeout <= 3600, model.id
+    containers = one(templates["inf2_ecs"], "AWS::ECS::TaskDefinition")["ContainerDefinitions"]
+    check = next(c for c in containers if c["Name"] == "engine")["HealthCheck"]
+    assert check["Interval"] <= 300 and check["StartPeriod"] <= 300 and check["Retries"] <= 10
+    assert check["StartPeriod"] + check["Retries"] * check["Interval"] >= startup_seconds(neuron)
 
 
 def test_scale_to_zero_uses_an_inference_component(templates):
@@ -596,9 +626,44 @@ def test_given_image_and_user_weights(templates):
     assert "EngineImageUri" not in t.get("Parameters", {})
 
 
-def test_revision_goes_into_the_weights_key(templates):
-    source = one(templates["revision"], "AWS::SageMaker::Model")["PrimaryContainer"]["ModelDataSource"]
-    assert render(source["S3DataSource"]["S3Uri"]).endswith(f"/models/{Q7}/v1.1/")
+def test_revision_goes_into_the_weights_parameter(templates):
+    t = templates["revision"]
+    source = one(t, "AWS::SageMaker::Model")["PrimaryContainer"]["ModelDataSource"]
+    folder = ssm_parameter_logical_id(t, f"/emd/weights/{Q7}/v1.1")
+    assert render(source["S3DataSource"]["S3Uri"]).endswith(f"/<Ref:{folder}>")
+
+
+@pytest.mark.parametrize("key", ["rt", "ecs", "ec2_public_vpc", "cn_rt", "revision"])
+def test_direct_stacks_read_the_weights_folder_the_build_publishes(templates, key):
+    """No folder guessed at synth time: the SSM parameter the build writes after its completion marker, named
+    by the revision asked for and, for one-file engines (GGUF), the file pattern; the grant follows it."""
+    from model_specs.weights_cache import file_pattern, weights_parameter_name
+
+    d = VARIANTS[key].deployment()
+    t = templates[key]
+    pattern = file_pattern(d.model, d.engine_type)
+    name = weights_parameter_name(d.model_id, d.extra_params.model_params.revision, pattern)
+    assert (pattern is not None) == (d.engine_type == "llama.cpp") and name.startswith(
+        f"/emd/weights/{d.model_id}/"
+    )
+    folder = ssm_parameter_logical_id(t, name)
+    assert all(r.endswith(f"/<Ref:{folder}>*") for r in _weights_reads(t))
+    assert f"models/{d.model_id}/{d.extra_params.model_params.revision or 'main'}" not in json.dumps(t)
+
+
+def _weights_reads(template) -> list[str]:
+    policies = resources_of(template, "AWS::IAM::Policy").values()
+    statements = [s for p in policies for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    reads = [render(s["Resource"]) for s in statements if "s3:GetObject" in json.dumps(s["Action"])]
+    assert reads
+    return reads
+
+
+def test_pipeline_and_given_stacks_read_no_weights_parameter(templates):
+    for key in ("params", "given"):
+        assert "/emd/weights/" not in json.dumps(templates[key].get("Parameters", {})), key
+    # the build fills ModelDataS3Uri with a commit folder of this model's cache
+    assert all(r.endswith(f"/models/{Q7}/*") for r in _weights_reads(templates["params"]))
 
 
 def test_engine_image_tag_matches_the_build_stage():
