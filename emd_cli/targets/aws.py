@@ -607,7 +607,7 @@ def _status(
         stage=stage,
         base_url=base_url if stack else None,
         created_at=created if isinstance(created, datetime) else None,
-        hourly_cost=_hourly_cost(region, instance, service),
+        hourly_cost=_hourly_cost(region, instance, service) if stack else None,  # no stack: nothing runs
         reason=reason,
         details={
             "uptime_seconds": _age_seconds(created),

@@ -209,6 +209,7 @@ def test_a_failed_public_first_deployment_is_listed_until_destroyed(world: World
     assert f"emd/{route}/api-key" not in secret_names(world.double)  # public: no key, no stack
     failed = status_of(world, route)
     assert failed["stage"] == "failed" and "Build" in failed["reason"]
+    assert failed["hourly_cost"] is None  # no stack: nothing runs, nothing costs
     gone = world.emd("destroy", route, "--yes", "--region", "us-east-1")
     assert gone.returncode == 0, gone.stdout + gone.stderr
     assert "bundle versions of s3://" in gone.stdout
