@@ -297,7 +297,7 @@ def test_status_makes_the_same_calls_for_1_and_10_deployments(world: World) -> N
     try:
         assert one[1] == 1 and ten[1] == 10
         # at most: SSM, DescribeStacks, ListPipelineExecutions, ListActionExecutions, SageMaker Search, ECS
-        # DescribeClusters, ListSecrets and ListObjectVersions (the last two when an execution ended stackless)
+        # DescribeClusters, ListSecrets, ListObjectVersions (the last two: an execution ended without a stack)
         assert ten[0] == one[0] <= 8, (one, ten)
     finally:
         cfn, sm = world.double.client("cloudformation"), world.double.client("secretsmanager")
