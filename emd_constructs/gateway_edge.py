@@ -26,6 +26,9 @@ from emd_constructs.nag import acknowledge
 # 120 s): streamed completions send tokens well within it; a non-streamed answer must finish inside it.
 ORIGIN_READ_TIMEOUT = cdk.Duration.seconds(120)
 ORIGIN_KEEPALIVE = cdk.Duration.seconds(60)
+# the gateway stops holding an unstreamed request (a cold start, an asynchronous answer) this long after it
+# came, and answers it with its own 503/504 before CloudFront gives up on it (EMD_RESPONSE_DEADLINE)
+RESPONSE_DEADLINE_SECONDS = int(ORIGIN_READ_TIMEOUT.to_seconds()) - 10
 
 
 class Exposure(Enum):

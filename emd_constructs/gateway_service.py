@@ -23,7 +23,7 @@ import aws_cdk.aws_logs as logs
 import aws_cdk.aws_s3 as s3
 from constructs import Construct
 
-from emd_constructs.gateway_edge import CloudFrontEdge, Exposure
+from emd_constructs.gateway_edge import RESPONSE_DEADLINE_SECONDS, CloudFrontEdge, Exposure
 from emd_constructs.hygiene import set_depends_on
 from emd_constructs.nag import acknowledge
 from emd_constructs.regional import RegionalFacts
@@ -156,6 +156,7 @@ class GatewayService(Construct):
                 "AWS_REGION": stack.region,
                 # the ALB's addresses are in the VPC: its X-Forwarded-For names the client; no one else's does
                 "EMD_TRUSTED_PROXIES": vpc.vpc_cidr_block,
+                **_front_door_deadline(exposure),
             },
             logging=ecs.LogDrivers.aws_logs(stream_prefix="gateway", log_group=self.log_group),
             readonly_root_filesystem=True,
@@ -221,6 +222,14 @@ class GatewayService(Construct):
         else:
             scheme = "https" if certificate_arn else "http"
             self.url = f"{scheme}://{self.alb.load_balancer_dns_name}"
+
+
+def _front_door_deadline(exposure: Exposure) -> dict[str, str]:
+    """Behind CloudFront a response must start within its origin timeout; an ALB waits up to its idle timeout
+    (600 s), above every wait of the gateway's."""
+    if exposure is Exposure.CLOUDFRONT:
+        return {"EMD_RESPONSE_DEADLINE": str(RESPONSE_DEADLINE_SECONDS)}
+    return {}
 
 
 def _client_peers(vpc: ec2.IVpc, exposure: Exposure, allowed_cidrs: tuple[str, ...]) -> list[ec2.IPeer]:

@@ -229,7 +229,7 @@ async def _dispatch(
             return error_response(f"{entry.route} has no base_url in the registry", 502, "bad_registry_entry")
         hold = ColdStart(
             entry,
-            config.cold_start_wait,
+            config.hold_wait(stream),
             config.keepalive_seconds,
             out,
             lambda: record_no_capacity(entry.route),
@@ -241,7 +241,7 @@ async def _dispatch(
             502,
             "bad_registry_entry",
         )
-    hold = ColdStart(entry, config.cold_start_wait, config.keepalive_seconds, out)
+    hold = ColdStart(entry, config.hold_wait(stream), config.keepalive_seconds, out)
     if entry.backend == "sagemaker":
         if not entry.endpoint_name:
             return error_response(
@@ -283,7 +283,7 @@ def create_app(
     app[LIMIT] = UpstreamLimit(config.max_streams)
     app[HTTP] = HttpBackend(config.connect_timeout, config.read_timeout)
     app[SAGEMAKER] = SageMakerBackend(sagemaker_runtime, inference)
-    app[SAGEMAKER_ASYNC] = SageMakerAsyncBackend(sagemaker_runtime, s3, inference, config.async_wait_seconds)
+    app[SAGEMAKER_ASYNC] = SageMakerAsyncBackend(sagemaker_runtime, s3, inference, config.async_wait)
 
     async def lifecycle(app: web.Application) -> Any:
         await app[HTTP].start()

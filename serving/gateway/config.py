@@ -87,10 +87,27 @@ class GatewayConfig:
     # (below the ALB's 600 s idle timeout); a streaming client gets SSE comments every keepalive_seconds
     cold_start_wait: float = 540.0
     keepalive_seconds: float = 15.0
+    # the front door's limit on a response's first byte (CloudFront's VPC origin: 120 s), when there is one: a
+    # request answered in one piece (not streamed) waits at most this long, so its client gets the gateway's
+    # 503 or 504 rather than the front door's own timeout page
+    response_deadline: float | None = None
 
     @property
     def aws(self) -> bool:
         return self.store == "aws"
+
+    def hold_wait(self, stream: bool) -> float:
+        """How long a request is held for a deployment that is starting: keep-alive comments carry a stream
+        past the front door's deadline, nothing carries an answer sent in one piece."""
+        return self.cold_start_wait if stream else self._within_deadline(self.cold_start_wait)
+
+    @property
+    def async_wait(self) -> float:
+        """How long an asynchronous request waits for its answer (always sent in one piece)."""
+        return self._within_deadline(self.async_wait_seconds)
+
+    def _within_deadline(self, wait: float) -> float:
+        return wait if self.response_deadline is None else min(wait, self.response_deadline)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> GatewayConfig:
@@ -119,6 +136,7 @@ class GatewayConfig:
             trusted_proxies=_networks(env, "EMD_TRUSTED_PROXIES", ("127.0.0.0/8", "::1/128")),
             cold_start_wait=_float(env, "EMD_COLD_START_WAIT", 540.0),
             keepalive_seconds=_float(env, "EMD_SSE_KEEPALIVE_SECONDS", 15.0),
+            response_deadline=_float(env, "EMD_RESPONSE_DEADLINE", 0.0) or None,
         )
         if config.store == "file" and not config.state_dir:
             raise SystemExit("EMD_STORE=file needs EMD_STATE_DIR: the directory holding registry.json")

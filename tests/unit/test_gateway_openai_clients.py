@@ -198,3 +198,35 @@ def test_scale_to_zero_answers_503_with_retry_after_when_the_wait_is_over() -> N
     assert status == 503 and int(headers["Retry-After"]) > 0
     assert json.loads(data)["error"]["code"] == "backend_not_ready"
     assert waited >= 0.5  # it waited for the engine before giving up
+
+
+def test_behind_a_response_deadline_only_streams_wait_longer_for_a_cold_start() -> None:
+    """Behind CloudFront (EMD_RESPONSE_DEADLINE) an unstreamed request gets the gateway's 503 before the front
+    door's timeout; a streamed one, kept alive by comments, still waits for the engine."""
+    port = free_port()
+
+    async def scenario() -> dict[str, Any]:
+        store = MemoryStore([http_entry("m", "dev", f"http://127.0.0.1:{port}")], {"emd/m/dev/api-key": KEY})
+        config = gateway_config(cold_start_wait=20, response_deadline=0.6, keepalive_seconds=0.2)
+        async with gateway(store, config) as url, aiohttp.ClientSession() as s:
+            started = time.monotonic()
+            streamed = asyncio.create_task(post(s, url + CHAT, chat_body("m", stream=True), auth()))
+            plain = await post(s, url + CHAT, chat_body("m"), auth())
+            plain_waited = time.monotonic() - started
+            await asyncio.sleep(0.8)  # past the deadline: the stream is still held
+            assert not streamed.done()
+            runner = web.AppRunner(engine_app({CHAT: streaming_engine}), access_log=None)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+            try:
+                return {"plain": plain, "plain_waited": plain_waited, "streamed": await streamed}
+            finally:
+                await runner.cleanup()
+
+    out = run(scenario())
+    status, headers, data = out["plain"]
+    assert status == 503 and int(headers["Retry-After"]) > 0
+    assert json.loads(data)["error"]["code"] == "backend_not_ready"
+    assert 0.5 <= out["plain_waited"] < 5
+    status, _, data = out["streamed"]
+    assert status == 200 and sse_events(data)[-1] == "[DONE]"

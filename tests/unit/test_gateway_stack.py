@@ -265,6 +265,19 @@ def test_cloudfront_serves_https_in_front_of_an_internal_alb(edge):
     assert port == 80 and not _open_ingress(t)
 
 
+def test_behind_cloudfront_the_gateway_answers_before_its_origin_timeout(edge, default):
+    def gateway_env(template: dict) -> dict:
+        (task,) = resources_of(template, "AWS::ECS::TaskDefinition").values()
+        (container,) = task["Properties"]["ContainerDefinitions"]
+        return {e["Name"]: e["Value"] for e in container["Environment"]}
+
+    (dist,) = resources_of(edge.template, "AWS::CloudFront::Distribution").values()
+    (origin,) = dist["Properties"]["DistributionConfig"]["Origins"]
+    deadline = float(gateway_env(edge.template)["EMD_RESPONSE_DEADLINE"])
+    assert 0 < deadline < origin["VpcOriginConfig"]["OriginReadTimeout"]
+    assert "EMD_RESPONSE_DEADLINE" not in gateway_env(default.template)  # the ALB's 600 s is above every wait
+
+
 def test_cloudfront_checks_clean(edge):
     assert edge.nag == []
     assert cfn_lint_findings(edge.template, ["us-east-1"]) == []

@@ -42,6 +42,18 @@ def test_config_caps_key_ttl_at_a_minute() -> None:
     assert GatewayConfig.from_env({**r, "EMD_ASYNC_WAIT_SECONDS": "30"}).async_wait_seconds == 30
 
 
+def test_a_response_deadline_shortens_the_waits_of_answers_sent_in_one_piece() -> None:
+    r = {"AWS_REGION": "us-east-1"}
+    free = GatewayConfig.from_env(r)
+    assert free.response_deadline is None
+    assert free.hold_wait(stream=False) == free.hold_wait(stream=True) == 540 and free.async_wait == 540
+    behind = GatewayConfig.from_env({**r, "EMD_RESPONSE_DEADLINE": "110"})
+    assert behind.hold_wait(stream=False) == 110 and behind.async_wait == 110
+    assert behind.hold_wait(stream=True) == 540  # keep-alive comments carry a stream past the deadline
+    short = GatewayConfig.from_env({**r, "EMD_RESPONSE_DEADLINE": "110", "EMD_COLD_START_WAIT": "60"})
+    assert short.hold_wait(stream=False) == 60
+
+
 def test_config_rejects_an_unknown_event_loop() -> None:
     import pytest
 
