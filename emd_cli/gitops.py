@@ -381,9 +381,11 @@ def _print_plan(items: list[Any], pipeline: str) -> None:
     out.print(
         f"{counts['add']} to add, {counts['change']} to change, {counts['remove']} to remove, "
         f"{counts['untouched']} untouched. Hourly cost (instances at minimum capacity): "
-        f"{_money(before)} now -> {_money(after)} after."
+        f"{_money(before, after)} now -> {_money(after, before)} after."
     )
 
 
-def _money(totals: dict[str, Any]) -> str:
-    return " + ".join(f"{symbol}{amount:.2f}" for symbol, amount in sorted(totals.items())) or "0.00"
+def _money(totals: dict[str, Any], other: dict[str, Any]) -> str:
+    """'$1.23' (or '$1.23 + ¥4.56' across currencies); nothing deployed is 0 in the other side's currency."""
+    amounts = totals or dict.fromkeys(other, 0.0)
+    return " + ".join(f"{symbol}{amount:.2f}" for symbol, amount in sorted(amounts.items())) or "0.00"
