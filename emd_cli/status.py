@@ -88,14 +88,14 @@ def status(route: str | None, as_json: bool, follow: bool, region: str | None, p
         try:
             rows += target.statuses(wanted)
         except Exception as exc:  # AWS without credentials must not hide the local deployments
-            problems.append({"target": target.name, "error": f"{type(exc).__name__}: {exc}"})
+            problems.append({"target": target.name, "error": _why_unavailable(exc)})
     if as_json:
         click.echo(
             json.dumps({"deployments": [r.to_json() for r in rows], "unavailable": problems}, indent=2)
         )
         return
     for p in problems:
-        click.echo(f"note: {p['target']} deployments not listed ({p['error']})", err=True)
+        click.echo(f"note: {p['target']} deployments not listed: {p['error']}", err=True)
     if not rows:
         if wanted:
             raise click.ClickException(f"no deployment {wanted}")
@@ -148,3 +148,10 @@ def _internal_gateway_notes(rows: list[Any]) -> list[str]:
             f"elsewhere: {advice}"
         )
     return notes
+
+
+def _why_unavailable(exc: Exception) -> str:
+    """AWS's one line (no credentials: what to run) for an AWS error; the exception's own text otherwise."""
+    from emd_cli.aws.errors import explain, is_aws_error
+
+    return explain(exc).message if is_aws_error(exc) else f"{type(exc).__name__}: {exc}"
