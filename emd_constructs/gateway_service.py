@@ -19,12 +19,12 @@ import aws_cdk.aws_ecr_assets as ecr_assets
 import aws_cdk.aws_ecs as ecs
 import aws_cdk.aws_elasticloadbalancingv2 as elbv2
 import aws_cdk.aws_iam as iam
-import aws_cdk.aws_logs as logs
 import aws_cdk.aws_s3 as s3
 from constructs import Construct
 
 from emd_constructs.gateway_edge import CloudFrontEdge, Exposure
 from emd_constructs.hygiene import set_depends_on
+from emd_constructs.log_groups import log_group
 from emd_constructs.nag import acknowledge
 from emd_constructs.regional import RegionalFacts
 from model_specs.errors import EmdUserError
@@ -38,7 +38,6 @@ ENDPOINT_NAME_PREFIX = "emd-"
 # .dockerignore semantics: only what the Dockerfile copies is hashed and shipped, so editing the README or
 # tests does not rebuild or redeploy the gateway (and .venv, node_modules, cdk.out, .git never travel).
 ASSET_EXCLUDES = ["*", "!model_specs", "!serving", "**/__pycache__", "**/*.pyc", "serving/**/tests"]
-LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 
 
 @dataclass(frozen=True)
@@ -144,9 +143,7 @@ class GatewayService(Construct):
                 operating_system_family=ecs.OperatingSystemFamily.LINUX,
             ),
         )
-        self.log_group = logs.LogGroup(
-            self, "Logs", retention=LOG_RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY
-        )
+        self.log_group = log_group(self)
         self.task_definition.add_container(
             "gateway",
             image=image,

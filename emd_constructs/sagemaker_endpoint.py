@@ -19,14 +19,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import aws_cdk as cdk
 import aws_cdk.aws_applicationautoscaling as appscaling
 import aws_cdk.aws_iam as iam
-import aws_cdk.aws_logs as logs
 import aws_cdk.aws_sagemaker as sagemaker
 from constructs import Construct
 
 from emd_constructs.engine_settings import download_seconds, engine_environment, startup_seconds
+from emd_constructs.log_groups import log_group
 from emd_constructs.model_alarms import SageMakerAlarms
 from emd_constructs.model_artifacts import ModelArtifacts
 from emd_constructs.sagemaker_role import sagemaker_execution_role
@@ -36,7 +35,6 @@ from model_specs.errors import EmdUserError
 from model_specs.schema import Accelerator, ModelType
 
 VARIANT_NAME = "AllTraffic"
-LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 MAX_TIMEOUT_SECONDS = 3600  # SageMaker's limit for both the weights download and the start-up health check
 # target in-flight requests per instance (or per copy): LLM engines batch well up to about this many
 CONCURRENCY_TARGET = {ModelType.llm: 8, ModelType.vlm: 4}
@@ -165,13 +163,7 @@ class SageMakerModel(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.log_groups = [
-            logs.LogGroup(
-                self,
-                f"Logs{i}",
-                log_group_name=name,
-                retention=LOG_RETENTION,
-                removal_policy=cdk.RemovalPolicy.DESTROY,
-            )
+            log_group(self, f"Logs{i}", name=name)
             for i, name in enumerate(sagemaker_log_group_names(deployment, scale_to_zero))
         ]
         self.role = sagemaker_execution_role(self, "ExecutionRole", artifacts, self.log_groups)
