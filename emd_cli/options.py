@@ -49,6 +49,16 @@ dockerfile_option = click.option(
     help="Your Dockerfile, built by the build stage on top of the EMD engine image (FROM ${EMD_BASE_IMAGE}, "
     "or no FROM); sets engine_params.dockerfile. Not with -s local.",
 )
+model_tag_option = click.option(
+    "--model-tag", default="dev", show_default=True, help="Deployment tag: clients call <model-id>/<tag>."
+)
+hours_per_day_option = click.option(
+    "--hours-per-day",
+    type=click.FloatRange(0, 24),
+    default=24,
+    show_default=True,
+    help="Hours per day the target runs, for the monthly cost (hourly x hours x 30).",
+)
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of a table."
 )

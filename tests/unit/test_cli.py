@@ -405,3 +405,34 @@ def test_instance_not_offered_in_the_region_is_refused(run) -> None:
         "plan", "--model-id", "Qwen2.5-72B-Instruct", "-i", absent[0], "-s", "ec2", "--region", "cn-north-1"
     )
     assert res.exit_code == 2 and "cn-north-1" in res.stderr and "Traceback" not in res.output
+
+
+def test_deploy_on_a_terminal_resolves_what_the_wizard_answered(run, monkeypatch: pytest.MonkeyPatch) -> None:
+    import emd_cli.deploy as deploy_module
+    import emd_cli.wizard as wizard
+
+    given: dict[str, object] = {}
+    resolved: dict[str, object] = {}
+
+    def fake_wizard(**flags: object) -> wizard.Answers:
+        given.update(flags)
+        return wizard.Answers("Qwen2.5-7B-Instruct", "ec2", "vllm", "g5.2xlarge")
+
+    def stop(**spec: object) -> None:
+        resolved.update(spec)
+        raise SystemExit(3)
+
+    monkeypatch.setattr(deploy_module, "interactive", lambda: True)
+    monkeypatch.setattr(wizard, "deploy_wizard", fake_wizard)
+    monkeypatch.setattr(deploy_module, "resolve", stop)
+    res = run("deploy", "-e", "vllm", "--model-tag", "prod", "--region", "us-west-2")
+    assert res.exit_code == 3, res.output
+    assert given == {
+        "model_id": None, "service_type": None, "engine_type": "vllm", "instance_type": None,
+        "region": "us-west-2",
+    }  # fmt: skip
+    assert resolved == {
+        "model_id": "Qwen2.5-7B-Instruct", "service_type": "ec2", "engine_type": "vllm",
+        "instance_type": "g5.2xlarge", "model_tag": "prod", "region": "us-west-2", "extra_params": None,
+        "dockerfile_path": None,
+    }  # fmt: skip
