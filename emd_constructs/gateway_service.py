@@ -22,7 +22,7 @@ import aws_cdk.aws_iam as iam
 import aws_cdk.aws_s3 as s3
 from constructs import Construct
 
-from emd_constructs.gateway_edge import CloudFrontEdge, Exposure
+from emd_constructs.gateway_edge import ALB_IDLE_TIMEOUT, CloudFrontEdge, Exposure, gateway_waits
 from emd_constructs.hygiene import set_depends_on
 from emd_constructs.log_groups import log_group
 from emd_constructs.nag import acknowledge
@@ -126,7 +126,7 @@ class GatewayService(Construct):
             ),
             security_group=self.alb_security_group,
             drop_invalid_header_fields=True,
-            idle_timeout=cdk.Duration.seconds(600),  # long streaming completions
+            idle_timeout=ALB_IDLE_TIMEOUT,
         )
         self.alb.log_access_logs(self.access_logs, "alb")
 
@@ -153,6 +153,7 @@ class GatewayService(Construct):
                 "AWS_REGION": stack.region,
                 # the ALB's addresses are in the VPC: its X-Forwarded-For names the client; no one else's does
                 "EMD_TRUSTED_PROXIES": vpc.vpc_cidr_block,
+                **gateway_waits(exposure),
             },
             logging=ecs.LogDrivers.aws_logs(stream_prefix="gateway", log_group=self.log_group),
             readonly_root_filesystem=True,

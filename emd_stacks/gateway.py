@@ -123,8 +123,8 @@ class GatewayStack(cdk.Stack):
         acknowledge(
             gateway.task_definition,
             "AwsSolutions-ECS2",
-            "Only non-secret configuration is passed as environment (registry prefix, region); API keys are "
-            "read at run time from Secrets Manager by ARN, never through the environment.",
+            "Only non-secret configuration is passed as environment (registry prefix, region, waits); keys "
+            "are read at run time from Secrets Manager by ARN, never through the environment.",
         )
         if not config.allowed_cidrs and config.exposure.internet_facing_alb:
             acknowledge(

@@ -61,8 +61,9 @@ class GatewayConfig:
     # upstream requests in flight (every backend, streamed or not); past it a request is refused at once
     # with 503 and Retry-After instead of waiting in a queue
     max_streams: int = 512
-    # SageMaker async deployments: how long a request waits for its answer in S3 (below the ALB's 600 s idle
-    # timeout, since nothing is sent while waiting)
+    # SageMaker async deployments: how long a request waits for its answer in S3. Nothing is sent meanwhile,
+    # so it must end before the front gives up on a silent response: the gateway stack sets it per exposure
+    # (540 s behind the ALB's 600 s idle timeout, 108 s behind CloudFront's 120 s origin read timeout)
     async_wait_seconds: float = 540.0
     # uvloop (default, where installed) or asyncio
     event_loop: str = "uvloop"
@@ -83,9 +84,11 @@ class GatewayConfig:
     client_write_timeout: float = 60.0
     # peers whose X-Forwarded-For is believed (the ALB's subnets); anyone else's is the client's own claim
     trusted_proxies: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
-    # a deployment with no running engine (scaled to zero): how long requests wait for one before a 503
-    # (below the ALB's 600 s idle timeout); a streaming client gets SSE comments every keepalive_seconds
+    # a deployment with no running engine (scaled to zero): how long a non-streamed request waits for one
+    # before a 503. Nothing is sent meanwhile: the stack sets it below its front's timeout, like async_wait
     cold_start_wait: float = 540.0
+    # the same for a streamed request: SSE comments every keepalive_seconds keep any front's connection alive
+    stream_cold_start_wait: float = 540.0
     keepalive_seconds: float = 15.0
 
     @property
@@ -118,6 +121,7 @@ class GatewayConfig:
             client_write_timeout=_float(env, "EMD_CLIENT_WRITE_TIMEOUT", 60.0),
             trusted_proxies=_networks(env, "EMD_TRUSTED_PROXIES", ("127.0.0.0/8", "::1/128")),
             cold_start_wait=_float(env, "EMD_COLD_START_WAIT", 540.0),
+            stream_cold_start_wait=_float(env, "EMD_STREAM_COLD_START_WAIT", 540.0),
             keepalive_seconds=_float(env, "EMD_SSE_KEEPALIVE_SECONDS", 15.0),
         )
         if config.store == "file" and not config.state_dir:

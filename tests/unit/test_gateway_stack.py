@@ -281,6 +281,41 @@ def test_china_uses_its_tls_policy_and_x86(china):
     assert task["Properties"]["RuntimePlatform"]["CpuArchitecture"] == "X86_64"
 
 
+# ------------------------------------------------------------------ waits below the front's timeout
+
+WAITS = ("EMD_COLD_START_WAIT", "EMD_ASYNC_WAIT_SECONDS", "EMD_UPSTREAM_READ_TIMEOUT")
+
+
+def _front_timeout(template) -> int:
+    """Seconds the client's side waits for a byte: CloudFront's origin read timeout where a distribution
+    fronts the gateway, else the ALB's idle timeout."""
+    for dist in resources_of(template, "AWS::CloudFront::Distribution").values():
+        (origin,) = dist["Properties"]["DistributionConfig"]["Origins"]
+        return origin["VpcOriginConfig"]["OriginReadTimeout"]
+    (alb,) = resources_of(template, "AWS::ElasticLoadBalancingV2::LoadBalancer").values()
+    attributes = {a["Key"]: a["Value"] for a in alb["Properties"]["LoadBalancerAttributes"]}
+    return int(attributes["idle_timeout.timeout_seconds"])
+
+
+@pytest.mark.parametrize(
+    ("variant", "front"),
+    [("default", 600), ("secure", 600), ("china", 600), ("insecure", 600), ("edge", 120)],
+    ids=["internal", "internal-https", "public-https", "public-http", "cloudfront"],
+)
+def test_waits_end_before_the_front_gives_up(variant, front, request):
+    """A request the gateway holds without sending a byte (cold start, async answer, silent engine) gets the
+    gateway's own 503/504 before the ALB or CloudFront drops it with a bare 504."""
+    template = request.getfixturevalue(variant).template
+    assert _front_timeout(template) == front
+    (task,) = resources_of(template, "AWS::ECS::TaskDefinition").values()
+    (container,) = task["Properties"]["ContainerDefinitions"]
+    env = {e["Name"]: e["Value"] for e in container["Environment"]}
+    cold_start, async_wait, silence = (float(env[name]) for name in WAITS)
+    # as long as the front allows (a cold start takes minutes), and not a second longer
+    assert 0.8 * front <= cold_start < front and 0.8 * front <= async_wait < front
+    assert silence < front
+
+
 # ------------------------------------------------------------------ service
 
 
@@ -315,7 +350,9 @@ def test_task_definition_arm64_env_and_logs(default):
     env = {e["Name"]: e["Value"] for e in container["Environment"]}
     trusted = env.pop("EMD_TRUSTED_PROXIES")  # the VPC's CIDR: the ALB, whose X-Forwarded-For is believed
     assert trusted["Fn::GetAtt"][1] == "CidrBlock" and trusted["Fn::GetAtt"][0].startswith("NetworkVpc")
+    waits = {k: env.pop(k) for k in WAITS}  # test_waits_end_before_the_front_gives_up
     assert env == {"EMD_REGISTRY_PREFIX": "/emd/models", "AWS_REGION": "us-east-1"}
+    assert waits == dict(zip(WAITS, ("540", "540", "300"), strict=True))
     assert container["PortMappings"][0]["ContainerPort"] == 8080
     assert container["LogConfiguration"]["LogDriver"] == "awslogs"
     assert "Secrets" not in container  # keys are read per request from Secrets Manager by name, never env

@@ -40,6 +40,9 @@ def test_config_caps_key_ttl_at_a_minute() -> None:
     assert GatewayConfig.from_env(r).event_loop == "uvloop"
     assert GatewayConfig.from_env({**r, "EMD_GATEWAY_LOOP": "asyncio"}).event_loop == "asyncio"
     assert GatewayConfig.from_env({**r, "EMD_ASYNC_WAIT_SECONDS": "30"}).async_wait_seconds == 30
+    waits = GatewayConfig.from_env({**r, "EMD_COLD_START_WAIT": "108"})
+    assert (waits.cold_start_wait, waits.stream_cold_start_wait) == (108, 540)
+    assert GatewayConfig.from_env({**r, "EMD_STREAM_COLD_START_WAIT": "60"}).stream_cold_start_wait == 60
 
 
 def test_config_rejects_an_unknown_event_loop() -> None:
