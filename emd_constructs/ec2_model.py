@@ -20,6 +20,7 @@ from emd_constructs.gpu_host import FETCH_WEIGHTS, EngineHost, docker_device_fla
 from emd_constructs.model_alarms import UnhealthyAlarm
 from emd_constructs.model_artifacts import ModelArtifacts
 from emd_constructs.model_network import ModelNetwork
+from emd_constructs.regional import service_principal
 from emd_constructs.tagging import MODEL_ID_KEY, TAG_KEY
 from model_specs.deployment import Deployment
 
@@ -79,7 +80,7 @@ def _unit(deployment: Deployment, artifacts: ModelArtifacts, log_group: logs.ILo
 class Ec2ModelInstance(EngineHost):
     def _build(self, d: Deployment, artifacts: ModelArtifacts, network: ModelNetwork) -> str:
         region = cdk.Stack.of(self).region
-        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"))
+        self.role = iam.Role(self, "Role", assumed_by=service_principal("ec2"))
         artifacts.grant_weights(self.role)
         artifacts.grant_image(self.role)
         self.log_group.grant_write(self.role)

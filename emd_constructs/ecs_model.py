@@ -34,6 +34,7 @@ from emd_constructs.gpu_host import FETCH_WEIGHTS, EngineHost, machine_image, ro
 from emd_constructs.model_alarms import UnhealthyAlarm
 from emd_constructs.model_artifacts import ModelArtifacts
 from emd_constructs.model_network import ModelNetwork
+from emd_constructs.regional import service_principal
 from emd_constructs.sagemaker_endpoint import capacity
 from emd_constructs.scaling import SCALE_IN_COOLDOWN, SCALE_OUT_COOLDOWN, scale_with_gateway_traffic
 from model_specs.deployment import Deployment
@@ -66,7 +67,7 @@ class EcsModelService(EngineHost):
             self, "HostSecurityGroup", vpc=network.vpc, description=f"EMD ECS hosts {d.route}: no ingress"
         )
         self.host_role = iam.Role(
-            self, "HostRole", assumed_by=iam.ServicePrincipal("ec2.amazonaws.com")
+            self, "HostRole", assumed_by=service_principal("ec2")
         )
         user_data = ec2.UserData.for_linux()
         template = ec2.LaunchTemplate(

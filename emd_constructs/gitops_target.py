@@ -26,6 +26,7 @@ from constructs import Construct
 
 from emd_constructs.log_groups import log_group
 from emd_constructs.nag import acknowledge, acknowledge_wildcards, default_policy
+from emd_constructs.regional import aws_service
 from model_specs.deployment import STACK_PREFIX
 from model_specs.gitops import ARTIFACT_PARAMETER_PREFIX, GITOPS_TAG_KEY, smoke_project_name, target_role_name
 from model_specs.registry import (
@@ -156,7 +157,7 @@ class GitOpsTargetAccess(Construct):
                         resource_name=f"cdk-{CDK_QUALIFIER}-cfn-exec-role-{stack.account}-{stack.region}",
                     )
                 ],
-                conditions={"StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}},
+                conditions={"StringEquals": {"iam:PassedToService": aws_service("cloudformation")}},
             ),
         ]
         for statement in statements:
