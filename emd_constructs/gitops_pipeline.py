@@ -15,6 +15,7 @@ import aws_cdk.aws_codecommit as codecommit
 import aws_cdk.aws_events as events
 import aws_cdk.aws_events_targets as targets
 import aws_cdk.aws_iam as iam
+import aws_cdk.aws_logs as logs
 import aws_cdk.aws_s3 as s3
 from aws_cdk import pipelines
 from constructs import Construct
@@ -158,8 +159,9 @@ def _up(path: str) -> str:
     return "/".join(".." for _ in path.split("/"))
 
 
-def code_build_defaults(region: str) -> pipelines.CodeBuildOptions:
-    """Every CodeBuild project of the pipeline: current image; in China, pip and npm mirrors."""
+def code_build_defaults(region: str, logs: logs.ILogGroup) -> pipelines.CodeBuildOptions:
+    """Every CodeBuild project of the pipeline (CDK Pipelines' own included): current image; in China, pip and
+    npm mirrors; logs in `logs` (CodeBuild's default group would keep them forever)."""
     facts = regional_facts(region)
     env: dict[str, codebuild.BuildEnvironmentVariable] = {}
     if facts.pip_index_url:
@@ -167,5 +169,6 @@ def code_build_defaults(region: str) -> pipelines.CodeBuildOptions:
     if facts.is_china:
         env["NPM_CONFIG_REGISTRY"] = codebuild.BuildEnvironmentVariable(value=NPM_MIRROR_CHINA)
     return pipelines.CodeBuildOptions(
-        build_environment=codebuild.BuildEnvironment(build_image=BUILD_IMAGE, environment_variables=env)
+        build_environment=codebuild.BuildEnvironment(build_image=BUILD_IMAGE, environment_variables=env),
+        logging=codebuild.LoggingOptions(cloud_watch=codebuild.CloudWatchLoggingOptions(log_group=logs)),
     )

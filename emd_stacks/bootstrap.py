@@ -12,6 +12,7 @@ from emd_constructs.artifacts import ArtifactStore
 from emd_constructs.build_project import BuildProject
 from emd_constructs.engine_repository import EngineRepository
 from emd_constructs.hygiene import drop_provider_role_dependencies, keep_only_policy_dependency
+from emd_constructs.log_groups import bound_lambda_logs
 from emd_constructs.nag import acknowledge_cdk_providers, acknowledge_wildcards, default_policy
 from emd_constructs.parameters import publish
 from emd_constructs.permissions_boundary import ModelPermissionsBoundary
@@ -101,6 +102,7 @@ class BootstrapStack(cdk.Stack):
         _acknowledge_wildcards(build, deploy, boundary)
         keep_only_policy_dependency(deploy.pipeline, deploy.pipeline.role)  # type: ignore[arg-type]
         drop_provider_role_dependencies(self)
+        bound_lambda_logs(self)
 
 
 def _acknowledge_wildcards(

@@ -17,6 +17,7 @@ from constructs import Construct
 
 from emd_constructs.gateway_service import GatewayScaling, GatewayService, gateway_image
 from emd_constructs.hygiene import drop_provider_role_dependencies
+from emd_constructs.log_groups import bound_lambda_logs
 from emd_constructs.nag import acknowledge, acknowledge_cdk_providers, acknowledge_wildcards, default_policy
 from emd_constructs.network import GatewayNetwork
 from emd_constructs.parameters import publish
@@ -105,6 +106,7 @@ class GatewayStack(cdk.Stack):
 
         tag_shared(self, "gateway")
         drop_provider_role_dependencies(self)
+        bound_lambda_logs(self)
         self._acknowledge(config, gateway)
 
     def _acknowledge(self, config: AppConfig, gateway: GatewayService) -> None:

@@ -58,3 +58,22 @@ def tags_of(resource: dict[str, Any]) -> dict[str, str]:
     if isinstance(tags, dict):
         return tags
     return {t["Key"]: t["Value"] for t in tags}
+
+
+def unbounded_logs(template: dict[str, Any]) -> list[str]:
+    """Where logs would be kept forever: a log group without retention, a CodeBuild project or a Lambda
+    function writing to the default group its service creates (no retention), not one of the template's."""
+    found = []
+    for name, res in template["Resources"].items():
+        props = res.get("Properties", {})
+        if res["Type"] == "AWS::Logs::LogGroup" and not props.get("RetentionInDays"):
+            found.append(f"{name}: log group without retention")
+        if res["Type"] == "AWS::CodeBuild::Project":
+            group = props.get("LogsConfig", {}).get("CloudWatchLogs", {}).get("GroupName")
+            if not (isinstance(group, dict) and "Ref" in group):
+                found.append(f"{name}: CodeBuild project logging to its default group")
+        if res["Type"] == "AWS::Lambda::Function":
+            group = props.get("LoggingConfig", {}).get("LogGroup")
+            if not (isinstance(group, dict) and "Ref" in group):
+                found.append(f"{name}: Lambda function logging to its default group")
+    return found
