@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from emd_cli.options import dockerfile_option, interactive, model_tag_option, region_option
+from emd_cli.options import dockerfile_option, interactive, model_tag_option, profile_option, region_option
 from emd_cli.resolve import LOCAL, local_plan, resolve
 
 
@@ -106,7 +106,7 @@ def print_outcome(outcome: Any, out: Any) -> None:
 )
 @click.option("--skip-confirm", is_flag=True, help="Do not ask for confirmation on a terminal.")
 @region_option
-@click.option("--profile", metavar="PROFILE", help="AWS profile (not with -s local).")
+@profile_option
 def deploy(
     port: int | None,
     update: bool,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from emd_cli.options import region_option
+from emd_cli.options import profile_option, region_option, target_option
 
 
 @click.group("keys", short_help="Manage deployments' API keys.")
@@ -15,11 +15,9 @@ def keys() -> None:
 
 @keys.command("rotate")
 @click.argument("route", metavar="MODEL_ID/TAG")
-@click.option(
-    "--target", type=click.Choice(["local", "aws"]), help="Where the deployment runs, when both have it."
-)
+@target_option
 @region_option
-@click.option("--profile", metavar="PROFILE", help="AWS profile for AWS deployments.")
+@profile_option
 def rotate(route: str, target: str | None, region: str | None, profile: str | None) -> None:
     """Generate a new API key for a deployment and show it once. The old key is refused once the gateway's
     key cache expires (2 s for local deployments, at most 60 s on AWS); `emd invoke` uses the new one.

@@ -1,4 +1,5 @@
-"""Options shared by commands: the default region, and missing required values (prompt on a TTY only)."""
+"""Options shared by commands: the default region, and missing required values (prompt on a TTY only). A
+--region or --profile that does not exist is refused while the flags are read (exit 2, before any work)."""
 
 from __future__ import annotations
 
@@ -36,9 +37,34 @@ def require(value: str | None, flag: str, choices: Callable[[], Iterable[str]]) 
     raise click.UsageError(f"Missing option '{flag}'. Accepted: {shown}")
 
 
+def _known_region(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value:
+        from model_specs.regions import region_info
+
+        region_info(value)  # EmdUserError: unknown region, did you mean
+    return value
+
+
+def _known_profile(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value:
+        import botocore.session
+
+        from model_specs.errors import EmdUserError, unknown_value_error
+
+        profiles = botocore.session.Session().available_profiles
+        if not profiles:
+            raise EmdUserError(
+                f"unknown AWS profile {value!r}: no profile is configured (aws configure --profile {value})"
+            )
+        if value not in profiles:
+            raise unknown_value_error("AWS profile", value, profiles)
+    return value
+
+
 region_option = click.option(
     "--region",
     metavar="REGION",
+    callback=_known_region,
     help="AWS region. Default: AWS_REGION, else AWS_DEFAULT_REGION, else us-east-1.",
 )
 dockerfile_option = click.option(
@@ -63,7 +89,13 @@ json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of a table."
 )
 profile_option = click.option(
-    "--profile", metavar="PROFILE", help="AWS named profile. Default: AWS_PROFILE, else the default chain."
+    "--profile",
+    metavar="PROFILE",
+    callback=_known_profile,
+    help="AWS named profile (AWS deployments). Default: AWS_PROFILE, else the default chain.",
+)
+target_option = click.option(
+    "--target", type=click.Choice(["local", "aws"]), help="Where the deployment runs, when both have it."
 )
 yes_option = click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 

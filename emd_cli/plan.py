@@ -1,5 +1,5 @@
 """`emd plan`: resolve and validate a deployment, show what would be created and what it costs, and
-synthesize the model stack into cdk.out (when emd_stacks.synth is available)."""
+synthesize the model stack into cdk.out."""
 
 from __future__ import annotations
 
@@ -88,15 +88,6 @@ def _given_extra_params(params: Any) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v}
 
 
-def synthesize(dep: Any, outdir: Path) -> Path | None:
-    """The template path, or None when the model stack module is not importable yet."""
-    try:
-        from emd_stacks.synth import synth_model_stack
-    except ImportError:
-        return None
-    return Path(synth_model_stack(dep, outdir))
-
-
 @click.command("plan", short_help="Validate a deployment; show what it creates and costs.")
 @model_options
 @model_tag_option
@@ -143,6 +134,10 @@ def plan(
     from model_specs.cost import deployment_cost
 
     dep = resolve(**spec)
+    if synth and dep.service_type.value != "local":
+        from emd_stacks.synth import writable_outdir
+
+        writable_outdir(outdir)  # refused before the plan is printed
     if dep.service_type.value == "local":
         _plan_local(dep, as_json)
         return
@@ -153,8 +148,9 @@ def plan(
     template: Path | None = None
     synth_status = "skipped (--no-synth)"
     if synth:
-        template = synthesize(dep, outdir)
-        synth_status = "synthesized" if template is not None else "model stack synthesis not available"
+        from emd_stacks.synth import synth_model_stack
+
+        template, synth_status = synth_model_stack(dep, outdir), "synthesized"
     if as_json:
         click.echo(
             json.dumps(

@@ -220,15 +220,6 @@ def test_plan_public_has_no_secret(run) -> None:
     assert d["api_key_secret_name"] is None and d["cost"]["secrets_manager_monthly"] == "0.00"
 
 
-def test_plan_says_when_synthesis_is_not_available(run, monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    monkeypatch.setitem(sys.modules, "emd_stacks.synth", None)  # import fails like a missing module
-    args = [a for a in PLAN if a != "--no-synth"]
-    res = run(*args, "--outdir", str(tmp_path / "out"))
-    assert res.exit_code == 0, res.output
-    assert "model stack synthesis not available" in res.stdout
-    assert json.loads(run(*args, "--json").stdout)["synth"] == "model stack synthesis not available"
-
-
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
@@ -436,3 +427,50 @@ def test_deploy_on_a_terminal_resolves_what_the_wizard_answered(run, monkeypatch
         "instance_type": "g5.2xlarge", "model_tag": "prod", "region": "us-west-2", "extra_params": None,
         "dockerfile_path": None,
     }  # fmt: skip
+
+
+def test_a_misspelled_service_is_named_before_an_instance_is_asked_for(run) -> None:
+    res = run("deploy", "--model-id", "SmolLM2-135M-Instruct-GGUF", "-s", "locl", "--skip-confirm")
+    assert res.exit_code == 2, res.output
+    assert "unknown service type 'locl'. Did you mean 'local'?" in res.stderr
+    assert "instance" not in res.stderr
+
+
+@pytest.mark.parametrize("command", ["status", "destroy x/dev --yes", "deploy", "plan", "invoke x/dev"])
+def test_an_unknown_region_is_refused_before_anything_runs(run, command: str) -> None:
+    res = run(*command.split(), "--region", "us-east-9")
+    assert res.exit_code == 2, res.output
+    assert res.stderr.strip().splitlines() == [res.stderr.strip()]  # one line
+    assert "unknown region 'us-east-9'. Did you mean 'us-east-2'" in res.stderr
+
+
+def test_an_unknown_profile_is_refused_before_the_plan_is_shown(run, tmp_path) -> None:
+    config = tmp_path / "config"
+    config.write_text("[default]\nregion = us-east-1\n[profile prod]\nregion = us-west-2\n")
+    env = {"AWS_CONFIG_FILE": str(config), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}
+    res = run(
+        "deploy", "--model-id", "Qwen2.5-7B-Instruct", "-i", "g5.2xlarge", "-s", "sagemaker_realtime",
+        "--profile", "prd", "--skip-confirm", env=env,
+    )  # fmt: skip
+    assert res.exit_code == 2, res.output
+    expected = "Error: unknown AWS profile 'prd'. Did you mean 'prod'? Accepted: default, prod"
+    assert res.output.strip() == expected  # nothing else: no plan, no AWS call
+    for command in ("status", "keys rotate x/dev", "destroy x/dev --yes"):
+        res = run(*command.split(), "--profile", "prd", env=env)
+        assert res.exit_code == 2 and "unknown AWS profile 'prd'" in res.stderr, (command, res.output)
+
+
+def test_status_of_a_deployment_that_does_not_exist_is_one_line_and_exit_2(run, tmp_path) -> None:
+    res = run("status", "nosuch-model/dev", env={"XDG_STATE_HOME": str(tmp_path)})
+    assert res.exit_code == 2, res.output
+    (line,) = res.stderr.strip().splitlines()
+    assert line.startswith("Error: no deployment nosuch-model/dev")
+
+
+@pytest.mark.timeout(120)
+def test_plan_into_a_folder_that_cannot_be_written_fails_at_once(run, tmp_path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")  # a file where the output folder's parent should be: mkdir fails
+    res = run(*PLAN[:-1], "--outdir", str(blocker / "cdk.out"))
+    assert res.exit_code == 2, res.output
+    assert "cannot be written" in res.stderr and "Plan:" not in res.output
