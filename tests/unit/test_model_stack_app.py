@@ -63,7 +63,9 @@ def test_context_extra_params_as_object_and_artifact_overrides():
         ({"model_id": "Qwen2.5-7B-Instruc"}, "Qwen2.5-7B-Instruct"),
         ({"instance_type": None}, "-c instance_type=..."),
         ({"service_type": "sagemaker"}, "sagemaker_realtime"),
+        ({"extra_params": '{"service_params": {"min_capacty": 0}}'}, "invalid context extra_params: "),
         ({"extra_params": '{"service_params": {"min_capacty": 0}}'}, "min_capacity"),
+        ({"extra_params": "{bad"}, "context extra_params is not valid JSON"),
         ({"instance_type": "g4dn.xlarge"}, "refused"),
     ],
 )
