@@ -21,6 +21,15 @@ def _float(env: dict[str, str], name: str, default: float) -> float:
         raise SystemExit(f"{name}={raw!r} is not a number") from None
 
 
+def _port(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    if not raw.strip().isdigit() or not 1 <= int(raw) <= 65535:
+        raise SystemExit(f"{name}={raw!r} is not a TCP port: give a number from 1 to 65535")
+    return int(raw)
+
+
 def _networks(env: dict[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
@@ -99,7 +108,7 @@ class GatewayConfig:
     def from_env(cls, env: dict[str, str] | None = None) -> GatewayConfig:
         env = dict(os.environ if env is None else env)
         config = cls(
-            port=int(env.get("EMD_GATEWAY_PORT") or 8080),
+            port=_port(env, "EMD_GATEWAY_PORT", 8080),
             host=env.get("EMD_GATEWAY_HOST") or "0.0.0.0",
             registry_prefix=(env.get("EMD_REGISTRY_PREFIX") or REGISTRY_PREFIX).rstrip("/"),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"),

@@ -45,6 +45,14 @@ def test_config_caps_key_ttl_at_a_minute() -> None:
     assert GatewayConfig.from_env({**r, "EMD_STREAM_COLD_START_WAIT": "60"}).stream_cold_start_wait == 60
 
 
+def test_config_rejects_a_port_that_is_not_one() -> None:
+    import pytest
+
+    for bad in ("abc", "99999", "0", "-1"):
+        with pytest.raises(SystemExit, match=f"EMD_GATEWAY_PORT='{bad}' is not a TCP port"):
+            GatewayConfig.from_env({"AWS_REGION": "us-east-1", "EMD_GATEWAY_PORT": bad})
+
+
 def test_config_rejects_an_unknown_event_loop() -> None:
     import pytest
 
