@@ -92,7 +92,7 @@ def cost(
     \b
     Examples:
       emd cost --model-id Qwen2.5-7B-Instruct -i g5.2xlarge -s sagemaker_realtime
-      emd cost --model-id Qwen2.5-7B-Instruct -i g4dn.xlarge -s ec2 --region cn-north-1 \\
+      emd cost --model-id Qwen2.5-3B-Instruct -i g4dn.xlarge -s ec2 --region cn-north-1 \\
                --model-size-gb 5 --image-size-gb 2 --build-minutes 10 --hours-per-day 8 --json
     """
     from model_specs import compat

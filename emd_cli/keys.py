@@ -10,7 +10,12 @@ from emd_cli.options import profile_option, region_option, target_option
 
 @click.group("keys", short_help="Manage deployments' API keys.")
 def keys() -> None:
-    """Manage the API keys of deployments."""
+    """Manage the API keys of deployments.
+
+    \b
+    Example:
+      emd keys rotate SmolLM2-135M-Instruct-GGUF/dev
+    """
 
 
 @keys.command("rotate")
