@@ -22,6 +22,7 @@ import aws_cdk.aws_iam as iam
 import aws_cdk.aws_s3 as s3
 from constructs import Construct
 
+from emd_constructs.buckets import private_bucket
 from emd_constructs.gateway_edge import ALB_IDLE_TIMEOUT, CloudFrontEdge, Exposure, gateway_waits
 from emd_constructs.hygiene import set_depends_on
 from emd_constructs.log_groups import log_group
@@ -88,12 +89,9 @@ class GatewayService(Construct):
         scaling = scaling or GatewayScaling()
         stack = cdk.Stack.of(self)
 
-        self.access_logs = s3.Bucket(
+        self.access_logs = private_bucket(
             self,
             "AlbAccessLogs",
-            encryption=s3.BucketEncryption.S3_MANAGED,  # ALB access logs support SSE-S3 only
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             lifecycle_rules=[s3.LifecycleRule(id="expire-alb-logs", expiration=cdk.Duration.days(90))],
             removal_policy=cdk.RemovalPolicy.DESTROY,

@@ -20,6 +20,7 @@ import aws_cdk.aws_s3 as s3
 from aws_cdk import pipelines
 from constructs import Construct
 
+from emd_constructs.buckets import private_bucket
 from emd_constructs.nag import acknowledge
 from emd_constructs.regional import regional_facts
 from model_specs.gitops import MODELS_FILE, PLAN_FILE, SETTINGS_ENV, SOURCE_DIR, PipelineSettings
@@ -49,14 +50,11 @@ class GitOpsSource(Construct):
             repo = codecommit.Repository.from_repository_name(self, "Repository", settings.codecommit_repo)
             self.source = pipelines.CodePipelineSource.code_commit(repo, settings.branch)
         else:
-            self.bucket = s3.Bucket(
+            self.bucket = private_bucket(
                 self,
                 "Bucket",
                 versioned=True,
                 event_bridge_enabled=True,
-                encryption=s3.BucketEncryption.S3_MANAGED,
-                block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-                enforce_ssl=True,
                 removal_policy=cdk.RemovalPolicy.RETAIN,
                 lifecycle_rules=[
                     s3.LifecycleRule(id="old-versions", noncurrent_version_expiration=cdk.Duration.days(90))
