@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 
 import pytest
@@ -13,20 +14,10 @@ from model_specs import compat
 from model_specs.catalogue import catalogue
 from model_specs.deployment import resolve_deployment
 
-PLAN = [
-    "plan",
-    "--model-id",
-    "Qwen2.5-7B-Instruct",
-    "-i",
-    "g5.2xlarge",
-    "-e",
-    "vllm",
-    "-s",
-    "sagemaker_realtime",
-    "--region",
-    "us-east-1",
-    "--no-synth",
-]
+PLAN = shlex.split(
+    "plan --model-id Qwen2.5-7B-Instruct -i g5.2xlarge -e vllm -s sagemaker_realtime --region us-east-1 "
+    "--no-synth"
+)
 
 
 @pytest.fixture
@@ -114,22 +105,10 @@ def test_list_table_shows_every_model(run) -> None:
 
 def test_cost_json_reproduces_the_china_reference(run) -> None:
     res = run(
-        "cost",
-        "--model-id",
-        "Qwen2.5-7B-Instruct",
-        "-i",
-        "g4dn.xlarge",
-        "-s",
-        "sagemaker_realtime",
-        "--region",
-        "cn-north-1",
-        "--model-size-gb",
-        "5",
-        "--image-size-gb",
-        "2",
-        "--build-minutes",
-        "10",
-        "--json",
+        *shlex.split(
+            "cost --model-id Qwen2.5-7B-Instruct -i g4dn.xlarge -s sagemaker_realtime --region cn-north-1 "
+            "--model-size-gb 5 --image-size-gb 2 --build-minutes 10 --json"
+        )
     )
     assert res.exit_code == 0, res.output
     d = json.loads(res.stdout)
@@ -141,18 +120,8 @@ def test_cost_json_reproduces_the_china_reference(run) -> None:
 
 
 def test_cost_table_in_cny_and_default_region_from_env(run) -> None:
-    res = run(
-        "cost",
-        "--model-id",
-        "Qwen2.5-7B-Instruct",
-        "-i",
-        "g4dn.xlarge",
-        "-s",
-        "ec2",
-        "--model-size-gb",
-        "5",
-        env={"AWS_REGION": "cn-north-1"},
-    )
+    command = "cost --model-id Qwen2.5-7B-Instruct -i g4dn.xlarge -s ec2 --model-size-gb 5"
+    res = run(*shlex.split(command), env={"AWS_REGION": "cn-north-1"})
     assert res.exit_code == 0, res.output
     assert "¥0.80 + ¥0.84/month" in res.stdout and "¥4.42/hour" in res.stdout and "¥3.36/month" in res.stdout
     assert "Not included" in res.stdout and "NAT" in res.stdout
@@ -220,128 +189,37 @@ def test_plan_public_has_no_secret(run) -> None:
     assert d["api_key_secret_name"] is None and d["cost"]["secrets_manager_monthly"] == "0.00"
 
 
+EC2_PLAN = "plan --model-id Qwen2.5-7B-Instruct -i g5.2xlarge -s ec2"
+
+
 @pytest.mark.parametrize(
-    ("args", "needle"),
+    ("command", "needle"),
     [
+        ("plan --model-id Qwen2.5-7B-Instruc -i g5.2xlarge -s ec2", "Qwen2.5-7B-Instruct"),
+        ("plan --model-id Qwen2.5-7B-Instruct -i g5.2xlarg -s ec2", "g5.2xlarge"),
+        (f"{EC2_PLAN} -e vlm", "vllm"),
+        ("plan --model-id Qwen2.5-7B-Instruct -i g5.2xlarge -s sagemaker", "sagemaker_realtime"),
+        (f"{EC2_PLAN} --region us-east-9", "us-east-9"),
+        (f"{EC2_PLAN} --model-tag Prod!", "Prod!"),
+        (f"{EC2_PLAN} --extra-params {{bad", "not valid JSON"),
+        (f"""{EC2_PLAN} --extra-params '{{"service_params": {{"min_capacty": 1}}}}'""", "min_capacity"),
         (
-            ["plan", "--model-id", "Qwen2.5-7B-Instruc", "-i", "g5.2xlarge", "-s", "ec2"],
-            "Qwen2.5-7B-Instruct",
-        ),
-        (["plan", "--model-id", "Qwen2.5-7B-Instruct", "-i", "g5.2xlarg", "-s", "ec2"], "g5.2xlarge"),
-        (["plan", "--model-id", "Qwen2.5-7B-Instruct", "-i", "g5.2xlarge", "-s", "ec2", "-e", "vlm"], "vllm"),
-        (
-            ["plan", "--model-id", "Qwen2.5-7B-Instruct", "-i", "g5.2xlarge", "-s", "sagemaker"],
-            "sagemaker_realtime",
-        ),
-        (
-            [
-                "plan",
-                "--model-id",
-                "Qwen2.5-7B-Instruct",
-                "-i",
-                "g5.2xlarge",
-                "-s",
-                "ec2",
-                "--region",
-                "us-east-9",
-            ],
-            "us-east-9",
-        ),
-        (
-            [
-                "plan",
-                "--model-id",
-                "Qwen2.5-7B-Instruct",
-                "-i",
-                "g5.2xlarge",
-                "-s",
-                "ec2",
-                "--model-tag",
-                "Prod!",
-            ],
-            "Prod!",
-        ),
-        (
-            [
-                "plan",
-                "--model-id",
-                "Qwen2.5-7B-Instruct",
-                "-i",
-                "g5.2xlarge",
-                "-s",
-                "ec2",
-                "--extra-params",
-                "{bad",
-            ],
-            "not valid JSON",
-        ),
-        (
-            [
-                "plan",
-                "--model-id",
-                "Qwen2.5-7B-Instruct",
-                "-i",
-                "g5.2xlarge",
-                "-s",
-                "ec2",
-                "--extra-params",
-                '{"service_params": {"min_capacty": 1}}',
-            ],
-            "min_capacity",
-        ),
-        (
-            [
-                "plan",
-                "--model-id",
-                "Qwen2.5-7B-Instruct",
-                "-i",
-                "g5.2xlarge",
-                "-s",
-                "ec2",
-                "--extra-params",
-                '{"service_params": {"min_capacity": 3, "max_capacity": 1}}',
-            ],
+            f"""{EC2_PLAN} --extra-params '{{"service_params": {{"min_capacity": 3, "max_capacity": 1}}}}'""",
             "greater than max_capacity",
         ),
-        (
-            [
-                "plan",
-                "--model-id",
-                "Qwen2.5-7B-Instruct",
-                "-i",
-                "g5.2xlarge",
-                "-s",
-                "ec2",
-                "--extra-params",
-                "@/nonexistent/params.json",
-            ],
-            "does not exist",
-        ),
-        (["plan", "--model-id", "Qwen2.5-72B-Instruct", "-i", "g5.2xlarge", "-s", "ec2"], "refused"),
-        (["plan", "-i", "g5.2xlarge", "-s", "ec2"], "--model-id"),
-        (["cost", "--model-id", "Qwen2.5-7B-Instruct", "-s", "ec2"], "--instance-type"),
-        (["cost", "--model-id", "nope", "-i", "g5.2xlarge", "-s", "ec2"], "nope"),
-        (
-            [
-                "cost",
-                "--model-id",
-                "Qwen2.5-7B-Instruct",
-                "-i",
-                "g5.2xlarge",
-                "-s",
-                "ec2",
-                "--hours-per-day",
-                "30",
-            ],
-            "hours-per-day",
-        ),
-        (["list-supported-models", "--type", "llmm"], "llm"),
-        (["list-supported-models", "--engine", "vlm"], "vllm"),
-        (["list-supported-models", "--region", "mars-1"], "mars-1"),
+        (f"{EC2_PLAN} --extra-params @/nonexistent/params.json", "does not exist"),
+        ("plan --model-id Qwen2.5-72B-Instruct -i g5.2xlarge -s ec2", "refused"),
+        ("plan -i g5.2xlarge -s ec2", "--model-id"),
+        ("cost --model-id Qwen2.5-7B-Instruct -s ec2", "--instance-type"),
+        ("cost --model-id nope -i g5.2xlarge -s ec2", "nope"),
+        ("cost --model-id Qwen2.5-7B-Instruct -i g5.2xlarge -s ec2 --hours-per-day 30", "hours-per-day"),
+        ("list-supported-models --type llmm", "llm"),
+        ("list-supported-models --engine vlm", "vllm"),
+        ("list-supported-models --region mars-1", "mars-1"),
     ],
 )
-def test_user_mistakes_exit_2_with_one_clear_message(run, args: list[str], needle: str) -> None:
-    res = run(*args)
+def test_user_mistakes_exit_2_with_one_clear_message(run, command: str, needle: str) -> None:
+    res = run(*shlex.split(command))
     assert res.exit_code == 2, res.output
     assert needle in res.stderr
     assert "Traceback" not in res.output and res.stdout == ""
