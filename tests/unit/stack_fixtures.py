@@ -11,7 +11,7 @@ import aws_cdk as cdk
 
 from emd_stacks.context import shipped_context
 from emd_stacks.template_checks import china_partition_literals  # noqa: F401  (used by the stack tests)
-from tests.cdk_checks import nag_violations, templates_of
+from tests.cdk_checks import cfn_lint_findings, nag_violations, templates_of
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,6 +26,11 @@ def make_app(outdir: Path, extra_context: dict[str, Any] | None = None) -> cdk.A
 class Synth:
     template: dict[str, Any]
     nag: list[str]
+
+
+def findings(synth: Synth, region: str) -> list[str]:
+    """cdk-nag violations, cfn-lint errors and warnings of the synthesized stack (both must be none)."""
+    return synth.nag + cfn_lint_findings(synth.template, [region])
 
 
 def synth_stack(app: cdk.App, stack_name: str) -> Synth:

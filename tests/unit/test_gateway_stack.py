@@ -27,10 +27,10 @@ from emd_stacks.gateway import (
     GatewayStack,
 )
 from model_specs.errors import EmdUserError
-from tests.cdk_checks import cfn_lint_findings
 from tests.unit.stack_fixtures import (
     as_list,
     china_partition_literals,
+    findings,
     make_app,
     policy_statements,
     resources_of,
@@ -263,11 +263,6 @@ def test_cloudfront_serves_https_in_front_of_an_internal_alb(edge):
     assert url == {"Fn::Join": ["", ["https://", {"Fn::GetAtt": [dist_id, "DomainName"]}]]}
     (port,) = {p for _, p in _alb_ingress(t)}
     assert port == 80 and not _open_ingress(t)
-
-
-def test_cloudfront_checks_clean(edge):
-    assert edge.nag == []
-    assert cfn_lint_findings(edge.template, ["us-east-1"]) == []
 
 
 def test_china_uses_its_tls_policy_and_x86(china):
@@ -554,26 +549,20 @@ def test_log_retention_and_removal(default):
 # ------------------------------------------------------------------ template checks
 
 
-def test_cdk_nag_and_cfn_lint_clean_default(default):
-    assert default.nag == []
-    assert cfn_lint_findings(default.template, ["us-east-1"]) == []
+@pytest.mark.parametrize(
+    ("variant", "region"),
+    [
+        ("default", "us-east-1"),
+        ("edge", "us-east-1"),
+        pytest.param("secure", "us-west-2", marks=pytest.mark.slow),
+        pytest.param("existing_vpc", "us-east-1", marks=pytest.mark.slow),
+        pytest.param("china", "cn-north-1", marks=pytest.mark.slow),
+    ],
+)
+def test_cdk_nag_and_cfn_lint_clean(variant: str, region: str, request) -> None:
+    synth = request.getfixturevalue(variant)
+    assert findings(synth[0] if isinstance(synth, tuple) else synth, region) == []
 
 
-@pytest.mark.slow
-def test_cdk_nag_and_cfn_lint_clean_secure_us_west_2(secure):
-    assert secure.nag == []
-    assert cfn_lint_findings(secure.template, ["us-west-2"]) == []
-
-
-@pytest.mark.slow
-def test_cdk_nag_and_cfn_lint_clean_existing_vpc(existing_vpc):
-    synth, _ = existing_vpc
-    assert synth.nag == []
-    assert cfn_lint_findings(synth.template, ["us-east-1"]) == []
-
-
-@pytest.mark.slow
-def test_china_clean_and_partition_correct(china):
-    assert china.nag == []
-    assert cfn_lint_findings(china.template, ["cn-north-1"]) == []
+def test_china_partition_correct(china):
     assert china_partition_literals(china.template) == []
