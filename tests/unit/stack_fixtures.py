@@ -3,6 +3,10 @@ variant with cdk-nag attached, plus the partition check adjusted for IAM service
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,3 +86,18 @@ def unbounded_logs(template: dict[str, Any]) -> list[str]:
             if not (isinstance(group, dict) and "Ref" in group):
                 found.append(f"{name}: Lambda function logging to its default group")
     return found
+
+
+def run_app(outdir: Path, context: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    """app.py as `npx cdk synth` runs it: a process of its own, the context in CDK_CONTEXT_JSON."""
+    env = dict(os.environ)
+    env.update(
+        CDK_CONTEXT_JSON=json.dumps(context),
+        CDK_OUTDIR=str(outdir),
+        AWS_EC2_METADATA_DISABLED="true",
+        CDK_DISABLE_CLI_TELEMETRY="true",
+    )
+    env.pop("CDK_DEFAULT_ACCOUNT", None)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
