@@ -17,13 +17,6 @@ import click
 from emd_cli.options import confirm, default_region, profile_option, region_option, yes_option
 
 GATEWAY_BUNDLE_KEY = "bootstrap/gateway-source.zip"
-EXPOSURE = {  # emd_constructs.gateway_edge.Exposure values
-    "internal": "internal load balancer, reachable from its VPC only (--cloudfront or --certificate-arn: "
-    "HTTPS from the internet)",
-    "cloudfront": "HTTPS on a *.cloudfront.net address, CloudFront in front of an internal load balancer",
-    "public-https": "internet-facing HTTPS load balancer with your certificate",
-    "public-http": "internet-facing plain-HTTP load balancer: API keys travel in clear",
-}
 GATEWAY_BUILDSPEC = "serving/build/gateway_buildspec.yml"
 
 
@@ -44,7 +37,8 @@ GATEWAY_BUILDSPEC = "serving/build/gateway_buildspec.yml"
 @click.option(
     "--cloudfront",
     is_flag=True,
-    help="HTTPS from the internet on a *.cloudfront.net address, in front of an internal load balancer.",
+    help="HTTPS from the internet on a *.cloudfront.net address, in front of an internal load balancer "
+    "(the default outside China).",
 )
 @click.option(
     "--allow-insecure-http",
@@ -55,7 +49,9 @@ GATEWAY_BUILDSPEC = "serving/build/gateway_buildspec.yml"
     "--allowed-cidrs", metavar="CIDRS", help="Comma-separated client CIDR blocks (default: anywhere)."
 )
 @click.option(
-    "--internal", is_flag=True, help="Reachable from the VPC only (the default without the options above)."
+    "--internal",
+    is_flag=True,
+    help="Reachable from the VPC only (the default in China, where CloudFront needs an ICP domain).",
 )
 @click.option("--vpc-id", metavar="VPC", help="Put the gateway in this VPC instead of a new one.")
 @click.option(
@@ -81,8 +77,9 @@ def bootstrap(
     pipeline — and EMD-Gateway. Needs AWS credentials and node; no `cdk bootstrap`, no local Docker.
 
     \b
-    The gateway is internal (reachable from its VPC) unless --cloudfront, --certificate-arn or
-    --allow-insecure-http makes it reachable from the internet.
+    Without an exposure option the gateway serves HTTPS through CloudFront (*.cloudfront.net), or stays
+    internal in China; a rerun keeps the deployed gateway's exposure. --internal, --certificate-arn,
+    --allow-insecure-http or --allowed-cidrs choose another.
 
     \b
     Examples:
@@ -106,7 +103,7 @@ def bootstrap(
         "base_image_mirror": base_image_mirror,
     }
     config = _config(aws, gateway, flags)  # exit 2 on bad flags, before any AWS call
-    _run(aws, config, yes, out)
+    _run(aws, config, {key for key, value in flags.items() if value}, yes, out)
 
 
 # CDK context keys as `emd bootstrap` names them
@@ -147,7 +144,7 @@ def _config(aws: Any, gateway: bool, flags: dict[str, Any]) -> Any:
     return AppConfig(**{**config.__dict__, "account": aws.account_id if config.vpc_id else None})
 
 
-def _run(aws: Any, config: Any, yes: bool, out: Any) -> None:
+def _run(aws: Any, config: Any, given: set[str], yes: bool, out: Any) -> None:
     from emd_cli.aws.shared_stacks import BOOTSTRAP_STACK, GATEWAY_STACK, deployed_version
     from emd_cli.bundle import PACKAGES_ROOT
     from emd_cli.version import emd_version
@@ -157,13 +154,18 @@ def _run(aws: Any, config: Any, yes: bool, out: Any) -> None:
     account = aws.account_id  # fails early, in one line, without credentials
     stacks = [BOOTSTRAP_STACK] + ([GATEWAY_STACK] if config.gateway else [])
     current = {name: deployed_version(aws, name) for name in stacks}
+    config, why = _exposure(aws, config, given, gateway_deployed=current.get(GATEWAY_STACK, (None,))[0])
     out.print(f"EMD {version} → account {account}, region {aws.region} ({aws.partition})")
     for name in stacks:
         status, deployed = current[name]
         out.print(f"  {name}: {_plan_line(status, deployed, version)}")
     if config.gateway:
+        from emd_cli.exposure import EXPOSURES
+
+        facts = EXPOSURES[config.exposure.value]
         clients = ", ".join(config.allowed_cidrs) or "anywhere (API keys protect each model)"
-        out.print(f"  gateway: {EXPOSURE[config.exposure.value]}; clients from {clients}")
+        out.print(f"  gateway: {facts.reach} ({why}); clients from {clients}")
+        out.print(f"  gateway exposure's extra monthly cost: {facts.extra_monthly_cost}")
     if not confirm(f"Deploy to {aws.region}?", yes):
         raise click.Abort
 
@@ -174,6 +176,22 @@ def _run(aws: Any, config: Any, yes: bool, out: Any) -> None:
 
         templates = synth_shared_stacks(config, Path(tmp), gateway_image_tag=tag, lookups=lookups)
     _deploy_shared(aws, templates, tag, version, yes, out)
+
+
+def _exposure(aws: Any, config: Any, given: set[str], gateway_deployed: str | None) -> tuple[Any, str]:
+    """The exposure to deploy and why (emd_cli.exposure.choose_exposure), reading the deployed gateway's only
+    when there is one and no option chose."""
+    from emd_cli.exposure import CHOICE_FIELDS, choose_exposure, deployed_exposure
+
+    deployed = None
+    chosen = bool(given & set(CHOICE_FIELDS))
+    if config.gateway and gateway_deployed not in (None, "ROLLBACK_COMPLETE") and not chosen:
+        from emd_cli.aws.shared_stacks import read_bootstrap
+
+        boot = read_bootstrap(aws)
+        deployed = deployed_exposure(boot.gateway_exposure, boot.gateway_url) if boot else None
+    choice = choose_exposure(config, given=given, deployed=deployed)
+    return choice.config, choice.why
 
 
 def _plan_line(status: str | None, deployed: str | None, version: str) -> str:
@@ -275,9 +293,11 @@ def build_gateway_image(aws: Any, info: Any, tag: str, out: Any) -> None:
 
 def _upload_template(aws: Any, bucket: str, stack: str, body: bytes) -> str:
     """Templates over CloudFormation's inline limit go through the artifact bucket."""
+    from emd_cli.aws.s3 import https_url, upload
+
     key = f"bootstrap/templates/{stack}.json"
-    aws.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
-    return f"https://{bucket}.s3.{aws.region}.{aws.url_suffix}/{key}"
+    upload(aws, bucket, key, body)
+    return https_url(aws, bucket, key)
 
 
 def restrict_default_security_group(aws: Any, vpc_id: str) -> None:

@@ -5,7 +5,8 @@
     emd gitops plan      compare models.yaml with what is deployed: add, change, remove, untouched, cost
     emd gitops synth     what the pipeline's synth step runs: validate, synthesize, cfn-lint, cdk-nag
 
-aws_cdk is imported only by init and synth; every AWS call goes through emd_cli.gitops_aws.
+aws_cdk is imported only by init and synth; AWS calls go through the CLI's boto3 layer (emd_cli.aws), and its
+errors reach the user as one line like every other command's.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from typing import Any
 
 import click
 
-from emd_cli.errors import UserError
 from emd_cli.options import default_region, json_option, region_option
 
 MODELS_ARG = click.argument("models_path", metavar="[MODELS_FILE]", default="models.yaml", type=Path)
@@ -44,35 +44,6 @@ def gitops() -> None:
       emd gitops validate
       emd gitops plan --region us-east-1
     """
-
-
-def _aws_errors(fn):  # type: ignore[no-untyped-def]
-    """botocore errors and GitOpsAwsError as one line (exit 2 for setup problems, 1 for AWS failures)."""
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ProfileNotFound
-
-        from emd_cli.gitops_aws import GitOpsAwsError
-
-        try:
-            return fn(*args, **kwargs)
-        except GitOpsAwsError as exc:
-            raise UserError(str(exc)) from None
-        except (NoCredentialsError, ProfileNotFound) as exc:
-            raise UserError(
-                f"{exc}: configure credentials (aws configure, AWS_PROFILE or --profile)"
-            ) from None
-        except ClientError as exc:
-            err = exc.response.get("Error", {})
-            raise click.ClickException(
-                f"AWS {exc.operation_name}: {err.get('Code')}: {err.get('Message')}"
-            ) from None
-        except BotoCoreError as exc:
-            raise click.ClickException(f"AWS: {exc}") from None
-
-    return wrapper
 
 
 # ---------------------------------------------------------------- validate
@@ -188,7 +159,6 @@ def synth(
     show_default=True,
     help="Written when missing (a valid, commented starter); kept when it exists.",
 )
-@_aws_errors
 def init(
     source: str,
     connection_arn: str | None,
@@ -210,7 +180,8 @@ def init(
       emd gitops init --source codecommit:models --region eu-west-1
       emd gitops init --source s3
     """
-    from emd_cli import gitops_aws as aws
+    from emd_cli.aws import gitops as aws_gitops
+    from emd_cli.aws.session import AwsSession
     from emd_cli.gitops_starter import starter_models_yaml
     from model_specs.gitops import pipeline_settings
     from model_specs.models_file import load_models_file
@@ -234,109 +205,48 @@ def init(
     else:
         load_models_file(models_path, default_region=region)
         click.echo(f"kept {models_path}")
-    sess = aws.session(region, profile)
-    account = aws.account_id(sess)
+    aws = AwsSession(region, profile)
+    account = aws.account_id
     models = load_models_file(models_path, default_region=region, default_account=account)
     for target_region in sorted(
         {region} | {t.region for t in models.targets if t.account in (None, account)}
     ):
-        aws.require_cdk_bootstrap(sess, account, target_region)
+        aws_gitops.require_cdk_bootstrap(aws.in_region(target_region))
     settings_given = pipeline_settings(
         **given, account=account, emd_install=emd_requirement or "checked-later"
     )
     if settings_given.source_kind == "codecommit":
-        aws.require_codecommit_repository(sess, settings_given.codecommit_repo)
-    emd_install = emd_requirement or _upload_wheel(sess, account, region)
+        aws_gitops.require_codecommit_repository(aws, settings_given.codecommit_repo)
+    emd_install = emd_requirement or _upload_wheel(aws)
     settings = pipeline_settings(**given, account=account, emd_install=emd_install)
 
+    from emd_cli.aws.assembly import deploy_assembly
+    from emd_cli.render import console
     from emd_stacks.gitops_synth import synth_gitops
 
     with tempfile.TemporaryDirectory(prefix="emd-gitops-") as tmp:
         result = synth_gitops(models_path, settings, Path(tmp) / "cdk.out", models=models)
         click.echo(f"synthesized and checked {len(result.templates)} templates in {result.seconds:.1f} s")
-        for stack in _top_level_stacks(result.outdir, account, region):
-            if stack.template_url:
-                _publish_template(sess, result.outdir, stack)
-            status = aws.deploy_stack(sess, stack, click.echo)
-            click.echo(f"{stack.name} ({stack.region}): {status.lower().replace('_', ' ')}")
-    _next_steps(sess, settings)
+        deployed = deploy_assembly(aws, result.outdir, console())
+    for stack in deployed:
+        click.echo(f"{stack.name}: {stack.status.lower().replace('_', ' ')}")
+    _next_steps(settings, next((s.outputs for s in deployed if s.name == name), {}))
 
 
-def _upload_wheel(sess: Any, account: str, region: str) -> str:
-    from emd_cli import gitops_aws as aws
+def _upload_wheel(aws: Any) -> str:
+    from emd_cli.aws.gitops import staging_bucket
+    from emd_cli.aws.s3 import upload
     from emd_cli.gitops_wheel import build_wheel, content_hash
 
     with tempfile.TemporaryDirectory(prefix="emd-wheel-") as tmp:
         wheel = build_wheel(Path(tmp))
         key = f"emd-gitops/{content_hash(wheel)}/{wheel.name}"
-        uri = aws.upload(sess, aws.staging_bucket(account, region), key, wheel.read_bytes())
+        uri = upload(aws, staging_bucket(aws), key, wheel.read_bytes())
     click.echo(f"uploaded this EMD as {uri} (the pipeline's synth step installs it)")
     return uri
 
 
-def _placeholders(text: str, account: str, region: str) -> str:
-    from model_specs.regions import region_info
-
-    partition = region_info(region).partition
-    return (
-        text.replace("${AWS::AccountId}", account)
-        .replace("${AWS::Region}", region)
-        .replace("${AWS::Partition}", partition)
-    )
-
-
-def _top_level_stacks(outdir: Path, account: str, region: str) -> list[Any]:
-    """The assembly's top-level stacks, the pipeline's cross-region support stacks first."""
-    from emd_cli.gitops_aws import StackDeploy, template_url
-
-    manifest = json.loads((outdir / "manifest.json").read_text())
-    stacks = []
-    for artifact_id, artifact in manifest["artifacts"].items():
-        if artifact.get("type") != "aws:cloudformation:stack":
-            continue
-        props = artifact["properties"]
-        stack_region = artifact["environment"].rsplit("/", 1)[-1]
-        stack_region = region if stack_region == "unknown-region" else stack_region
-        url = props.get("stackTemplateAssetObjectUrl")
-        if url:
-            bucket, _, key = _placeholders(url, account, stack_region).removeprefix("s3://").partition("/")
-            deploy = StackDeploy(
-                props.get("stackName", artifact_id), stack_region, props.get("tags", {}),
-                template_url=template_url(bucket, key, stack_region),
-            )  # fmt: skip
-        else:
-            body = (outdir / props["templateFile"]).read_text()
-            deploy = StackDeploy(
-                props.get("stackName", artifact_id), stack_region, props.get("tags", {}), None, body
-            )
-        stacks.append((bool(url), deploy))
-    return [d for _, d in sorted(stacks, key=lambda pair: pair[0])]
-
-
-def _publish_template(sess: Any, outdir: Path, stack: Any) -> None:
-    """Upload the stack's template (and any other file asset) to the CDK staging bucket, as "
-    "cdk-assets does."""
-    from emd_cli import gitops_aws as aws
-
-    account = aws.account_id(sess)
-    manifest = json.loads((outdir / f"{stack.name}.assets.json").read_text())
-    if manifest.get("dockerImages"):
-        raise aws.GitOpsAwsError(
-            f"{stack.name} has Docker image assets, which emd gitops init does not publish"
-        )
-    for asset in manifest.get("files", {}).values():
-        source = outdir / asset["source"]["path"]
-        if source.is_dir():
-            raise aws.GitOpsAwsError(f"{stack.name} has a directory asset ({source.name}): not supported")
-        for dest in asset["destinations"].values():
-            bucket = _placeholders(dest["bucketName"], account, dest["region"])
-            key = _placeholders(dest["objectKey"], account, dest["region"])
-            aws.upload(sess, bucket, key, source.read_bytes(), region=dest["region"])
-
-
-def _next_steps(sess: Any, settings: Any) -> None:
-    from emd_cli import gitops_aws as aws
-
+def _next_steps(settings: Any, outputs: dict[str, str]) -> None:
     click.echo("")
     if settings.source_kind == "github":
         click.echo(
@@ -350,9 +260,7 @@ def _next_steps(sess: Any, settings: Any) -> None:
             f"({settings.branch})."
         )
     else:
-        bucket = aws.stack_outputs(sess, settings.name).get(
-            "SourceBucketName", "<the SourceBucketName output>"
-        )
+        bucket = outputs.get("SourceBucketName", "<the SourceBucketName output>")
         click.echo(f"Next: zip -r source.zip models.yaml && aws s3 cp source.zip s3://{bucket}/source.zip")
     click.echo(
         "Every target account also needs `cdk bootstrap --trust <this account>` and `emd bootstrap` "
@@ -369,7 +277,6 @@ def _next_steps(sess: Any, settings: Any) -> None:
 @profile_option
 @name_option
 @json_option
-@_aws_errors
 def plan(models_path: Path, region: str | None, profile: str | None, name: str, as_json: bool) -> None:
     """Compare MODELS_FILE with the model stacks deployed in every account and region it names (and those
     the pipeline deployed before): to add, to change (which property, in place or replacing), to remove,
@@ -381,26 +288,25 @@ def plan(models_path: Path, region: str | None, profile: str | None, name: str, 
       emd gitops plan
       emd gitops plan deploy/models.yaml --region eu-west-1 --json
     """
-    from emd_cli import gitops_aws as aws
+    from emd_cli.aws import gitops as aws_gitops
+    from emd_cli.aws.session import AwsSession
     from model_specs.gitops_state import compare, desired_stacks
     from model_specs.models_file import load_models_file
 
     region = default_region(region)
     load_models_file(models_path, default_region=region)  # a bad file: exit 2 before any AWS call
-    sess = aws.session(region, profile)
-    account = aws.account_id(sess)
+    aws = AwsSession(region, profile)
+    account = aws.account_id
     models = load_models_file(models_path, default_region=region, default_account=account)
     desired = desired_stacks(models.entries, account)
     targets = {(t.account or account, t.region) for t in models.targets}
-    targets |= {(t.account or account, t.region) for t in aws.recorded_targets(sess, name)}
+    targets |= {(t.account or account, t.region) for t in aws_gitops.recorded_targets(aws, name)}
     deployed = []
     for target_account, target_region in sorted(targets):
-        target_sess, _ = aws.target_session(
-            sess, account, aws.plan_target(target_account, target_region, name)
-        )
+        target = aws_gitops.plan_target(target_account, target_region, name)
         names = {d.stack_name for d in desired if (d.account, d.region) == (target_account, target_region)}
-        deployed += aws.deployed_stacks(
-            target_sess, target_account, target_region, pipeline=name, desired_names=names
+        deployed += aws_gitops.deployed_stacks(
+            aws_gitops.target_session(aws, target), target_account, pipeline=name, desired_names=names
         )
     items = compare(desired, deployed, pipeline=name)
     if as_json:

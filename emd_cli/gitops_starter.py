@@ -25,8 +25,8 @@ prune: true
 
 deployments:
   # clients call "<model_id>/<tag>", here "{model}/dev", with the key in Secrets Manager:
-  #   aws secretsmanager get-secret-value --secret-id emd/{model}/dev/api-key --query SecretString --output
-  # text
+  #   aws secretsmanager get-secret-value --secret-id emd/{model}/dev/api-key \\
+  #       --query SecretString --output text
   - model_id: {model}
     tag: dev
     instance: {instance}        # {price}

@@ -36,7 +36,10 @@ def client_for(endpoint: Endpoint, profile: str | None = None) -> Any:
             api_key="sigv4",  # requests are signed with AWS credentials, not the deployment's key
             max_retries=1,
             http_client=sagemaker_http_client(
-                aws.client("sagemaker-runtime"), endpoint.sagemaker_endpoint_name, REQUEST_TIMEOUT
+                aws.client("sagemaker-runtime"),
+                endpoint.sagemaker_endpoint_name,
+                REQUEST_TIMEOUT,
+                endpoint.inference_component_name,
             ),
         )
     return OpenAI(
@@ -45,6 +48,27 @@ def client_for(endpoint: Endpoint, profile: str | None = None) -> Any:
         max_retries=1,
         timeout=REQUEST_TIMEOUT,
     )
+
+
+def around_an_internal_gateway(endpoint: Endpoint) -> Endpoint:
+    """The endpoint to call from here: the gateway's, unless it is internal and out of this machine's reach;
+    then SageMaker directly (real-time SageMaker deployments), else a TargetError naming what to do."""
+    from emd_cli.exposure import INTERNAL, gateway_reachable, outside_vpc_advice
+
+    if not endpoint.via_gateway or endpoint.gateway_exposure != INTERNAL:
+        return endpoint
+    if gateway_reachable(endpoint.base_url):
+        return endpoint  # this machine is in the VPC (or on its VPN)
+    where = f"the gateway {endpoint.base_url} is internal (reachable from its VPC only)"
+    if endpoint.direct is None:
+        advice = outside_vpc_advice(endpoint.region or "<region>", sagemaker_direct=False)
+        raise TargetError(f"{where} and {endpoint.route} is not a SageMaker real-time deployment: {advice}")
+    click.echo(
+        f"note: {where}: calling the SageMaker endpoint {endpoint.direct.sagemaker_endpoint_name} directly "
+        f"with your AWS credentials",
+        err=True,
+    )
+    return endpoint.direct
 
 
 def stream_answer(client: Any, model: str, messages: list[dict[str, str]], params: dict[str, Any]) -> str:
@@ -167,6 +191,7 @@ def invoke(
     endpoint = find_target(name, target, region=region, profile=profile).endpoint(name)
     if endpoint is None:
         raise EmdUserError(f"no deployment {name!r}")
+    endpoint = around_an_internal_gateway(endpoint)
     client = client_for(endpoint, profile)
     params = {k: v for k, v in (("max_tokens", max_tokens), ("temperature", temperature)) if v is not None}
     try:

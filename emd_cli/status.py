@@ -48,7 +48,13 @@ def _follow(route: str | None, region: str | None, profile: str | None) -> None:
     aws_target(region=region, profile=profile).follow(route, Console(stderr=True, highlight=False))  # type: ignore[attr-defined]
 
 
-STAGE_STYLE = {"in service": "green", "starting": "yellow", "building": "yellow", "deploying": "yellow"}
+STAGE_STYLE = {
+    "in service": "green",
+    "scaled to zero": "cyan",
+    "starting": "yellow",
+    "building": "yellow",
+    "deploying": "yellow",
+}
 
 
 @click.command("status", short_help="List deployments: stage, URL, uptime, processes.")
@@ -122,3 +128,25 @@ def status(route: str | None, as_json: bool, follow: bool, region: str | None, p
     for r in rows:
         if r.reason:
             out.print(f"{r.route}: {r.stage}: {r.reason}")
+    for note in _internal_gateway_notes(rows):
+        out.print(note)
+
+
+def _internal_gateway_notes(rows: list[Any]) -> list[str]:
+    """One line per region whose AWS deployments sit behind an internal gateway: what to do from outside its
+    VPC (the base URLs shown are reachable from the VPC only)."""
+    from emd_cli.exposure import INTERNAL, outside_vpc_advice
+
+    behind: dict[str, list[Any]] = {}
+    for r in rows:
+        if r.target == "aws" and r.base_url and r.details.get("gateway_exposure") == INTERNAL:
+            behind.setdefault(r.details.get("region") or "?", []).append(r)
+    notes = []
+    for region, found in sorted(behind.items()):
+        realtime = any(r.service_type == "sagemaker_realtime" for r in found)
+        advice = outside_vpc_advice(region, sagemaker_direct=realtime)
+        notes.append(
+            f"note: the gateway {found[0].base_url} is internal, reachable from its VPC only. From "
+            f"elsewhere: {advice}"
+        )
+    return notes

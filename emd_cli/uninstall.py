@@ -106,11 +106,11 @@ def _empty_repository(aws: Any, name: str) -> int:
 
 def _ignore_missing(action: Any) -> int:
     """The bucket or repository may be gone already (a previous, interrupted uninstall)."""
-    from botocore.exceptions import ClientError
+    from emd_cli.aws.errors import error_code
 
     try:
         return int(action())
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("NoSuchBucket", "RepositoryNotFoundException"):
+    except Exception as exc:
+        if error_code(exc) in ("NoSuchBucket", "RepositoryNotFoundException"):
             return 0
         raise

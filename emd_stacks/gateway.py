@@ -25,6 +25,7 @@ from emd_constructs.regional import regional_facts
 from emd_constructs.tagging import tag_shared
 from emd_stacks.context import AppConfig
 from model_specs.registry import PARAM_ECR_REPOSITORY
+from model_specs.registry import PARAM_GATEWAY_EXPOSURE as PARAM_EXPOSURE
 from model_specs.registry import PARAM_GATEWAY_NAMESPACE_ARN as PARAM_NAMESPACE_ARN
 from model_specs.registry import PARAM_GATEWAY_NAMESPACE_ID as PARAM_NAMESPACE_ID
 from model_specs.registry import PARAM_GATEWAY_NAMESPACE_NAME as PARAM_NAMESPACE_NAME
@@ -98,6 +99,7 @@ class GatewayStack(cdk.Stack):
             NamespaceNameParam=(PARAM_NAMESPACE_NAME, self.namespace.namespace_name),
             NamespaceArnParam=(PARAM_NAMESPACE_ARN, self.namespace.namespace_arn),
             UrlParam=(PARAM_URL, gateway.url),
+            ExposureParam=(PARAM_EXPOSURE, config.exposure.value),
         )
         ssm.StringListParameter(
             self, "SubnetIdsParam", parameter_name=PARAM_SUBNETS, string_list_value=subnet_ids

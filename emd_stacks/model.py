@@ -93,6 +93,8 @@ class ModelStack(cdk.Stack):
             if d.service_type is ServiceType.ecs:
                 svc = EcsModelService(self, "Engine", deployment=d, artifacts=self.artifacts, network=network)
                 self.base_url = svc.base_url
+                # `emd status` reads the cluster's running tasks (scaled to zero) by this name
+                cdk.CfnOutput(self, "ClusterName", value=svc.cluster.cluster_name)
                 roles += [svc.service.task_definition.task_role, svc.service.task_definition.execution_role]
                 roles.append(svc.host_role)
                 self._ecs_acknowledgements(svc)

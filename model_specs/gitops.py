@@ -165,6 +165,12 @@ class PlanTarget(BaseModel):
     region: str
     role_name: str
 
+    def role_arn(self, account: str) -> str:
+        """The target role's ARN in `account` (this target's, or the pipeline's when it names none)."""
+        from model_specs.regions import region_info
+
+        return f"arn:{region_info(self.region).partition}:iam::{account}:role/{self.role_name}"
+
 
 class PlanStage(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

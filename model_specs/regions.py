@@ -1,4 +1,4 @@
-"""Regional facts: partition, URL suffix and currency. No hard-coded 'arn:aws:' elsewhere."""
+"""Regional facts: partition, URL suffix, console host and currency. No hard-coded 'arn:aws:' elsewhere."""
 
 from __future__ import annotations
 
@@ -46,6 +46,11 @@ class RegionInfo:
     @property
     def currency_symbol(self) -> str:
         return "¥" if self.currency == "CNY" else "$"
+
+    @property
+    def console_host(self) -> str:
+        """The AWS Management Console of the region's partition."""
+        return "console.amazonaws.cn" if self.is_china else "console.aws.amazon.com"
 
 
 def region_info(region: str) -> RegionInfo:

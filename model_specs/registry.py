@@ -35,6 +35,8 @@ PARAM_GATEWAY_NAMESPACE_ID = f"{GATEWAY_PARAM_PREFIX}/namespace-id"
 PARAM_GATEWAY_NAMESPACE_NAME = f"{GATEWAY_PARAM_PREFIX}/namespace-name"
 PARAM_GATEWAY_NAMESPACE_ARN = f"{GATEWAY_PARAM_PREFIX}/namespace-arn"
 PARAM_GATEWAY_URL = f"{GATEWAY_PARAM_PREFIX}/url"
+# how clients reach it: internal | cloudfront | public-https | public-http (gateway_edge.Exposure)
+PARAM_GATEWAY_EXPOSURE = f"{GATEWAY_PARAM_PREFIX}/exposure"
 
 # the deployment pipeline's contract with the CLI: emd_constructs/pipeline.py builds the pipeline, `emd
 # deploy` uploads the bundle to the source key and starts an execution with these variables and its version

@@ -58,6 +58,14 @@ def is_aws_error(exc: BaseException) -> bool:
     return type(exc).__module__.split(".")[0] in ("botocore", "boto3")
 
 
+def error_code(exc: BaseException) -> str | None:
+    """AWS's error code of a botocore ClientError ('NoSuchBucket' …); None for any other exception."""
+    response = getattr(exc, "response", None)
+    if not is_aws_error(exc) or not isinstance(response, dict):
+        return None
+    return str(response.get("Error", {}).get("Code") or "") or None
+
+
 def explain(exc: BaseException, region: str | None = None) -> AwsProblem:
     """One line for any botocore/boto3 exception (unknown ones keep their own text, exit 1)."""
     from botocore import exceptions as bx

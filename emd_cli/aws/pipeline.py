@@ -64,7 +64,8 @@ class ExecutionSummary:
     id: str
     status: str
     started: datetime | None
-    deployment: dict[str, Any] | None  # the bundle's revision summary: route, stack, service, …
+    deployment: dict[str, Any] | None  # the bundle's revision summary: route, stack, service, public, …
+    bundle_version: str | None = None  # the S3 object version of the bundle it ran on
 
 
 def start_execution(
@@ -154,6 +155,9 @@ def recent_executions(aws: AwsSession, pipeline: str) -> list[ExecutionSummary]:
                 status=item.get("status", "?"),
                 started=started if isinstance(started, datetime) else None,
                 deployment=deployment,
+                bundle_version=next(
+                    (r["revisionId"] for r in item.get("sourceRevisions", []) if r.get("revisionId")), None
+                ),
             )
         )
     return found

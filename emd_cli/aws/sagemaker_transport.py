@@ -107,5 +107,9 @@ def _from_aws_error(exc: Exception) -> httpx.Response:
     )
 
 
-def sagemaker_http_client(runtime: Any, endpoint_name: str, timeout: float) -> httpx.Client:
-    return httpx.Client(transport=SageMakerTransport(runtime, endpoint_name), timeout=timeout)
+def sagemaker_http_client(
+    runtime: Any, endpoint_name: str, timeout: float, inference_component: str | None = None
+) -> httpx.Client:
+    return httpx.Client(
+        transport=SageMakerTransport(runtime, endpoint_name, inference_component), timeout=timeout
+    )

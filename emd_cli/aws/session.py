@@ -48,18 +48,43 @@ def client_config(service: str = "") -> Config:
 
 
 class AwsSession:
-    """A region (validated against model_specs.regions, China included) and an optional named profile."""
+    """A region (validated against model_specs.regions, China included) and an optional named profile, or
+    the temporary credentials of an assumed role (`assume_role`)."""
 
-    def __init__(self, region: str, profile: str | None = None) -> None:
+    def __init__(
+        self, region: str, profile: str | None = None, *, credentials: dict[str, str] | None = None
+    ) -> None:
         self.region_info: RegionInfo = region_info(region)
         self.region = self.region_info.name
         self.profile = profile
+        self._credentials = credentials
         self._clients: dict[str, Any] = {}
+        self._regions: dict[str, AwsSession] = {self.region: self}
 
     @cached_property
     def boto(self) -> boto3.Session:
         # raises botocore ProfileNotFound for an unknown profile (explained by emd_cli.aws.errors)
+        if self._credentials is not None:
+            return boto3.Session(region_name=self.region, **self._credentials)
         return boto3.Session(profile_name=self.profile, region_name=self.region)
+
+    def in_region(self, region: str) -> AwsSession:
+        """The same identity in another region (one session per region, reused)."""
+        if region not in self._regions:
+            self._regions[region] = AwsSession(region, self.profile, credentials=self._credentials)
+        return self._regions[region]
+
+    def assume_role(self, role_arn: str, session_name: str) -> AwsSession:
+        """A session in this region acting through `role_arn` (another account's role, e.g. GitOps')."""
+        creds = self.client("sts").assume_role(RoleArn=role_arn, RoleSessionName=session_name)["Credentials"]
+        return AwsSession(
+            self.region,
+            credentials={
+                "aws_access_key_id": creds["AccessKeyId"],
+                "aws_secret_access_key": creds["SecretAccessKey"],
+                "aws_session_token": creds["SessionToken"],
+            },
+        )
 
     @property
     def partition(self) -> str:

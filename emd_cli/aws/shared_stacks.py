@@ -13,6 +13,7 @@ from model_specs.registry import (
     PARAM_ARTIFACT_BUCKET,
     PARAM_CODEBUILD_PROJECT,
     PARAM_ECR_REPOSITORY,
+    PARAM_GATEWAY_EXPOSURE,
     PARAM_GATEWAY_URL,
     PARAM_GATEWAY_VPC_ID,
     PARAM_PIPELINE,
@@ -33,6 +34,7 @@ class Bootstrap:
     pipeline: str
     gateway_url: str | None
     gateway_vpc_id: str | None
+    gateway_exposure: str | None = None  # /emd/gateway/exposure (None: a gateway older than it)
 
 
 def read_bootstrap(aws: AwsSession) -> Bootstrap | None:
@@ -44,6 +46,7 @@ def read_bootstrap(aws: AwsSession) -> Bootstrap | None:
         PARAM_PIPELINE,
         PARAM_GATEWAY_URL,
         PARAM_GATEWAY_VPC_ID,
+        PARAM_GATEWAY_EXPOSURE,
     ]
     found = {
         p["Name"]: p["Value"] for p in aws.client("ssm").get_parameters(Names=names).get("Parameters", [])
@@ -58,6 +61,7 @@ def read_bootstrap(aws: AwsSession) -> Bootstrap | None:
         pipeline=found[PARAM_PIPELINE],
         gateway_url=found.get(PARAM_GATEWAY_URL),
         gateway_vpc_id=found.get(PARAM_GATEWAY_VPC_ID),
+        gateway_exposure=found.get(PARAM_GATEWAY_EXPOSURE),
     )
 
 

@@ -150,6 +150,8 @@ def deploy_stack(
     confirm_cleanup(message): asked before deleting a stack left in ROLLBACK_COMPLETE."""
     cfn = aws.client("cloudformation")
     existing = stack_status(cfn, name)
+    if existing is not None and existing["StackStatus"] == "REVIEW_IN_PROGRESS":
+        existing = None  # only a change set that was never executed (an interrupted run): create it
     if existing is not None and existing["StackStatus"].endswith("_IN_PROGRESS"):
         console.print(f"{name} is {existing['StackStatus']}: waiting for that operation to finish")
         existing = _wait_quietly(cfn, name)

@@ -2,8 +2,11 @@
 in the artifact bucket, one execution of the bootstrap's pipeline (Build: weights and image; Deploy: the
 model stack EMD-Model-*), and the registry parameter that stack writes for the gateway.
 
-Reads are bounded: `statuses` makes the same few paginated calls (SSM parameters, DescribeStacks, one page of
-pipeline executions, one of action executions, SageMaker endpoints) whatever the number of deployments.
+Reads are bounded: `statuses` makes the same few calls whatever the number of deployments: SSM parameters (1),
+DescribeStacks (paginated), one page of pipeline executions and, when one runs or failed, one of action
+executions; then, only when needed: SageMaker Search (paginated, when a deployment has an endpoint), ECS
+DescribeClusters (100 clusters a call), the key secrets and the bundle versions (paginated, when an execution
+ended without a stack).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -26,7 +30,13 @@ from emd_cli.targets.base import (
 )
 from model_specs.deployment import STACK_PREFIX, Deployment, deployment_slug
 from model_specs.errors import EmdUserError
-from model_specs.registry import DEFAULT_TAG, api_key_secret_name, registry_parameter_name
+from model_specs.registry import (
+    DEFAULT_TAG,
+    PIPELINE_SOURCE_KEY,
+    api_key_secret_name,
+    registry_parameter_name,
+)
+from model_specs.schema import ServiceType
 from model_specs.weights_cache import WEIGHTS_PARAM_PREFIX, WEIGHTS_PREFIX
 
 GATEWAY_WAIT_SECONDS = 300  # the gateway refreshes its registry on a miss; this covers its cache and the ALB
@@ -90,7 +100,9 @@ class AwsTarget:
                 self._delete_secret(aws, dep.route)
             raise
         console.print(f"Pipeline execution {execution_id} started for {dep.route}")
-        endpoint = self._endpoint_for(aws, boot, dep.route, key, _deployment_facts(dep))
+        endpoint = self._endpoint_for(
+            aws, boot, dep.route, key, _deployment_facts(dep), dep.sagemaker_endpoint_name, deployed=False
+        )
         try:
             from emd_cli.aws.pipeline import follow_execution
 
@@ -194,6 +206,7 @@ class AwsTarget:
                 "service": facts["service_type"],
                 "engine": facts["engine_type"],
                 "instance": facts["instance_type"],
+                "public": facts["public"],
             },
         )
 
@@ -225,9 +238,16 @@ class AwsTarget:
                     last = type(exc).__name__
                 time.sleep(2)
         if unreachable >= UNREACHABLE_TRIES:
+            from emd_cli.exposure import INTERNAL, outside_vpc_advice
+
+            why = "an internal load balancer is reachable from its VPC only"
+            if endpoint.gateway_exposure != INTERNAL:
+                why = "check the network, and `emd status`"
+            realtime = endpoint.sagemaker_endpoint_name is not None or endpoint.direct is not None
+            advice = outside_vpc_advice(endpoint.region or self.region, sagemaker_direct=realtime)
             return [
                 f"the deployment is in service; the gateway {endpoint.base_url} is not reachable from this "
-                f"machine ({last}: an internal load balancer is reachable from its VPC only)"
+                f"machine ({last}: {why}). From here: {advice}"
             ]
         return [f"the gateway did not list {endpoint.route} within {GATEWAY_WAIT_SECONDS} s ({last})"]
 
@@ -235,6 +255,7 @@ class AwsTarget:
 
     def statuses(self, route: str | None = None) -> list[DeploymentStatus]:
         from emd_cli.aws.shared_stacks import read_bootstrap
+        from emd_cli.exposure import deployed_exposure
 
         aws = self.session()
         boot = read_bootstrap(aws)
@@ -248,27 +269,23 @@ class AwsTarget:
             if s["StackName"].startswith(STACK_PREFIX) and wanted in (None, s["StackName"])
         }
         latest = _latest_executions(aws, boot.pipeline, wanted)
-        # an execution without a stack is a deployment only while it runs, or while its key exists (a failed
-        # first deployment; `emd destroy` deletes the key); a failed *public* first deployment is not listed
-        settled = [
-            n for n, e in latest.items() if n not in stacks and e.status not in ("InProgress", "Stopping")
-        ]
-        if settled:
-            keyed = _stacks_with_keys(aws)
-            latest = {n: e for n, e in latest.items() if n not in settled or n in keyed}
+        latest = _without_destroyed(aws, boot, latest, stacks)
         actions = _latest_actions(aws, boot.pipeline, latest)
-        endpoints = _sagemaker_endpoints(aws, stacks)
+        running = _capacity(aws, stacks)
         base_url = f"{boot.gateway_url}/v1" if boot.gateway_url else None
+        exposure = deployed_exposure(boot.gateway_exposure, boot.gateway_url)
         names = sorted(set(stacks) | set(latest))
-        return [
-            _status(name, stacks.get(name), latest.get(name), actions, endpoints, base_url, aws.region)
+        rows = [
+            _status(name, stacks.get(name), latest.get(name), actions, running, base_url, aws.region)
             for name in names
         ]
+        for row in rows:
+            row.details.update(gateway_exposure=exposure, region=aws.region)
+        return rows
 
     def endpoint(self, route: str) -> Endpoint | None:
         """None when nothing of the deployment exists; a deployment still building (or whose build failed)
-        has no stack yet but has its key or a running pipeline execution."""
-        from emd_cli.aws.pipeline import recent_executions
+        has no stack yet but has its key, a running pipeline execution, or (public) its bundle."""
         from emd_cli.aws.shared_stacks import read_bootstrap
         from emd_cli.aws.stacks import outputs_of, stack_status
 
@@ -280,14 +297,9 @@ class AwsTarget:
         outputs = outputs_of(stack) if stack else {}
         facts = json.loads(outputs.get("Deployment", "{}"))
         key = None if facts.get("public") else self._read_key(aws, route)
-        if stack is None and key is None:
-            stack_name = stack_name_of(route)
-            running = [
-                e
-                for e in recent_executions(aws, boot.pipeline)
-                if e.status in ("InProgress", "Stopping") and (e.deployment or {}).get("stack") == stack_name
-            ]
-            if not running:
+        if stack is None and key is None:  # building, or a failed first deployment of a public route
+            name = stack_name_of(route)
+            if not _without_destroyed(aws, boot, _latest_executions(aws, boot.pipeline, name), {}):
                 return None
         return self._endpoint_for(
             aws, boot, outputs.get("Route", route), key, facts, outputs.get("EndpointName")
@@ -301,23 +313,40 @@ class AwsTarget:
         key: str | None,
         facts: dict[str, Any],
         endpoint_name: str | None = None,
+        *,
+        deployed: bool = True,
     ) -> Endpoint:
+        """How to call `route`: the gateway, or SageMaker straight without one. Behind an internal gateway a
+        deployed real-time SageMaker deployment also gets its direct endpoint (for `emd invoke` from outside
+        the VPC); deployed=False (during `emd deploy`) reads nothing more."""
+        from emd_cli.exposure import INTERNAL, deployed_exposure
+
         model_type = facts.get("model_type") or _model_type(route)
-        if boot.gateway_url:
-            return Endpoint(route, "aws", f"{boot.gateway_url}/v1", route, model_type, key, region=aws.region)
-        if endpoint_name is None:
-            endpoint_name = _sagemaker_endpoint_name(route)
-        return Endpoint(
-            route,
-            "aws",
-            endpoint_name,
-            route,
-            model_type,
-            key,
-            via_gateway=False,
-            sagemaker_endpoint_name=endpoint_name,
-            region=aws.region,
+        if not boot.gateway_url:
+            return self._direct_endpoint(aws, route, model_type, key, endpoint_name, deployed=deployed)
+        exposure = deployed_exposure(boot.gateway_exposure, boot.gateway_url)
+        realtime = facts.get("service_type") == ServiceType.sagemaker_realtime.value
+        direct = (
+            self._direct_endpoint(aws, route, model_type, None, endpoint_name, deployed=deployed)
+            if exposure == INTERNAL and realtime
+            else None
         )
+        return Endpoint(
+            route, "aws", f"{boot.gateway_url}/v1", route, model_type, key, region=aws.region,
+            gateway_exposure=exposure, direct=direct,
+        )  # fmt: skip
+
+    def _direct_endpoint(
+        self, aws: Any, route: str, model_type: str, key: str | None, name: str | None, *, deployed: bool
+    ) -> Endpoint:
+        """SageMaker's runtime, signed with the caller's credentials; a scale-to-zero endpoint's inference
+        component from the deployment's registry entry (one read)."""
+        name = name or _sagemaker_endpoint_name(route)
+        component = _inference_component(aws, route) if deployed else None
+        return Endpoint(
+            route, "aws", name, route, model_type, key, via_gateway=False, sagemaker_endpoint_name=name,
+            region=aws.region, inference_component_name=component,
+        )  # fmt: skip
 
     def _read_key(self, aws: Any, route: str) -> str | None:
         sm = aws.client("secretsmanager")
@@ -355,9 +384,14 @@ class AwsTarget:
         removed: list[str] = []
         left: list[str] = []
         cfn = aws.client("cloudformation")
+        bundles: set[str] = set()
         if boot is not None:
             for execution in recent_executions(aws, boot.pipeline):
-                if execution.status == "InProgress" and (execution.deployment or {}).get("route") == route:
+                if (execution.deployment or {}).get("route") != route:
+                    continue
+                if execution.bundle_version:
+                    bundles.add(execution.bundle_version)
+                if execution.status == "InProgress":
                     stop_execution(aws, boot.pipeline, execution.id, reason=f"emd destroy {route}")
                     removed.append(f"pipeline execution {execution.id} (stopped)")
         existing = stack_status(cfn, stack)
@@ -371,6 +405,8 @@ class AwsTarget:
         if self._delete_secret(aws, route):
             removed.append(f"secret {api_key_secret_name(model_id, tag)}")
         removed += _orphan_registry_parameter(aws, route)
+        if bundles and boot is not None:
+            removed += _delete_bundles(aws, boot.bucket, bundles)
         if purge_weights and boot is not None:
             removed, left = _purge_weights(aws, boot.bucket, model_id, route, removed, left, self.statuses())
         if not removed and not left:
@@ -443,6 +479,21 @@ def _model_type(route: str) -> str:
     return catalogue().model(parse_route(route)[0]).type.value
 
 
+def _inference_component(aws: Any, route: str) -> str | None:
+    """The inference component a scale-to-zero real-time endpoint is invoked through (its registry entry)."""
+    from model_specs.registry import RegistryEntry
+
+    ssm = aws.client("ssm")
+    try:
+        value = ssm.get_parameter(Name=registry_parameter_name(*parse_route(route)))["Parameter"]["Value"]
+    except ssm.exceptions.ParameterNotFound:
+        return None
+    try:
+        return RegistryEntry.model_validate_json(value).inference_component_name
+    except ValueError:
+        return None
+
+
 def _sagemaker_endpoint_name(route: str) -> str:
     return f"emd-{deployment_slug(*parse_route(route))}"[:63].rstrip("-")
 
@@ -457,6 +508,22 @@ def _latest_executions(aws: Any, pipeline: str, wanted: str | None) -> dict[str,
         if stack and stack not in latest and wanted in (None, stack):
             latest[stack] = execution
     return latest
+
+
+def _without_destroyed(aws: Any, boot: Any, latest: dict[str, Any], stacks: dict[str, Any]) -> dict[str, Any]:
+    """An execution without a stack is a deployment while it runs, and after it ended (a failed first
+    deployment) until `emd destroy`: while its key secret exists, or, for a public deployment (no key), while
+    its bundle version does (destroy deletes both; the bucket expires old versions after 30 days)."""
+    from emd_cli.aws.s3 import versions_of
+
+    settled = [n for n, e in latest.items() if n not in stacks and e.status not in ("InProgress", "Stopping")]
+    if not settled:
+        return latest
+    keyed = _stacks_with_keys(aws)
+    public = [n for n in settled if n not in keyed and (latest[n].deployment or {}).get("public")]
+    bundles = versions_of(aws, boot.bucket, PIPELINE_SOURCE_KEY) if public else set()
+    kept = set(keyed) | {n for n in public if latest[n].bundle_version in bundles}
+    return {n: e for n, e in latest.items() if n not in settled or n in kept}
 
 
 def _stacks_with_keys(aws: Any) -> set[str]:
@@ -486,20 +553,24 @@ def _latest_actions(aws: Any, pipeline: str, latest: dict[str, Any]) -> dict[str
     return found
 
 
-def _sagemaker_endpoints(aws: Any, stacks: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """SageMaker endpoint summaries by name, when any deployment has one (paginated, not per deployment)."""
+@dataclass(frozen=True)
+class _Running:
+    """What runs behind the deployments (emd_cli.aws.capacity): endpoints and ECS clusters, by name."""
+
+    endpoints: dict[str, dict[str, Any]]
+    clusters: dict[str, dict[str, Any]]
+
+
+def _capacity(aws: Any, stacks: dict[str, Any]) -> _Running:
+    """One paginated Search for the SageMaker endpoints and one DescribeClusters per 100 ECS clusters, each
+    only when a deployment has one."""
+    from emd_cli.aws.capacity import ecs_clusters, sagemaker_endpoints
     from emd_cli.aws.stacks import outputs_of
 
-    names = {outputs_of(s).get("EndpointName") for s in stacks.values()} - {None}
-    if not names:
-        return {}
-    sm = aws.client("sagemaker")
-    return {
-        e["EndpointName"]: e
-        for page in sm.get_paginator("list_endpoints").paginate()
-        for e in page.get("Endpoints", [])
-        if e["EndpointName"] in names
-    }
+    outputs = [outputs_of(s) for s in stacks.values()]
+    endpoints = {o["EndpointName"] for o in outputs if o.get("EndpointName")}
+    clusters = {o["ClusterName"] for o in outputs if o.get("ClusterName")}
+    return _Running(sagemaker_endpoints(aws, endpoints), ecs_clusters(aws, clusters))
 
 
 def _status(
@@ -507,7 +578,7 @@ def _status(
     stack: dict[str, Any] | None,
     execution: Any,
     actions: dict[str, Any],
-    endpoints: dict[str, dict[str, Any]],
+    running: _Running,
     base_url: str | None,
     region: str,
 ) -> DeploymentStatus:
@@ -520,9 +591,12 @@ def _status(
     service = facts.get("service_type") or summary.get("service") or "?"
     instance = facts.get("instance_type") or summary.get("instance")
     stage, reason = _stage(stack, execution, actions.get(execution.id) if execution else None)
-    endpoint = endpoints.get(outputs.get("EndpointName", ""))
+    endpoint = running.endpoints.get(outputs.get("EndpointName", ""))
+    cluster = running.clusters.get(outputs.get("ClusterName", ""))
     if stage == Stage.IN_SERVICE and endpoint is not None:
         stage, reason = _endpoint_stage(endpoint, reason)
+    elif stage == Stage.IN_SERVICE and cluster is not None:
+        stage, reason = _cluster_stage(cluster, reason)
     created = (stack or {}).get("CreationTime") or (execution.started if execution else None)
     return DeploymentStatus(
         route=route,
@@ -533,7 +607,7 @@ def _status(
         stage=stage,
         base_url=base_url if stack else None,
         created_at=created if isinstance(created, datetime) else None,
-        hourly_cost=_hourly_cost(region, instance, service),
+        hourly_cost=_hourly_cost(region, instance, service) if stack else None,  # no stack: nothing runs
         reason=reason,
         details={
             "uptime_seconds": _age_seconds(created),
@@ -573,12 +647,29 @@ def _stage(stack: dict[str, Any] | None, execution: Any, action: Any) -> tuple[s
     return Stage.FAILED, stack.get("StackStatusReason") or failure or status
 
 
+SCALED_TO_ZERO_REASON = "nothing runs until a request comes; the first one starts {what} (minutes)"
+
+
 def _endpoint_stage(endpoint: dict[str, Any], reason: str | None) -> tuple[str, str | None]:
+    from emd_cli.aws.capacity import instances
+
     status = endpoint.get("EndpointStatus")
     if status in ("Creating", "Updating", "SystemUpdating"):
         return Stage.DEPLOYING, reason
     if status == "Failed":
         return Stage.FAILED, endpoint.get("FailureReason") or "SageMaker endpoint failed"
+    if status == "InService" and instances(endpoint) == 0:
+        # an inference component at 0 copies releases its instances; an async endpoint scales to 0 on its own
+        return Stage.SCALED_TO_ZERO, reason or SCALED_TO_ZERO_REASON.format(what="an instance")
+    return Stage.IN_SERVICE, reason
+
+
+def _cluster_stage(cluster: dict[str, Any], reason: str | None) -> tuple[str, str | None]:
+    """An ECS deployment's cluster with no task running or starting: its service's desired count is 0."""
+    from emd_cli.aws.capacity import tasks
+
+    if cluster.get("status") == "ACTIVE" and tasks(cluster) == 0:
+        return Stage.SCALED_TO_ZERO, reason or SCALED_TO_ZERO_REASON.format(what="a task on a GPU host")
     return Stage.IN_SERVICE, reason
 
 
@@ -606,6 +697,15 @@ def _wait_settled(cfn: Any, stack: str, console: Console) -> None:
             while described is not None and described["StackStatus"].endswith("_IN_PROGRESS"):
                 time.sleep(poll_seconds())
                 described = stack_status(cfn, stack)
+
+
+def _delete_bundles(aws: Any, bucket: str, versions: set[str]) -> list[str]:
+    """The deployment's bundles (what its pipeline executions ran on): a destroyed deployment leaves none."""
+    from emd_cli.aws.s3 import delete_versions, versions_of
+
+    present = versions & versions_of(aws, bucket, PIPELINE_SOURCE_KEY)
+    count = delete_versions(aws, bucket, PIPELINE_SOURCE_KEY, present)
+    return [f"bundle versions of s3://{bucket}/{PIPELINE_SOURCE_KEY} ({count})"] if count else []
 
 
 def _orphan_registry_parameter(aws: Any, route: str) -> list[str]:

@@ -60,6 +60,9 @@ class Endpoint:
     via_gateway: bool = True  # False: SageMaker runtime directly (AWS without the gateway stack)
     sagemaker_endpoint_name: str | None = None
     region: str | None = None
+    inference_component_name: str | None = None  # SageMaker scale to zero: the component to invoke
+    gateway_exposure: str | None = None  # AWS: internal | cloudfront | public-https | public-http
+    direct: Endpoint | None = None  # AWS: SageMaker straight, for when an internal gateway is out of reach
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ from typing import Any
 import boto3
 
 from model_specs.gitops import PlanTarget
-from model_specs.regions import region_info
 
 SESSION_NAME = "emd-gitops"
 
@@ -18,16 +17,12 @@ def current_account(base: boto3.Session) -> str:
     return str(base.client("sts").get_caller_identity()["Account"])
 
 
-def role_arn(target: PlanTarget, account: str) -> str:
-    return f"arn:{region_info(target.region).partition}:iam::{account}:role/{target.role_name}"
-
-
 def target_session(target: PlanTarget, base: boto3.Session | None = None) -> tuple[boto3.Session, str]:
     """(session acting through the target's role, the target's account)."""
     base = base or boto3.Session(region_name=target.region)
     account = target.account or current_account(base)
     creds: dict[str, Any] = base.client("sts", region_name=target.region).assume_role(
-        RoleArn=role_arn(target, account), RoleSessionName=SESSION_NAME
+        RoleArn=target.role_arn(account), RoleSessionName=SESSION_NAME
     )["Credentials"]
     session = boto3.Session(
         aws_access_key_id=creds["AccessKeyId"],

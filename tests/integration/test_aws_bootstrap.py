@@ -60,9 +60,18 @@ def test_bootstrap_then_rerun_then_uninstall(double: AwsDouble) -> None:
     assert "Creating EMD-Bootstrap" in first.stdout and "Creating EMD-Gateway" in first.stdout
     assert "Building the gateway image gateway-" in first.stdout
     assert "Traceback" not in first.stdout + first.stderr
+    # no exposure option: HTTPS through CloudFront, which this machine can reach, with what it costs
+    text = " ".join(first.stdout.split())
+    assert "gateway: HTTPS from the internet on a *.cloudfront.net address" in text
+    assert "(the default: reachable from this machine without a domain; --internal keeps it" in text
+    assert "extra monthly cost: CloudFront data transfer out and HTTPS requests, free up to 1 TB" in text
     params = emd_parameters(double)
     assert {"/emd/bootstrap/pipeline-name", "/emd/bootstrap/artifact-bucket-name", "/emd/gateway/url"} <= set(
         params
+    )
+    assert params["/emd/gateway/exposure"] == "cloudfront"
+    assert params["/emd/gateway/url"].startswith("https://") and params["/emd/gateway/url"].endswith(
+        ".cloudfront.net"
     )
     from emd_cli.version import emd_version
 
@@ -86,6 +95,7 @@ def test_bootstrap_then_rerun_then_uninstall(double: AwsDouble) -> None:
     again = emd(double, "bootstrap", "--region", "us-east-1", "--yes")
     assert again.returncode == 0, again.stdout + again.stderr
     assert "EMD-Bootstrap is up to date" in again.stdout and "EMD-Gateway is up to date" in again.stdout
+    assert "*.cloudfront.net address" in again.stdout and "(as deployed)" in again.stdout
     assert "is in ECR already" in again.stdout
     calls = double.calls()
     assert calls["codebuild.StartBuild"] == 0 and calls["cloudformation.ExecuteChangeSet"] == 0
@@ -117,6 +127,17 @@ def test_confirmation_is_needed_off_a_terminal(double: AwsDouble) -> None:
     assert double.client("cloudformation").describe_stacks()["Stacks"] == []
 
 
+def test_in_china_the_gateway_stays_internal_and_the_plan_says_what_to_do(double: AwsDouble) -> None:
+    result = emd(double, "bootstrap", "--region", "cn-north-1")  # no --yes: the plan, then a refusal
+    assert result.returncode == 2 and "--yes" in result.stderr
+    text = " ".join(result.stdout.split())
+    assert "gateway: an internal load balancer, reachable from its VPC only" in text
+    assert "CloudFront serves only an ICP-registered domain: pass --certificate-arn <ACM certificate>" in text
+    assert "`emd invoke` reaches SageMaker deployments directly" in text
+    assert "extra monthly cost: none" in text
+    assert double.client("cloudformation", "cn-north-1").describe_stacks()["Stacks"] == []
+
+
 def test_a_stack_left_in_rollback_complete_is_explained_then_replaced(double: AwsDouble, monkeypatch) -> None:
     from emd_cli.aws.errors import AwsFailure
     from emd_cli.aws.session import AwsSession
@@ -138,6 +159,32 @@ def test_a_stack_left_in_rollback_complete_is_explained_then_replaced(double: Aw
     )
     assert result.status == "CREATE_COMPLETE" and "Delete it now?" in asked[0]
     double.client("cloudformation").delete_stack(StackName="EMD-Test")
+
+
+@pytest.mark.timeout(60)
+def test_a_change_set_that_was_never_executed_does_not_block_the_creation(
+    double: AwsDouble, monkeypatch
+) -> None:
+    """An interrupted run can leave a stack in REVIEW_IN_PROGRESS (its CREATE change set not executed): the
+    next run creates the stack instead of waiting for that status to end (it never does)."""
+    from emd_cli.aws.session import AwsSession
+    from emd_cli.aws.stacks import deploy_stack
+
+    for key, value in double.env().items():
+        monkeypatch.setenv(key, value)
+    template = {"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}}
+    cfn = double.client("cloudformation")
+    cfn.create_change_set(
+        StackName="EMD-Review",
+        ChangeSetName="left",
+        ChangeSetType="CREATE",
+        TemplateBody=json.dumps(template),
+    )
+    assert cfn.describe_stacks(StackName="EMD-Review")["Stacks"][0]["StackStatus"] == "REVIEW_IN_PROGRESS"
+    out = Console(file=open(os.devnull, "w"))  # noqa: SIM115
+    result = deploy_stack(AwsSession("us-east-1"), name="EMD-Review", template=template, console=out)
+    assert result.status == "CREATE_COMPLETE" and result.changed
+    cfn.delete_stack(StackName="EMD-Review")
 
 
 def _endpoint_config_template(instance: str) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from serving.gitops.prune import prune
 from serving.gitops.smoke import Route, SmokeFailure, check_routes
 from serving.gitops.targets import target_session
 from tests.integration.conftest import REGION, Gateway
+from tests.support.aws_double import AwsDouble
 
 pytestmark = pytest.mark.integration
 
@@ -404,43 +405,62 @@ def test_smoke_check_through_the_gateway(aws: dict[str, Any], smoke_gateway: tup
 # ---------------------------------------------------------------- emd gitops init
 
 
-@pytest.mark.slow
-def test_init_writes_the_starter_uploads_emd_and_creates_the_pipeline_change_set(
-    moto_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
-    """Up to ExecuteChangeSet: moto's CloudFormation cannot create CodeBuild projects (a GetAtt on one fails),
-    so execution is recorded instead; everything before it runs against moto."""
-    import emd_cli.gitops_aws as gitops_aws
+@pytest.fixture(scope="module")
+def double(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AwsDouble]:
+    """moto server with CloudFormation models of CodeBuild projects and CodePipeline pipelines, which plain
+    moto skips (a GetAtt on one fails): EMD-GitOps can be created to the end."""
+    server = AwsDouble(tmp_path_factory.mktemp("gitops-double")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
-    region = "us-west-2"  # a region of its own: the CDK bootstrap and the stack are this test's
-    session = boto3.Session(region_name=region)
-    session.client("ssm").put_parameter(Name="/cdk-bootstrap/hnb659fds/version", Value="30", Type="String")
+
+@pytest.mark.slow
+def test_init_deploys_the_pipeline_then_plan_compares_with_it(
+    double: AwsDouble, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    for key, value in double.env().items():
+        monkeypatch.setenv(key, value)
+    region = "us-west-2"  # the region's CDK bootstrap and stacks are this test's
+    models = tmp_path / "models.yaml"
+    not_bootstrapped = CliRunner().invoke(
+        cli, ["gitops", "init", "--region", region, "--models", str(models)]
+    )
+    assert not_bootstrapped.exit_code == 2, not_bootstrapped.output
+    assert f"not CDK-bootstrapped in {region}" in not_bootstrapped.output
+    assert f"npx cdk bootstrap aws://{ACCOUNT}/{region}" in not_bootstrapped.output
+    double.client("ssm", region).put_parameter(
+        Name="/cdk-bootstrap/hnb659fds/version", Value="30", Type="String"
+    )
     staging = f"cdk-hnb659fds-assets-{ACCOUNT}-{region}"
-    session.client("s3").create_bucket(
+    double.client("s3", region).create_bucket(
         Bucket=staging, CreateBucketConfiguration={"LocationConstraint": region}
     )
-    executed: list[str] = []
 
-    def execute(cfn: Any, stack_name: str, change_set: str, poll: float) -> str:
-        executed.append(stack_name)
-        return "CREATE_COMPLETE"
-
-    monkeypatch.setattr(gitops_aws, "execute_change_set", execute)
-    models = tmp_path / "models.yaml"
     result = CliRunner().invoke(cli, ["gitops", "init", "--region", region, "--models", str(models)])
+
     assert result.exit_code == 0, result.output
-    assert f"wrote {models}" in result.output and models.is_file()
-    assert executed == ["EMD-GitOps"]
-    keys = [o["Key"] for o in session.client("s3").list_objects_v2(Bucket=staging)["Contents"]]
-    assert any(k.startswith("emd-gitops/") and k.endswith("/emd-0.1.0-py3-none-any.whl") for k in keys)
-    assert any(
-        k.endswith(".json") and "/" not in k for k in keys
-    )  # the pipeline template, as cdk-assets puts it
-    cfn = session.client("cloudformation")
-    assert len(cfn.list_change_sets(StackName="EMD-GitOps")["Summaries"]) == 1
-    tags = {t["Key"]: t["Value"] for t in cfn.describe_stacks(StackName="EMD-GitOps")["Stacks"][0]["Tags"]}
-    assert tags["emd:component"] == "gitops"  # the stack tags of the assembly
-    assert "Next: zip -r source.zip models.yaml && aws s3 cp source.zip s3://" in result.output
+    assert f"kept {models}" in result.output  # the first, refused run wrote the starter
+    cfn = double.client("cloudformation", region)
+    stack = cfn.describe_stacks(StackName="EMD-GitOps")["Stacks"][0]
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    assert {t["Key"]: t["Value"] for t in stack["Tags"]}["emd:component"] == "gitops"
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    pipeline = double.client("codepipeline", region).get_pipeline(name=outputs["PipelineName"])["pipeline"]
+    stages = [s["name"] for s in pipeline["stages"]]
+    assert stages[:3] == ["Source", "Build", "UpdatePipeline"] and stages[-1] == "Prune"
+    projects = double.client("codebuild", region).list_projects()["projects"]
+    assert len(projects) >= 4  # synth, self-mutation, the wave's build and smoke steps, prune
+    assert f"aws s3 cp source.zip s3://{outputs['SourceBucketName']}/source.zip" in result.output
+    keys = [o["Key"] for o in double.client("s3", region).list_objects_v2(Bucket=staging)["Contents"]]
+    assert any(k.startswith("emd-gitops/") and k.endswith(".whl") for k in keys)
+
+    plan = CliRunner().invoke(cli, ["gitops", "plan", str(models), "--region", region, "--json"])
+    assert plan.exit_code == 0, plan.output
+    items = json.loads(plan.output)["items"]
+    assert [(i["kind"], i["route"]) for i in items] == [("add", "Qwen2.5-0.5B-Instruct/dev")]
 
     again = CliRunner().invoke(cli, ["gitops", "init", "--region", region, "--models", str(models)])
-    assert again.exit_code == 0 and f"kept {models}" in again.output
+    assert again.exit_code == 0, again.output
+    assert "EMD-GitOps is up to date" in again.output

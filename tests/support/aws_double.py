@@ -5,10 +5,16 @@
 What it adds to moto 5.x, all in this process (the CLI under test only ever sees AWS's own APIs):
 - CloudFormation models for AWS::CodeBuild::Project, AWS::CodePipeline::Pipeline and
   AWS::ServiceDiscovery::PrivateDnsNamespace (moto's CloudFormation skips them, and a GetAtt on one is an
-  error), created in moto's own backends;
-- four moto bugs fixed: generated ECR repository names keep upper-case letters (ECR refuses them), KMS keys
-  and SSM parameters from CloudFormation take their tags in the wrong shape, and an S3 bucket's
-  VersioningConfiguration from CloudFormation is ignored;
+  error), created in moto's own backends; and for AWS::CloudFront::Distribution and
+  AWS::CloudFront::VpcOrigin, which moto's CloudFront cannot hold (a VPC origin), as ids and a
+  *.cloudfront.net domain name only, so a gateway behind CloudFront (`emd bootstrap`'s default) deploys and
+  publishes its https URL;
+- seven moto bugs fixed: generated ECR repository names keep upper-case letters (ECR refuses them), KMS keys
+  and SSM parameters from CloudFormation take their tags in the wrong shape, an S3 bucket's
+  VersioningConfiguration from CloudFormation is ignored, a stack created or updated through a change set
+  has no (or stale) outputs, a CREATE change set for a stack left in REVIEW_IN_PROGRESS (a change set
+  never executed) makes a second stack of that name instead of using that one, and DescribeInstances filter
+  values take no wildcards (EC2's take * and ?);
 - deleting a stack's VPC removes its route tables first, and deleting a role detaches its managed policies
   first, as CloudFormation does (moto refuses both deletions);
 - a stack whose resource fails to create ends in ROLLBACK_COMPLETE with the resource's CREATE_FAILED event and
@@ -18,6 +24,8 @@ What it adds to moto 5.x, all in this process (the CLI under test only ever sees
   real states; StopPipelineExecution and ListActionExecutions, which moto lacks, answer from it;
 - Service Quotas for sagemaker and ec2 (moto knows only vpc), read from the JSON file named by
   EMD_DOUBLE_QUOTAS on every call, so a test can shrink a quota while the server runs;
+- ECS runs no task in moto: DescribeClusters counts each active service's desired tasks as running, so
+  UpdateService(desiredCount=0) scales a deployment to zero as ECS would;
 - request counts per operation (the executor's own calls excluded): GET /_emd/calls (DELETE resets).
 """
 
@@ -68,12 +76,25 @@ def _camel(value: Any, keep: tuple[str, ...] = ("Configuration",)) -> Any:
     return value
 
 
-class _Named:
-    """What the three models below share: addressed by their Name, one CloudFormation type, a few attributes.
-    (Each model subclasses CloudFormationModel directly: moto finds them as its direct subclasses.)"""
+class _Typed:
+    """What the models below share: one CloudFormation type and a few attributes. (Each model subclasses
+    CloudFormationModel directly: moto finds them as its direct subclasses.)"""
 
     cfn_type = ""
     cfn_attributes: tuple[str, ...] = ()
+
+    @classmethod
+    def cloudformation_type(cls) -> str:  # type: ignore[override]
+        return cls.cfn_type
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr in cls.cfn_attributes
+
+
+class _Named(_Typed):
+    """The three models of moto backends below: addressed by their Name."""
+
     name = ""
 
     @property
@@ -83,14 +104,6 @@ class _Named:
     @staticmethod
     def cloudformation_name_type() -> str:
         return "Name"
-
-    @classmethod
-    def cloudformation_type(cls) -> str:  # type: ignore[override]
-        return cls.cfn_type
-
-    @classmethod
-    def has_cfn_attr(cls, attr: str) -> bool:
-        return attr in cls.cfn_attributes
 
 
 class CodeBuildProjectModel(_Named, CloudFormationModel):
@@ -214,11 +227,72 @@ class PrivateDnsNamespaceModel(_Named, CloudFormationModel):
         backend.namespaces.pop(resource_name, None)
 
 
+class _CloudFrontResource(_Typed):
+    """A CloudFront resource as CloudFormation reports it: an id and attributes, no backend behind it."""
+
+    def __init__(self, resource_id: str, account_id: str) -> None:
+        self.id, self.account_id = resource_id, account_id
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.id
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[misc, override]
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str,
+        **kwargs: Any,
+    ) -> _CloudFrontResource:  # fmt: skip
+        import uuid
+
+        return cls(uuid.uuid4().hex[:14].upper(), account_id)
+
+    @classmethod
+    def delete_from_cloudformation_json(  # type: ignore[misc, override]
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str
+    ) -> None:
+        return None
+
+
+class CloudFrontDistributionModel(_CloudFrontResource, CloudFormationModel):
+    __module__ = "moto.cloudfront.models"
+    cfn_type, cfn_attributes = "AWS::CloudFront::Distribution", ("DomainName", "Id")
+
+    def get_cfn_attribute(self, attribute_name: str) -> str:
+        return f"d{self.id.lower()}.cloudfront.net" if attribute_name == "DomainName" else self.id
+
+
+class CloudFrontVpcOriginModel(_CloudFrontResource, CloudFormationModel):
+    __module__ = "moto.cloudfront.models"
+    cfn_type, cfn_attributes = "AWS::CloudFront::VpcOrigin", ("Id", "Arn")
+
+    def get_cfn_attribute(self, attribute_name: str) -> str:
+        if attribute_name == "Arn":
+            return f"arn:aws:cloudfront::{self.account_id}:vpcorigin/{self.id}"
+        return self.id
+
+
 # ---------------------------------------------------------------- moto bugs
 
 
+def _change_set(backend: Any, name: str, stack_name: str | None) -> Any:
+    """A change set by ARN, or by name on a stack that still exists (the latest: a deleted stack's change set
+    of the same name may remain)."""
+    if name in backend.change_sets:
+        return backend.change_sets[name]
+    found = [
+        c
+        for c in backend.change_sets.values()
+        if c.change_set_name == name and c.stack_id in backend.stacks and stack_name in (None, c.stack_name)
+    ]
+    return found[-1] if found else None
+
+
 def fix_moto() -> None:
+    import fnmatch
+
     from moto.cloudformation import parsing
+    from moto.cloudformation.models import CloudFormationBackend
+    from moto.ec2 import utils as ec2_utils
     from moto.ec2.models.vpcs import VPC
     from moto.iam.models import Role
     from moto.kms.models import Key
@@ -286,6 +360,51 @@ def fix_moto() -> None:
         return delete_role(cls, resource_name, cloudformation_json, account_id, region_name)
 
     Role.delete_from_cloudformation_json = classmethod(role_with_its_attachments)  # type: ignore[method-assign]
+    execute = CloudFormationBackend.execute_change_set
+
+    def execute_with_outputs(self, change_set_name, stack_name=None):  # type: ignore[no-untyped-def]
+        execute(self, change_set_name, stack_name)
+        change_set = _change_set(self, change_set_name, stack_name)
+        stack = self.stacks[change_set.stack_id]
+        stack._parse_template()  # moto keeps the template (and outputs) the stack was created with: {}
+        stack.output_map = stack._create_output_map()
+
+    CloudFormationBackend.execute_change_set = execute_with_outputs  # type: ignore[method-assign]
+    create_change_set = CloudFormationBackend.create_change_set
+
+    def change_set_on_the_waiting_stack(self, stack_name, change_set_name, template, parameters, description,  # type: ignore[no-untyped-def]
+                                        change_set_type, *args, **kwargs):  # fmt: skip
+        waiting = next(
+            (s for s in self.stacks.values() if s.name == stack_name and s.status == "REVIEW_IN_PROGRESS"),
+            None,
+        )
+        change_set_id, stack_id = create_change_set(
+            self,
+            stack_name,
+            change_set_name,
+            template,
+            parameters,
+            description,
+            change_set_type,
+            *args,
+            **kwargs,
+        )
+        if waiting is None or change_set_type != "CREATE":
+            return change_set_id, stack_id
+        self.stacks.pop(stack_id)
+        change_set = self.change_sets[change_set_id]
+        change_set.stack, change_set.stack_id = waiting, waiting.stack_id
+        return change_set_id, waiting.stack_id
+
+    CloudFormationBackend.create_change_set = change_set_on_the_waiting_stack  # type: ignore[method-assign]
+    exact = ec2_utils.instance_value_in_filter_values
+
+    def with_wildcards(instance_value: Any, filter_values: Any) -> bool:
+        if isinstance(instance_value, str) and any("*" in v or "?" in v for v in filter_values):
+            return any(fnmatch.fnmatchcase(instance_value, v) for v in filter_values)
+        return bool(exact(instance_value, filter_values))
+
+    ec2_utils.instance_value_in_filter_values = with_wildcards
 
 
 def roll_back_failed_creations() -> None:
@@ -330,9 +449,7 @@ def roll_back_failed_creations() -> None:
     def execute_or_roll_back(
         self: CloudFormationBackend, change_set_name: str, stack_name: str | None = None
     ) -> None:
-        change_set = self.change_sets.get(change_set_name) or next(
-            (c for c in self.change_sets.values() if c.change_set_name == change_set_name), None
-        )
+        change_set = _change_set(self, change_set_name, stack_name)
         try:
             execute(self, change_set_name, stack_name)
         except Exception as exc:
@@ -376,6 +493,28 @@ def add_quotas() -> None:
 
     ServiceQuotasResponse.get_service_quota = get_service_quota  # type: ignore[method-assign]
     ServiceQuotasResponse.list_service_quotas = list_service_quotas  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------- ECS tasks
+
+
+def count_service_tasks() -> None:
+    from moto.ecs.models import EC2ContainerServiceBackend
+
+    describe = EC2ContainerServiceBackend.describe_clusters
+
+    def with_tasks(self, cluster_names):  # type: ignore[no-untyped-def]
+        clusters, failures = describe(self, cluster_names)
+        for cluster in clusters:
+            services = [
+                s for s in self.services.values() if s.cluster_arn == cluster.arn and s.status == "ACTIVE"
+            ]
+            cluster.running_tasks_count = sum(int(s.desired_count or 0) for s in services)
+            cluster.pending_tasks_count = 0
+            cluster.active_services_count = len(services)
+        return clusters, failures
+
+    EC2ContainerServiceBackend.describe_clusters = with_tasks  # type: ignore[method-assign]
 
 
 # ---------------------------------------------------------------- request counts
@@ -433,6 +572,7 @@ def main(argv: list[str]) -> None:
     fix_moto()
     roll_back_failed_creations()
     add_quotas()
+    count_service_tasks()
     count_calls()
     install_executor()
     moto_main(argv)

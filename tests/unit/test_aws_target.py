@@ -84,3 +84,26 @@ def test_an_unreachable_gateway_ends_the_wait_soon(monkeypatch: pytest.MonkeyPat
     notes = AwsTarget("us-east-1")._wait_until_served(endpoint, Console(quiet=True))
     assert sum(pauses) < 30  # a few refused connections, not the 300 s wait for the route
     assert len(notes) == 1 and "not reachable from this machine" in notes[0]
+
+
+def test_an_internal_gateway_out_of_reach_names_the_ways_around_it():
+    from emd_cli.invoke import around_an_internal_gateway
+    from emd_cli.targets.base import TargetError
+
+    closed = f"http://127.0.0.1:{free_port()}/v1"
+    ecs = Endpoint(
+        "m/dev", "aws", closed, "m/dev", "llm", "k", region="us-east-1", gateway_exposure="internal"
+    )
+    with pytest.raises(TargetError) as info:
+        around_an_internal_gateway(ecs)
+    message = str(info.value)
+    assert f"the gateway {closed} is internal (reachable from its VPC only)" in message
+    assert "emd bootstrap --region us-east-1 --cloudfront" in message and "inside its VPC" in message
+    china = Endpoint(
+        "m/dev", "aws", closed, "m/dev", "llm", "k", region="cn-north-1", gateway_exposure="internal"
+    )
+    with pytest.raises(TargetError, match="--certificate-arn") as info:
+        around_an_internal_gateway(china)
+    assert "--cloudfront" not in str(info.value)
+    public = Endpoint("m/dev", "aws", closed, "m/dev", "llm", "k", gateway_exposure="cloudfront")
+    assert around_an_internal_gateway(public) is public  # not internal: the usual connection error applies

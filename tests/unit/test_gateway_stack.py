@@ -17,6 +17,7 @@ from emd_constructs.gateway_service import ASSET_EXCLUDES, gateway_image
 from emd_constructs.regional import regional_facts
 from emd_stacks.context import AppConfig
 from emd_stacks.gateway import (
+    PARAM_EXPOSURE,
     PARAM_NAMESPACE_ARN,
     PARAM_NAMESPACE_ID,
     PARAM_NAMESPACE_NAME,
@@ -256,11 +257,10 @@ def test_cloudfront_serves_https_in_front_of_an_internal_alb(edge):
     assert behavior["Compress"] is False
     (o,) = config["Origins"]
     assert o["VpcOriginConfig"]["OriginReadTimeout"] == 120
-    url = next(
-        p["Properties"]["Value"] for p in resources_of(t, "AWS::SSM::Parameter").values()
-        if p["Properties"]["Name"] == PARAM_URL
-    )  # fmt: skip
+    url = parameter_value(t, PARAM_URL)
     assert url == {"Fn::Join": ["", ["https://", {"Fn::GetAtt": [dist_id, "DomainName"]}]]}
+    exposure = parameter_value(t, PARAM_EXPOSURE)
+    assert exposure == "cloudfront"
     (port,) = {p for _, p in _alb_ingress(t)}
     assert port == 80 and not _open_ingress(t)
 
@@ -448,6 +448,13 @@ def test_new_vpc_two_azs_one_nat_s3_endpoint_flow_logs(default):
     assert flow["Properties"]["TrafficType"] == "ALL"
 
 
+def parameter_value(template: dict, name: str) -> object:
+    return next(
+        p["Properties"]["Value"] for p in resources_of(template, "AWS::SSM::Parameter").values()
+        if p["Properties"]["Name"] == name
+    )  # fmt: skip
+
+
 def test_ssm_contract_parameters(default):
     params = {
         p["Properties"]["Name"]: p["Properties"]
@@ -455,8 +462,9 @@ def test_ssm_contract_parameters(default):
     }
     assert set(params) == {
         PARAM_VPC_ID, PARAM_SUBNETS, PARAM_SECURITY_GROUP, PARAM_NAMESPACE_ID, PARAM_NAMESPACE_NAME,
-        PARAM_NAMESPACE_ARN, PARAM_URL,
+        PARAM_NAMESPACE_ARN, PARAM_URL, PARAM_EXPOSURE,
     }  # fmt: skip
+    assert params[PARAM_EXPOSURE]["Value"] == "internal"  # what `emd bootstrap` keeps on a rerun
     assert params[PARAM_SUBNETS]["Type"] == "StringList"
     subnets = params[PARAM_SUBNETS]["Value"]["Fn::Join"][1]
     assert len(subnets) == 2 and all("private" in s["Ref"] for s in subnets)
@@ -472,10 +480,7 @@ def test_ssm_contract_parameters(default):
 
 
 def test_https_url_parameter(secure):
-    url = next(
-        p["Properties"]["Value"] for p in resources_of(secure.template, "AWS::SSM::Parameter").values()
-        if p["Properties"]["Name"] == PARAM_URL
-    )  # fmt: skip
+    url = parameter_value(secure.template, PARAM_URL)
     assert '"https://"' in json.dumps(url)
 
 

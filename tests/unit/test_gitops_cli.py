@@ -91,6 +91,16 @@ def test_the_starter_is_valid_and_priced_in_every_region(region: str):
     assert "prune: true" in text and "# environments:" in text
 
 
+def test_the_starters_key_command_can_be_copied_whole():
+    text = starter_models_yaml(region="us-east-1", pipeline="EMD-GitOps", source="s3", branch="main")
+    lines = text.splitlines()
+    command = [line.lstrip("# ") for line in lines if "get-secret-value" in line or "--query" in line]
+    assert command == [
+        "aws secretsmanager get-secret-value --secret-id emd/Qwen2.5-0.5B-Instruct/dev/api-key \\",
+        "--query SecretString --output text",
+    ]
+
+
 def test_settings_travel_as_json_and_bad_json_is_one_line():
     settings = pipeline_settings(region="cn-north-1", account="111111111111", source="s3", emd_install="emd")
     assert settings_from_json(settings.to_json()) == settings

@@ -19,14 +19,18 @@ ALLOWED = {
 }
 
 
-def imported_packages(path: Path) -> set[str]:
+def top_level_imports(path: Path) -> set[str]:
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Import):
             found |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module.split(".")[0])
-    return found & set(PROJECT)
+    return found
+
+
+def imported_packages(path: Path) -> set[str]:
+    return top_level_imports(path) & set(PROJECT)
 
 
 @pytest.mark.parametrize("package", PROJECT)
@@ -43,3 +47,15 @@ def test_the_check_sees_a_forbidden_import(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text("def f():\n    from serving.build.prepare import image_tag\n")
     assert imported_packages(module) - ALLOWED["emd_stacks"] == {"serving"}
+
+
+def test_the_cli_calls_aws_through_one_layer() -> None:
+    """boto3 and botocore are imported only in emd_cli/aws (sessions, errors, stacks …): every command gets
+    the same timeouts, retries and one-line errors."""
+    cli = ROOT / "emd_cli"
+    offenders = sorted(
+        str(path.relative_to(ROOT))
+        for path in cli.rglob("*.py")
+        if path.relative_to(cli).parts[0] != "aws" and top_level_imports(path) & {"boto3", "botocore"}
+    )
+    assert offenders == []

@@ -501,6 +501,12 @@ def test_ecs_min_zero_scales_to_and_from_zero_on_the_gateways_metrics(templates)
     assert "EMD/Gateway" not in json.dumps(plain)
 
 
+def test_ecs_stacks_name_their_cluster_for_emd_status(templates):
+    (cluster_id,) = resources_of(templates["ecs_zero"], "AWS::ECS::Cluster")
+    assert templates["ecs_zero"]["Outputs"]["ClusterName"]["Value"] == {"Ref": cluster_id}
+    assert "ClusterName" not in templates["rt"]["Outputs"]
+
+
 def test_ecs_task_gpu_health_check_weights_and_cloud_map(templates):
     t = templates["ecs"]
     containers = {c["Name"]: c for c in one(t, "AWS::ECS::TaskDefinition")["ContainerDefinitions"]}
