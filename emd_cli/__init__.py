@@ -2,6 +2,6 @@
 two targets (targets/), bootstrap and uninstall, gitops. Commands that don't synthesize never import
 aws_cdk.
 
-May import: model_specs; emd_stacks lazily, inside commands that synthesize. AWS calls go through emd_cli.aws
-(emd_cli.gitops_aws for `emd gitops`, until it moves onto that layer).
+May import: model_specs; emd_stacks lazily, inside commands that synthesize. boto3 and botocore only inside
+emd_cli.aws, the one layer every AWS call goes through (tests/unit/test_layering.py).
 """
