@@ -1,5 +1,7 @@
-"""The `emd` command (click). Commands that don't synthesize must not import aws_cdk
-(see bench/cli_startup.py).
+"""The `emd` command (click): list, cost, plan, the lifecycle (deploy, status, invoke, destroy, keys) on its
+two targets (targets/), bootstrap and uninstall, gitops. Commands that don't synthesize never import
+aws_cdk.
 
-May import: model_specs, emd_stacks (lazily, inside commands that synthesize), boto3 through emd_cli.aws.
+May import: model_specs; emd_stacks lazily, inside commands that synthesize. boto3 and botocore only inside
+emd_cli.aws, the one layer every AWS call goes through (tests/unit/test_layering.py).
 """

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from emd_cli.options import default_region, json_option, region_option, require
+from emd_cli.options import default_region, hours_per_day_option, json_option, region_option, require
 
 
 def _catalogue_names(kind: str):  # type: ignore[no-untyped-def]
@@ -50,13 +50,7 @@ def model_options(fn):  # type: ignore[no-untyped-def]
 @click.command("cost", short_help="Estimate build, storage and hosting cost.")
 @model_options
 @region_option
-@click.option(
-    "--hours-per-day",
-    type=click.FloatRange(0, 24),
-    default=24,
-    show_default=True,
-    help="Hours per day the target runs (monthly = hourly x hours x 30).",
-)
+@hours_per_day_option
 @click.option(
     "--build-minutes",
     type=click.FloatRange(0),
@@ -98,7 +92,7 @@ def cost(
     \b
     Examples:
       emd cost --model-id Qwen2.5-7B-Instruct -i g5.2xlarge -s sagemaker_realtime
-      emd cost --model-id Qwen2.5-7B-Instruct -i g4dn.xlarge -s ec2 --region cn-north-1 \\
+      emd cost --model-id Qwen2.5-3B-Instruct -i g4dn.xlarge -s ec2 --region cn-north-1 \\
                --model-size-gb 5 --image-size-gb 2 --build-minutes 10 --hours-per-day 8 --json
     """
     from model_specs import compat

@@ -3,12 +3,11 @@ deploy, and show how to call it: base URL, model name, the API key (once), curl 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
 
-from emd_cli.options import dockerfile_option, interactive, region_option
+from emd_cli.options import dockerfile_option, interactive, model_tag_option, profile_option, region_option
 from emd_cli.resolve import LOCAL, local_plan, resolve
 
 
@@ -29,19 +28,13 @@ def _confirm(rows: list[tuple[str, str]], skip: bool, out: Any) -> None:
 
 def _aws_cost(dep: Any) -> str:
     """The instance's hourly price and the month at 24 h/day (storage and the key's secret included)."""
-    from model_specs.cost import estimate_cost
+    from model_specs.cost import deployment_cost
 
-    est = estimate_cost(
-        region=dep.region,
-        instance_type=dep.instance_type,
-        service_type=dep.service_type,
-        model_size_gb=round(dep.model.weights_gib, 2),
-        api_key_secret=dep.api_key_secret_name is not None,
-    )
-    hourly = est.target.hourly if est.target else None
-    if hourly is None:
+    est = deployment_cost(dep)
+    if est.hourly is None:
         return "no price for this instance in the price book (see emd cost)"
-    return f"{est.symbol}{hourly}/h; {est.fmt(est.monthly_total)}/month at 24 h/day (emd cost for details)"
+    month = est.fmt(est.monthly_total)
+    return f"{est.symbol}{est.hourly}/h; {month}/month at 24 h/day (emd cost for details)"
 
 
 def print_outcome(outcome: Any, out: Any) -> None:
@@ -87,9 +80,7 @@ def print_outcome(outcome: Any, out: Any) -> None:
     help="Inference engine; default: the model's (local: one installed here).",
 )
 @click.option("-i", "--instance-type", metavar="TYPE", help="AWS instance type (not with -s local).")
-@click.option(
-    "--model-tag", default="dev", show_default=True, help="Deployment tag: clients call <model-id>/<tag>."
-)
+@model_tag_option
 @click.option(
     "--port",
     type=click.IntRange(1, 65535),
@@ -115,21 +106,14 @@ def print_outcome(outcome: Any, out: Any) -> None:
 )
 @click.option("--skip-confirm", is_flag=True, help="Do not ask for confirmation on a terminal.")
 @region_option
-@click.option("--profile", metavar="PROFILE", help="AWS profile (not with -s local).")
+@profile_option
 def deploy(
-    model_id: str | None,
-    service_type: str | None,
-    engine_type: str | None,
-    instance_type: str | None,
-    model_tag: str,
     port: int | None,
-    extra_params: str | None,
-    dockerfile_path: Path | None,
     update: bool,
     timeout: float,
     skip_confirm: bool,
-    region: str | None,
     profile: str | None,
+    **spec: Any,  # the flags resolve() takes: model, service, engine, instance, tag, region, …
 ) -> None:
     """Deploy a model and print how to call it (base URL, model name, API key shown once, snippets).
 
@@ -152,29 +136,16 @@ def deploy(
     from emd_cli.render import console
     from emd_cli.targets import target_for
 
-    if interactive() and (not model_id or not service_type or (service_type != LOCAL and not instance_type)):
-        from emd_cli.options import default_region
-        from emd_cli.wizard import deploy_wizard
+    missing = not spec["model_id"] or not spec["service_type"]
+    if interactive() and (missing or (spec["service_type"] != LOCAL and not spec["instance_type"])):
+        from dataclasses import asdict
 
-        answers = deploy_wizard(
-            model_id=model_id,
-            service_type=service_type,
-            engine_type=engine_type,
-            instance_type=instance_type,
-            region=default_region(region),
-        )
-        model_id, service_type = answers.model_id, answers.service_type
-        engine_type, instance_type = answers.engine_type, answers.instance_type
-    dep = resolve(
-        model_id=model_id,
-        service_type=service_type,
-        instance_type=instance_type,
-        engine_type=engine_type,
-        model_tag=model_tag,
-        region=region,
-        extra_params=extra_params,
-        dockerfile_path=dockerfile_path,
-    )
+        from emd_cli.options import default_region
+        from emd_cli.wizard import WIZARD_FLAGS, deploy_wizard
+
+        asked = {flag: spec[flag] for flag in WIZARD_FLAGS}
+        spec.update(asdict(deploy_wizard(**asked, region=default_region(spec["region"]))))
+    dep = resolve(**spec)
     service = dep.service_type.value
     if service != LOCAL and port is not None:
         raise click.UsageError("--port is for -s local (the local gateway's port)")

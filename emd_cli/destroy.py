@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import click
 
-from emd_cli.options import interactive, region_option
+from emd_cli.options import interactive, profile_option, region_option, target_option
 
 
 @click.command("destroy", short_help="Remove a deployment and everything created for it.")
 @click.argument("route", metavar="MODEL_ID/TAG")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@click.option(
-    "--target", type=click.Choice(["local", "aws"]), help="Where the deployment runs, when both have it."
-)
+@target_option
 @click.option(
     "--purge-weights",
     is_flag=True,
@@ -21,7 +19,7 @@ from emd_cli.options import interactive, region_option
     "next deployment; never while another tag of the same model uses them).",
 )
 @region_option
-@click.option("--profile", metavar="PROFILE", help="AWS profile for AWS deployments.")
+@profile_option
 def destroy(
     route: str, yes: bool, target: str | None, purge_weights: bool, region: str | None, profile: str | None
 ) -> None:

@@ -59,8 +59,7 @@ def starter_models_yaml(*, region: str, pipeline: str, source: str, branch: str)
         est = estimate_cost(
             region=region, instance_type=STARTER_INSTANCE, service_type=service, model_size_gb=1
         )
-        hourly = est.target.hourly if est.target else None
-        price = f"{est.symbol}{hourly}/hour" if hourly is not None else "price not in the price book"
+        price = f"{est.symbol}{est.hourly}/hour" if est.hourly is not None else "price not in the price book"
         text = TEMPLATE.format(
             pipeline=pipeline,
             source=source,

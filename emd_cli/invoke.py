@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from emd_cli.options import region_option
+from emd_cli.options import profile_option, region_option, target_option
 from emd_cli.targets.base import Endpoint, TargetError
 from model_specs.errors import EmdUserError
 
@@ -153,11 +153,9 @@ def transcribe(client: Any, endpoint: Endpoint, audio: Path) -> None:
     "--file", "audio", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="ASR: audio file."
 )
 @click.option("--json", "as_json", is_flag=True, help="Embeddings / rerank: print the whole JSON response.")
-@click.option(
-    "--target", type=click.Choice(["local", "aws"]), help="Where the deployment runs, when both have it."
-)
+@target_option
 @region_option
-@click.option("--profile", metavar="PROFILE", help="AWS profile for AWS deployments.")
+@profile_option
 def invoke(
     route: str,
     prompt: str | None,

@@ -5,21 +5,24 @@ from __future__ import annotations
 
 import click
 
-from emd_cli.options import region_option
+from emd_cli.options import profile_option, region_option, target_option
 
 
 @click.group("keys", short_help="Manage deployments' API keys.")
 def keys() -> None:
-    """Manage the API keys of deployments."""
+    """Manage the API keys of deployments.
+
+    \b
+    Example:
+      emd keys rotate SmolLM2-135M-Instruct-GGUF/dev
+    """
 
 
 @keys.command("rotate")
 @click.argument("route", metavar="MODEL_ID/TAG")
-@click.option(
-    "--target", type=click.Choice(["local", "aws"]), help="Where the deployment runs, when both have it."
-)
+@target_option
 @region_option
-@click.option("--profile", metavar="PROFILE", help="AWS profile for AWS deployments.")
+@profile_option
 def rotate(route: str, target: str | None, region: str | None, profile: str | None) -> None:
     """Generate a new API key for a deployment and show it once. The old key is refused once the gateway's
     key cache expires (2 s for local deployments, at most 60 s on AWS); `emd invoke` uses the new one.

@@ -1,4 +1,5 @@
-"""Options shared by commands: the default region, and missing required values (prompt on a TTY only)."""
+"""Options shared by commands: the default region, and missing required values (prompt on a TTY only). A
+--region or --profile that does not exist is refused while the flags are read (exit 2, before any work)."""
 
 from __future__ import annotations
 
@@ -36,9 +37,27 @@ def require(value: str | None, flag: str, choices: Callable[[], Iterable[str]]) 
     raise click.UsageError(f"Missing option '{flag}'. Accepted: {shown}")
 
 
+def _known_region(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value:
+        from model_specs.regions import region_info
+
+        region_info(value)  # EmdUserError: unknown region, did you mean
+    return value
+
+
+def _known_profile(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value:
+        from emd_cli.aws.session import AwsSession
+
+        # botocore raises ProfileNotFound for an unconfigured profile: one line (emd_cli.aws.errors), exit 2
+        AwsSession(DEFAULT_REGION, value).boto  # noqa: B018
+    return value
+
+
 region_option = click.option(
     "--region",
     metavar="REGION",
+    callback=_known_region,
     help="AWS region. Default: AWS_REGION, else AWS_DEFAULT_REGION, else us-east-1.",
 )
 dockerfile_option = click.option(
@@ -49,11 +68,27 @@ dockerfile_option = click.option(
     help="Your Dockerfile, built by the build stage on top of the EMD engine image (FROM ${EMD_BASE_IMAGE}, "
     "or no FROM); sets engine_params.dockerfile. Not with -s local.",
 )
+model_tag_option = click.option(
+    "--model-tag", default="dev", show_default=True, help="Deployment tag: clients call <model-id>/<tag>."
+)
+hours_per_day_option = click.option(
+    "--hours-per-day",
+    type=click.FloatRange(0, 24),
+    default=24,
+    show_default=True,
+    help="Hours per day the target runs, for the monthly cost (hourly x hours x 30).",
+)
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of a table."
 )
 profile_option = click.option(
-    "--profile", metavar="PROFILE", help="AWS named profile. Default: AWS_PROFILE, else the default chain."
+    "--profile",
+    metavar="PROFILE",
+    callback=_known_profile,
+    help="AWS named profile (AWS deployments). Default: AWS_PROFILE, else the default chain.",
+)
+target_option = click.option(
+    "--target", type=click.Choice(["local", "aws"]), help="Where the deployment runs, when both have it."
 )
 yes_option = click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 

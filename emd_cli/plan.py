@@ -1,5 +1,5 @@
 """`emd plan`: resolve and validate a deployment, show what would be created and what it costs, and
-synthesize the model stack into cdk.out (when emd_stacks.synth is available)."""
+synthesize the model stack into cdk.out."""
 
 from __future__ import annotations
 
@@ -10,7 +10,13 @@ from typing import Any
 import click
 
 from emd_cli.cost_cmd import model_options
-from emd_cli.options import dockerfile_option, json_option, region_option
+from emd_cli.options import (
+    dockerfile_option,
+    hours_per_day_option,
+    json_option,
+    model_tag_option,
+    region_option,
+)
 
 
 def plan_facts(dep: Any) -> dict[str, Any]:
@@ -82,20 +88,9 @@ def _given_extra_params(params: Any) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v}
 
 
-def synthesize(dep: Any, outdir: Path) -> Path | None:
-    """The template path, or None when the model stack module is not importable yet."""
-    try:
-        from emd_stacks.synth import synth_model_stack
-    except ImportError:
-        return None
-    return Path(synth_model_stack(dep, outdir))
-
-
 @click.command("plan", short_help="Validate a deployment; show what it creates and costs.")
 @model_options
-@click.option(
-    "--model-tag", default="dev", show_default=True, help="Deployment tag: clients call <model-id>/<tag>."
-)
+@model_tag_option
 @region_option
 @click.option(
     "--extra-params",
@@ -117,27 +112,14 @@ def synthesize(dep: Any, outdir: Path) -> Path | None:
     help="Cloud assembly directory for --synth.",
 )
 @dockerfile_option
-@click.option(
-    "--hours-per-day",
-    type=click.FloatRange(0, 24),
-    default=24,
-    show_default=True,
-    help="Hours per day the target runs, for the monthly cost.",
-)
+@hours_per_day_option
 @json_option
 def plan(
-    model_id: str | None,
-    instance_type: str | None,
-    engine_type: str | None,
-    service_type: str | None,
-    model_tag: str,
-    region: str | None,
-    extra_params: str | None,
     synth: bool,
     outdir: Path,
     hours_per_day: float,
-    dockerfile_path: Path | None,
     as_json: bool,
+    **spec: Any,  # the flags resolve() takes: model, service, engine, instance, tag, region, …
 ) -> None:
     """Validate a deployment and show what `emd deploy` would create and what it costs. No AWS call.
 
@@ -149,37 +131,26 @@ def plan(
       emd plan --model-id SmolLM2-135M-Instruct-GGUF -i m7i.xlarge -e llama.cpp -s ec2 --json
     """
     from emd_cli.resolve import resolve
-    from model_specs.cost import estimate_cost
+    from model_specs.cost import deployment_cost
 
-    dep = resolve(
-        model_id=model_id,
-        service_type=service_type,
-        instance_type=instance_type,
-        engine_type=engine_type,
-        model_tag=model_tag,
-        region=region,
-        extra_params=extra_params,
-        dockerfile_path=dockerfile_path,
-    )
+    dep = resolve(**spec)
+    if synth and dep.service_type.value != "local":
+        from emd_stacks.synth import writable_outdir
+
+        writable_outdir(outdir)  # refused before the plan is printed
     if dep.service_type.value == "local":
         _plan_local(dep, as_json)
         return
     facts = plan_facts(dep)
-    est = estimate_cost(
-        region=dep.region,
-        instance_type=dep.instance_type,
-        service_type=dep.service_type,
-        model_size_gb=round(dep.model.weights_gib, 2),
-        hours_per_day=hours_per_day,
-        api_key_secret=dep.api_key_secret_name is not None,
-    )
+    est = deployment_cost(dep, hours_per_day=hours_per_day)
     if not as_json:
         _print_plan(facts, est)
     template: Path | None = None
     synth_status = "skipped (--no-synth)"
     if synth:
-        template = synthesize(dep, outdir)
-        synth_status = "synthesized" if template is not None else "model stack synthesis not available"
+        from emd_stacks.synth import synth_model_stack
+
+        template, synth_status = synth_model_stack(dep, outdir), "synthesized"
     if as_json:
         click.echo(
             json.dumps(

@@ -32,6 +32,11 @@ def resolve(
 
     model_id = require(model_id, "--model-id", _catalogue_names("model"))
     service_type = require(service_type, "--service-type", _catalogue_names("service"))
+    services = _catalogue_names("service")()
+    if service_type not in services:  # before asking for an instance type that -s local would not need
+        from model_specs.errors import unknown_value_error
+
+        raise unknown_value_error("service type", service_type, services)
 
     if service_type == LOCAL:
         if dockerfile_path is not None:

@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from emd_cli.options import json_option, region_option
+from emd_cli.errors import UserError
+from emd_cli.options import json_option, profile_option, region_option
 
 
 def _uptime(seconds: Any) -> str:
@@ -65,7 +66,7 @@ STAGE_STYLE = {
     help="AWS: follow the deployment's running pipeline execution to its end first (needs MODEL_ID/TAG).",
 )
 @region_option
-@click.option("--profile", metavar="PROFILE", help="AWS profile for AWS deployments.")
+@profile_option
 def status(route: str | None, as_json: bool, follow: bool, region: str | None, profile: str | None) -> None:
     """Show every deployment (or one): where it runs, its stage, base URL, uptime and, for local ones, the
     PIDs of the engine adapter, the engine and the gateway. Processes that died, or whose PID now belongs to
@@ -94,11 +95,12 @@ def status(route: str | None, as_json: bool, follow: bool, region: str | None, p
             json.dumps({"deployments": [r.to_json() for r in rows], "unavailable": problems}, indent=2)
         )
         return
+    if not rows and wanted:
+        unchecked = "".join(f" ({p['target']} not checked: {p['error']})" for p in problems)
+        raise UserError(f"no deployment {wanted}{unchecked}")
     for p in problems:
         click.echo(f"note: {p['target']} deployments not listed: {p['error']}", err=True)
     if not rows:
-        if wanted:
-            raise click.ClickException(f"no deployment {wanted}")
         click.echo("No deployments. Try: emd deploy --model-id SmolLM2-135M-Instruct-GGUF -s local")
         return
     from rich.table import Table

@@ -38,6 +38,9 @@ class Answers:
     instance_type: str | None  # None for local
 
 
+WIZARD_FLAGS = tuple(Answers.__dataclass_fields__)  # the flags the wizard asks for when missing
+
+
 def hourly(cat: Catalogue, region: str, instance: InstanceSpec, service: ServiceType) -> float | None:
     _, prices, _ = price_region_for(region, cat)
     sagemaker = service in (ServiceType.sagemaker_realtime, ServiceType.sagemaker_async)

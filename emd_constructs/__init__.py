@@ -1,6 +1,9 @@
-"""L3 constructs, one concern per module (artifacts, pipeline, gateway service, model targets, registry).
+"""L3 constructs, one concern per module: the bootstrap's artifacts, build and pipeline (with the deploy
+role's policy and the model permissions boundary), the gateway (network, service, edge), the model targets
+(SageMaker real-time/async, ECS, EC2) and their registration, GitOps pipeline steps and target roles, and the
+hygiene every stack shares (tags, log groups, SSM parameters, cdk-nag acknowledgements, regional facts).
 
-May import: aws_cdk, constructs, cdk_nag, model_specs. Never emd_stacks or emd_cli.
+May import: aws_cdk, constructs, model_specs. Never emd_stacks or emd_cli.
 """
 
 import os as _os

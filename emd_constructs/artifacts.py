@@ -7,6 +7,7 @@ import aws_cdk as cdk
 import aws_cdk.aws_s3 as s3
 from constructs import Construct
 
+from emd_constructs.buckets import private_bucket
 from emd_constructs.nag import acknowledge
 from model_specs.registry import PIPELINE_SOURCE_KEY
 
@@ -35,12 +36,9 @@ class ArtifactStore(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         auto_delete = empty_on_delete and not retain_model_cache
-        self.access_logs = s3.Bucket(
+        self.access_logs = private_bucket(
             self,
             "AccessLogs",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
             lifecycle_rules=[
                 s3.LifecycleRule(id="expire-access-logs", expiration=cdk.Duration.days(ACCESS_LOG_DAYS))
             ],
@@ -52,12 +50,9 @@ class ArtifactStore(Construct):
             "AwsSolutions-S1",
             "This is the server-access-log target; logging it to itself would loop.",
         )
-        self.bucket = s3.Bucket(
+        self.bucket = private_bucket(
             self,
             "Bucket",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
             versioned=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             server_access_logs_bucket=self.access_logs,

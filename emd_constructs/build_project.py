@@ -11,12 +11,12 @@ import aws_cdk.aws_codebuild as codebuild
 import aws_cdk.aws_ecr as ecr
 import aws_cdk.aws_iam as iam
 import aws_cdk.aws_kms as kms
-import aws_cdk.aws_logs as logs
 import aws_cdk.aws_s3 as s3
 import yaml
 from constructs import Construct
 
 from emd_constructs.artifacts import SOURCE_KEY
+from emd_constructs.log_groups import log_group
 from emd_constructs.nag import acknowledge
 from model_specs.registry import PARAM_BASE_IMAGE_MIRROR
 from model_specs.weights_cache import WEIGHTS_PARAM_PREFIX
@@ -24,7 +24,6 @@ from model_specs.weights_cache import WEIGHTS_PARAM_PREFIX
 BUILDSPEC_PATH = Path(__file__).resolve().parent.parent / "serving" / "build" / "buildspec.yml"
 HF_TOKEN_SECRET_NAME = "emd/hf-token"
 BUILD_IMAGE = codebuild.LinuxBuildImage.STANDARD_7_0
-LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 
 
 def load_buildspec() -> codebuild.BuildSpec:
@@ -54,9 +53,7 @@ class BuildProject(Construct):
             enable_key_rotation=True,
             removal_policy=cdk.RemovalPolicy.DESTROY,
         )
-        self.log_group = logs.LogGroup(
-            self, "Logs", retention=LOG_RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY
-        )
+        self.log_group = log_group(self)
         env = {
             "EMD_ARTIFACT_BUCKET": bucket.bucket_name,
             "EMD_ECR_REPOSITORY_URI": repository.repository_uri,

@@ -27,6 +27,7 @@ import aws_cdk.aws_iam as iam
 import aws_cdk.aws_s3 as s3
 
 from emd_constructs.model_names import TASK_FAMILY_PREFIX, arn, model_log_groups
+from emd_constructs.regional import SERVICE_NAME_SUFFIX, aws_service
 from emd_constructs.tagging import MODEL_ID_KEY
 from model_specs.deployment import STACK_PREFIX
 from model_specs.registry import REGISTRY_PREFIX
@@ -37,12 +38,15 @@ SSM_MANAGED_INSTANCE_CORE = "AmazonSSMManagedInstanceCore"
 # services the model roles are passed to (SageMaker models, ECS tasks, EC2 instances/launch templates and the
 # role aws-cdk-lib creates for SageMaker scalable targets)
 PASSED_TO = ("sagemaker", "ecs-tasks", "ec2", "application-autoscaling")
-SERVICE_LINKED_ROLES = (
-    "sagemaker.amazonaws.com",
-    "ecs.amazonaws.com",
-    "autoscaling.amazonaws.com",
-    "ecs.application-autoscaling.amazonaws.com",
-    "sagemaker.application-autoscaling.amazonaws.com",
+SERVICE_LINKED_ROLES = tuple(
+    aws_service(s)
+    for s in (
+        "sagemaker",
+        "ecs",
+        "autoscaling",
+        "ecs.application-autoscaling",
+        "sagemaker.application-autoscaling",
+    )
 )
 
 NOT_GRANTED: dict[str, str] = {
@@ -456,13 +460,14 @@ def _iam(stack: cdk.Stack, boundary: iam.IManagedPolicy, china: bool) -> list[ia
     roles = arn(stack, "iam", "role", f"{STACK_PREFIX}*", region=False)
     profiles = arn(stack, "iam", "instance-profile", f"{STACK_PREFIX}*", region=False)
     with_boundary = {"StringEquals": {"iam:PermissionsBoundary": boundary.managed_policy_arn}}
-    suffixes = ["amazonaws.com", "amazonaws.com.cn"] if china else ["amazonaws.com"]
+    # iam:PassedToService: the China regions' older '.cn' names are accepted too
+    suffixes = [SERVICE_NAME_SUFFIX, f"{SERVICE_NAME_SUFFIX}.cn"] if china else [SERVICE_NAME_SUFFIX]
     passed_to = [f"{service}.{suffix}" for service in PASSED_TO for suffix in suffixes]
     ecs_scaling_role = arn(
         stack,
         "iam",
         "role",
-        "aws-service-role/ecs.application-autoscaling.amazonaws.com/"
+        f"aws-service-role/{aws_service('ecs.application-autoscaling')}/"
         "AWSServiceRoleForApplicationAutoScaling_ECSService",
         region=False,
     )

@@ -14,21 +14,18 @@ import aws_cdk.aws_cloudwatch as cw
 import aws_cdk.aws_ec2 as ec2
 import aws_cdk.aws_iam as iam
 import aws_cdk.aws_logs as logs
-from constructs import Construct
 
 from emd_constructs.engine_settings import ENGINE_PORT, MODEL_DIR, engine_environment
-from emd_constructs.gpu_host import FETCH_WEIGHTS, docker_device_flags, machine_image, root_volume
+from emd_constructs.gpu_host import FETCH_WEIGHTS, EngineHost, docker_device_flags, machine_image, root_volume
 from emd_constructs.model_alarms import UnhealthyAlarm
 from emd_constructs.model_artifacts import ModelArtifacts
 from emd_constructs.model_network import ModelNetwork
+from emd_constructs.regional import service_principal
 from emd_constructs.tagging import MODEL_ID_KEY, TAG_KEY
 from model_specs.deployment import Deployment
 
 UNIT = "emd-engine"
 ENV_FILE = "/etc/emd/engine.env"
-LOG_RETENTION = logs.RetentionDays.ONE_MONTH
-
-
 DOCKER_CONFIG = "/etc/emd/docker"
 
 
@@ -80,25 +77,12 @@ def _unit(deployment: Deployment, artifacts: ModelArtifacts, log_group: logs.ILo
     )
 
 
-class Ec2ModelInstance(Construct):
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        deployment: Deployment,
-        artifacts: ModelArtifacts,
-        network: ModelNetwork,
-    ) -> None:
-        super().__init__(scope, construct_id)
-        d = deployment
+class Ec2ModelInstance(EngineHost):
+    def _build(self, d: Deployment, artifacts: ModelArtifacts, network: ModelNetwork) -> str:
         region = cdk.Stack.of(self).region
-        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"))
+        self.role = iam.Role(self, "Role", assumed_by=service_principal("ec2"))
         artifacts.grant_weights(self.role)
         artifacts.grant_image(self.role)
-        self.log_group = logs.LogGroup(
-            self, "Logs", retention=LOG_RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY
-        )
         self.log_group.grant_write(self.role)
 
         env_lines = "\n".join(f"{k}={v}" for k, v in sorted(engine_environment(d).items()))
@@ -157,7 +141,6 @@ class Ec2ModelInstance(Construct):
         self.instance.instance.launch_template = ec2.CfnInstance.LaunchTemplateSpecificationProperty(
             launch_template_id=metadata.ref, version=metadata.attr_latest_version_number
         )
-        self.base_url = cdk.Fn.join("", ["http://", self.instance.instance_private_ip, f":{ENGINE_PORT}/v1"])
         UnhealthyAlarm(
             self,
             "StatusCheckFailed",
@@ -172,3 +155,4 @@ class Ec2ModelInstance(Construct):
             comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
             description=f"{d.route}: the engine instance fails its status checks",
         )
+        return cdk.Fn.join("", ["http://", self.instance.instance_private_ip, f":{ENGINE_PORT}/v1"])

@@ -1,16 +1,14 @@
 """An engine as an ECS service on GPU EC2 capacity: ECS GPU AMI, launch template (encrypted gp3 sized to the
-model,
-IMDSv2), Auto Scaling group behind a capacity provider with managed scaling, awsvpc tasks with a GPU
-reservation,
-a real health check on /ping, Cloud Map registration for the gateway, and task autoscaling.
+model, IMDSv2), Auto Scaling group behind a capacity provider with managed scaling, awsvpc tasks with a GPU
+reservation, a real health check on /ping, Cloud Map registration for the gateway, and task autoscaling.
 
 A 'weights' init container (the engine image's `fetch-weights`, so no public image is pulled) copies the
 weights from S3 to a host volume mounted at /opt/ml/model; the engine container starts after it succeeded.
 
 Credentials: tasks get theirs from their task role through the ECS agent (169.254.170.2); they cannot reach
 the instance role: IMDSv2 with hop limit 1 and ECS_AWSVPC_BLOCK_IMDS (awsvpc task interfaces would otherwise
-reach the metadata service directly). The agent itself runs with host networking, one hop away. The host
-role may only register its instance with its own cluster: image pulls and awslogs use the task execution role
+reach the metadata service directly). The agent itself runs with host networking, one hop away. The host role
+may only register its instance with its own cluster: image pulls and awslogs use the task execution role
 (ECS_ENABLE_AWSLOGS_EXECUTIONROLE_OVERRIDE), so it writes no log at all.
 """
 
@@ -22,10 +20,8 @@ import aws_cdk.aws_cloudwatch as cw
 import aws_cdk.aws_ec2 as ec2
 import aws_cdk.aws_ecs as ecs
 import aws_cdk.aws_iam as iam
-import aws_cdk.aws_logs as logs
 import aws_cdk.aws_servicediscovery as servicediscovery
 import aws_cdk.aws_ssm as ssm
-from constructs import Construct
 
 from emd_constructs.engine_settings import (
     ENGINE_PORT,
@@ -34,10 +30,11 @@ from emd_constructs.engine_settings import (
     engine_environment,
     startup_seconds,
 )
-from emd_constructs.gpu_host import FETCH_WEIGHTS, machine_image, root_volume
+from emd_constructs.gpu_host import FETCH_WEIGHTS, EngineHost, machine_image, root_volume
 from emd_constructs.model_alarms import UnhealthyAlarm
 from emd_constructs.model_artifacts import ModelArtifacts
 from emd_constructs.model_network import ModelNetwork
+from emd_constructs.regional import service_principal
 from emd_constructs.sagemaker_endpoint import capacity
 from emd_constructs.scaling import SCALE_IN_COOLDOWN, SCALE_OUT_COOLDOWN, scale_with_gateway_traffic
 from model_specs.deployment import Deployment
@@ -45,7 +42,6 @@ from model_specs.registry import PARAM_GATEWAY_NAMESPACE_ID as PARAM_NAMESPACE_I
 from model_specs.registry import PARAM_GATEWAY_NAMESPACE_NAME as PARAM_NAMESPACE_NAME
 from model_specs.schema import Accelerator
 
-LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 CPU_TARGET_PERCENT = 70
 HEALTH_CHECK = (
     "python3 -c \"import urllib.request; urllib.request.urlopen('http://127.0.0.1:"
@@ -59,18 +55,8 @@ def service_name(deployment: Deployment) -> str:
     return slug if len(slug) <= 63 else slug[:54].rstrip("-") + "-" + slug[-8:]
 
 
-class EcsModelService(Construct):
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        deployment: Deployment,
-        artifacts: ModelArtifacts,
-        network: ModelNetwork,
-    ) -> None:
-        super().__init__(scope, construct_id)
-        d = deployment
+class EcsModelService(EngineHost):
+    def _build(self, d: Deployment, artifacts: ModelArtifacts, network: ModelNetwork) -> str:
         inst = d.instance
         min_cap, max_cap, initial = capacity(d)
 
@@ -81,7 +67,7 @@ class EcsModelService(Construct):
             self, "HostSecurityGroup", vpc=network.vpc, description=f"EMD ECS hosts {d.route}: no ingress"
         )
         self.host_role = iam.Role(
-            self, "HostRole", assumed_by=iam.ServicePrincipal("ec2.amazonaws.com")
+            self, "HostRole", assumed_by=service_principal("ec2")
         )
         user_data = ec2.UserData.for_linux()
         template = ec2.LaunchTemplate(
@@ -128,9 +114,6 @@ class EcsModelService(Construct):
         task.add_volume(name="weights", host=ecs.Host(source_path=f"/opt/emd/{d.slug}"))
         artifacts.grant_weights(task.task_role)
         artifacts.grant_image(task.obtain_execution_role())
-        log_group = logs.LogGroup(
-            self, "Logs", retention=LOG_RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY
-        )
 
         engine_image = ecs.ContainerImage.from_registry(artifacts.image_uri)
         weights = task.add_container(
@@ -140,7 +123,7 @@ class EcsModelService(Construct):
             command=[FETCH_WEIGHTS, artifacts.model_data_s3_uri, MODEL_DIR],
             environment={"AWS_REGION": cdk.Stack.of(self).region},
             memory_reservation_mib=512,
-            logging=ecs.LogDriver.aws_logs(stream_prefix="weights", log_group=log_group),
+            logging=ecs.LogDriver.aws_logs(stream_prefix="weights", log_group=self.log_group),
         )
         weights.add_mount_points(
             ecs.MountPoint(container_path=MODEL_DIR, source_volume="weights", read_only=False)
@@ -173,7 +156,7 @@ class EcsModelService(Construct):
                 start_period=cdk.Duration.seconds(300),
             ),
             stop_timeout=cdk.Duration.seconds(120),
-            logging=ecs.LogDriver.aws_logs(stream_prefix="engine", log_group=log_group),
+            logging=ecs.LogDriver.aws_logs(stream_prefix="engine", log_group=self.log_group),
         )
         self.engine.add_mount_points(
             ecs.MountPoint(container_path=MODEL_DIR, source_volume="weights", read_only=True)
@@ -220,7 +203,6 @@ class EcsModelService(Construct):
             ),
             circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
         )
-        self.base_url = f"http://{self.service_name}.{namespace.namespace_name}:{ENGINE_PORT}/v1"
         scaling = self.service.auto_scale_task_count(min_capacity=min_cap, max_capacity=max_cap)
         # no per-model load balancer: CPU of the engine process is the available per-task load signal
         scaling.scale_on_cpu_utilization(
@@ -256,6 +238,7 @@ class EcsModelService(Construct):
             comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
             description=f"{d.route}: fewer healthy engine tasks than desired for 15 minutes",
         )
+        return f"http://{self.service_name}.{namespace.namespace_name}:{ENGINE_PORT}/v1"
 
 
 def grant_container_instance(role: iam.IRole, cluster: ecs.ICluster) -> None:

@@ -1,8 +1,7 @@
 """The engine container's contract with the adapter (serving/engine): port 8080 and the EMD_* environment.
 
 SageMaker mounts the weights at /opt/ml/model; ECS and EC2 copy them to the same path before the engine
-starts,
-so the adapter sees one layout everywhere.
+starts, so the adapter sees one layout everywhere.
 """
 
 from __future__ import annotations

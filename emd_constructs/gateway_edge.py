@@ -8,6 +8,12 @@
 - PUBLIC_HTTPS (`certificate_arn`): an internet-facing ALB with an HTTPS listener only.
 - PUBLIC_HTTP (`allow_insecure_http=true`): an internet-facing plain-HTTP listener; API keys cross the
   network in clear text, so it is never the default.
+
+Each front gives up on a silent response after its own timeout: the ALB after its idle timeout (600 s),
+CloudFront after its origin read timeout (120 s). The gateway holds requests without sending a byte (a cold
+start from zero, an async answer awaited in S3, a silent engine), so `gateway_waits` sizes those waits below
+the front's timeout: a client then gets the gateway's own 503 or 504 with its reason, never the front's bare
+504.
 """
 
 from __future__ import annotations
@@ -26,9 +32,12 @@ from emd_constructs.nag import acknowledge
 # 120 s): streamed completions send tokens well within it; a non-streamed answer must finish inside it.
 ORIGIN_READ_TIMEOUT = cdk.Duration.seconds(120)
 ORIGIN_KEEPALIVE = cdk.Duration.seconds(60)
-# the gateway stops holding an unstreamed request (a cold start, an asynchronous answer) this long after it
-# came, and answers it with its own 503/504 before CloudFront gives up on it (EMD_RESPONSE_DEADLINE)
-RESPONSE_DEADLINE_SECONDS = int(ORIGIN_READ_TIMEOUT.to_seconds()) - 10
+# the ALB closes a connection on which nothing was sent for this long (long streamed completions pause)
+ALB_IDLE_TIMEOUT = cdk.Duration.seconds(600)
+# a wait ends at this share of the front's timeout, leaving time for the gateway's answer to reach the client
+WAIT_SHARE = 0.9
+# the gateway's default silence tolerated from a backend between two bytes (serving/gateway/config.py)
+GATEWAY_READ_TIMEOUT_SECONDS = 300
 
 
 class Exposure(Enum):
@@ -40,6 +49,23 @@ class Exposure(Enum):
     @property
     def internet_facing_alb(self) -> bool:
         return self in (Exposure.PUBLIC_HTTPS, Exposure.PUBLIC_HTTP)
+
+    @property
+    def front_timeout(self) -> cdk.Duration:
+        """How long the client's side of the gateway waits for a byte of the response before giving up."""
+        return ORIGIN_READ_TIMEOUT if self is Exposure.CLOUDFRONT else ALB_IDLE_TIMEOUT
+
+
+def gateway_waits(exposure: Exposure) -> dict[str, str]:
+    """The gateway's environment for the waits that send nothing to the client, each below the front's
+    timeout: the cold start of a deployment scaled to zero (EMD_COLD_START_WAIT), a SageMaker async answer
+    (EMD_ASYNC_WAIT_SECONDS) and a backend's silence (EMD_UPSTREAM_READ_TIMEOUT)."""
+    wait = int(exposure.front_timeout.to_seconds() * WAIT_SHARE)
+    return {
+        "EMD_COLD_START_WAIT": str(wait),
+        "EMD_ASYNC_WAIT_SECONDS": str(wait),
+        "EMD_UPSTREAM_READ_TIMEOUT": str(min(wait, GATEWAY_READ_TIMEOUT_SECONDS)),
+    }
 
 
 class CloudFrontEdge(Construct):

@@ -19,12 +19,13 @@ import aws_cdk.aws_ecr_assets as ecr_assets
 import aws_cdk.aws_ecs as ecs
 import aws_cdk.aws_elasticloadbalancingv2 as elbv2
 import aws_cdk.aws_iam as iam
-import aws_cdk.aws_logs as logs
 import aws_cdk.aws_s3 as s3
 from constructs import Construct
 
-from emd_constructs.gateway_edge import RESPONSE_DEADLINE_SECONDS, CloudFrontEdge, Exposure
+from emd_constructs.buckets import private_bucket
+from emd_constructs.gateway_edge import ALB_IDLE_TIMEOUT, CloudFrontEdge, Exposure, gateway_waits
 from emd_constructs.hygiene import set_depends_on
+from emd_constructs.log_groups import log_group
 from emd_constructs.nag import acknowledge
 from emd_constructs.regional import RegionalFacts
 from model_specs.errors import EmdUserError
@@ -38,7 +39,6 @@ ENDPOINT_NAME_PREFIX = "emd-"
 # .dockerignore semantics: only what the Dockerfile copies is hashed and shipped, so editing the README or
 # tests does not rebuild or redeploy the gateway (and .venv, node_modules, cdk.out, .git never travel).
 ASSET_EXCLUDES = ["*", "!model_specs", "!serving", "**/__pycache__", "**/*.pyc", "serving/**/tests"]
-LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 
 
 @dataclass(frozen=True)
@@ -89,12 +89,9 @@ class GatewayService(Construct):
         scaling = scaling or GatewayScaling()
         stack = cdk.Stack.of(self)
 
-        self.access_logs = s3.Bucket(
+        self.access_logs = private_bucket(
             self,
             "AlbAccessLogs",
-            encryption=s3.BucketEncryption.S3_MANAGED,  # ALB access logs support SSE-S3 only
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             lifecycle_rules=[s3.LifecycleRule(id="expire-alb-logs", expiration=cdk.Duration.days(90))],
             removal_policy=cdk.RemovalPolicy.DESTROY,
@@ -127,7 +124,7 @@ class GatewayService(Construct):
             ),
             security_group=self.alb_security_group,
             drop_invalid_header_fields=True,
-            idle_timeout=cdk.Duration.seconds(600),  # long streaming completions
+            idle_timeout=ALB_IDLE_TIMEOUT,
         )
         self.alb.log_access_logs(self.access_logs, "alb")
 
@@ -144,9 +141,7 @@ class GatewayService(Construct):
                 operating_system_family=ecs.OperatingSystemFamily.LINUX,
             ),
         )
-        self.log_group = logs.LogGroup(
-            self, "Logs", retention=LOG_RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY
-        )
+        self.log_group = log_group(self)
         self.task_definition.add_container(
             "gateway",
             image=image,
@@ -156,7 +151,7 @@ class GatewayService(Construct):
                 "AWS_REGION": stack.region,
                 # the ALB's addresses are in the VPC: its X-Forwarded-For names the client; no one else's does
                 "EMD_TRUSTED_PROXIES": vpc.vpc_cidr_block,
-                **_front_door_deadline(exposure),
+                **gateway_waits(exposure),
             },
             logging=ecs.LogDrivers.aws_logs(stream_prefix="gateway", log_group=self.log_group),
             readonly_root_filesystem=True,
@@ -222,14 +217,6 @@ class GatewayService(Construct):
         else:
             scheme = "https" if certificate_arn else "http"
             self.url = f"{scheme}://{self.alb.load_balancer_dns_name}"
-
-
-def _front_door_deadline(exposure: Exposure) -> dict[str, str]:
-    """Behind CloudFront a response must start within its origin timeout; an ALB waits up to its idle timeout
-    (600 s), above every wait of the gateway's."""
-    if exposure is Exposure.CLOUDFRONT:
-        return {"EMD_RESPONSE_DEADLINE": str(RESPONSE_DEADLINE_SECONDS)}
-    return {}
 
 
 def _client_peers(vpc: ec2.IVpc, exposure: Exposure, allowed_cidrs: tuple[str, ...]) -> list[ec2.IPeer]:

@@ -15,10 +15,12 @@ import aws_cdk.aws_codecommit as codecommit
 import aws_cdk.aws_events as events
 import aws_cdk.aws_events_targets as targets
 import aws_cdk.aws_iam as iam
+import aws_cdk.aws_logs as logs
 import aws_cdk.aws_s3 as s3
 from aws_cdk import pipelines
 from constructs import Construct
 
+from emd_constructs.buckets import private_bucket
 from emd_constructs.nag import acknowledge
 from emd_constructs.regional import regional_facts
 from model_specs.gitops import MODELS_FILE, PLAN_FILE, SETTINGS_ENV, SOURCE_DIR, PipelineSettings
@@ -48,14 +50,11 @@ class GitOpsSource(Construct):
             repo = codecommit.Repository.from_repository_name(self, "Repository", settings.codecommit_repo)
             self.source = pipelines.CodePipelineSource.code_commit(repo, settings.branch)
         else:
-            self.bucket = s3.Bucket(
+            self.bucket = private_bucket(
                 self,
                 "Bucket",
                 versioned=True,
                 event_bridge_enabled=True,
-                encryption=s3.BucketEncryption.S3_MANAGED,
-                block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-                enforce_ssl=True,
                 removal_policy=cdk.RemovalPolicy.RETAIN,
                 lifecycle_rules=[
                     s3.LifecycleRule(id="old-versions", noncurrent_version_expiration=cdk.Duration.days(90))
@@ -158,8 +157,9 @@ def _up(path: str) -> str:
     return "/".join(".." for _ in path.split("/"))
 
 
-def code_build_defaults(region: str) -> pipelines.CodeBuildOptions:
-    """Every CodeBuild project of the pipeline: current image; in China, pip and npm mirrors."""
+def code_build_defaults(region: str, logs: logs.ILogGroup) -> pipelines.CodeBuildOptions:
+    """Every CodeBuild project of the pipeline (CDK Pipelines' own included): current image; in China, pip and
+    npm mirrors; logs in `logs` (CodeBuild's default group would keep them forever)."""
     facts = regional_facts(region)
     env: dict[str, codebuild.BuildEnvironmentVariable] = {}
     if facts.pip_index_url:
@@ -167,5 +167,6 @@ def code_build_defaults(region: str) -> pipelines.CodeBuildOptions:
     if facts.is_china:
         env["NPM_CONFIG_REGISTRY"] = codebuild.BuildEnvironmentVariable(value=NPM_MIRROR_CHINA)
     return pipelines.CodeBuildOptions(
-        build_environment=codebuild.BuildEnvironment(build_image=BUILD_IMAGE, environment_variables=env)
+        build_environment=codebuild.BuildEnvironment(build_image=BUILD_IMAGE, environment_variables=env),
+        logging=codebuild.LoggingOptions(cloud_watch=codebuild.CloudWatchLoggingOptions(log_group=logs)),
     )

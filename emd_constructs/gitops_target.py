@@ -19,13 +19,14 @@ import aws_cdk as cdk
 import aws_cdk.aws_codebuild as codebuild
 import aws_cdk.aws_ec2 as ec2
 import aws_cdk.aws_iam as iam
-import aws_cdk.aws_logs as logs
 import aws_cdk.aws_s3 as s3
 import aws_cdk.aws_ssm as ssm
 import yaml
 from constructs import Construct
 
+from emd_constructs.log_groups import log_group
 from emd_constructs.nag import acknowledge, acknowledge_wildcards, default_policy
+from emd_constructs.regional import aws_service
 from model_specs.deployment import STACK_PREFIX
 from model_specs.gitops import ARTIFACT_PARAMETER_PREFIX, GITOPS_TAG_KEY, smoke_project_name, target_role_name
 from model_specs.registry import (
@@ -156,7 +157,7 @@ class GitOpsTargetAccess(Construct):
                         resource_name=f"cdk-{CDK_QUALIFIER}-cfn-exec-role-{stack.account}-{stack.region}",
                     )
                 ],
-                conditions={"StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}},
+                conditions={"StringEquals": {"iam:PassedToService": aws_service("cloudformation")}},
             ),
         ]
         for statement in statements:
@@ -187,12 +188,7 @@ class GitOpsTargetAccess(Construct):
         group = ec2.SecurityGroup(
             self, "SmokeTests", vpc=vpc, description="EMD GitOps smoke tests: out to the gateway only"
         )
-        self.smoke_logs = logs.LogGroup(
-            self,
-            "SmokeLogs",
-            retention=logs.RetentionDays.ONE_MONTH,
-            removal_policy=cdk.RemovalPolicy.DESTROY,
-        )
+        self.smoke_logs = log_group(self, "SmokeLogs")
         project = codebuild.Project(
             self,
             "Smoke",

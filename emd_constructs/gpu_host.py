@@ -1,11 +1,16 @@
-"""Facts shared by the ECS and EC2 hosts: AMI for the instance's accelerator, root volume, device flags."""
+"""What the ECS and EC2 targets share: their base construct, the AMI for the instance's accelerator, the root
+volume, device flags."""
 
 from __future__ import annotations
 
 import aws_cdk.aws_ec2 as ec2
 import aws_cdk.aws_ecs as ecs
+from constructs import Construct
 
 from emd_constructs.engine_settings import root_volume_gib
+from emd_constructs.log_groups import log_group
+from emd_constructs.model_artifacts import ModelArtifacts
+from emd_constructs.model_network import ModelNetwork
 from model_specs.deployment import Deployment
 from model_specs.schema import Accelerator
 
@@ -46,3 +51,25 @@ def docker_device_flags(deployment: Deployment) -> str:
     if inst.accelerator is Accelerator.inferentia:
         return " ".join(f"--device /dev/neuron{i}" for i in range(inst.gpus))
     return ""
+
+
+class EngineHost(Construct):
+    """An engine the gateway reaches over HTTP inside the model network (an ECS service or an EC2 instance).
+    A subclass builds its hosts in `_build`, writes the engine's logs to `self.log_group` and returns the
+    OpenAI base URL the gateway registers (`self.base_url`)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        deployment: Deployment,
+        artifacts: ModelArtifacts,
+        network: ModelNetwork,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.log_group = log_group(self)
+        self.base_url = self._build(deployment, artifacts, network)
+
+    def _build(self, d: Deployment, artifacts: ModelArtifacts, network: ModelNetwork) -> str:
+        raise NotImplementedError

@@ -14,13 +14,22 @@ def drop_dependency(resource: IConstruct, target: IConstruct) -> None:
         res.remove_resource_dependency(dep)
 
 
+def cdk_providers(stack: cdk.Stack) -> list[IConstruct]:
+    """aws-cdk-lib's singleton custom-resource providers in the stack (Custom::…CustomResourceProvider:
+    auto-delete of bucket objects and images, the default security group's restriction)."""
+    return [
+        child
+        for child in stack.node.children
+        if child.node.id.startswith("Custom::") and child.node.id.endswith("CustomResourceProvider")
+    ]
+
+
 def drop_provider_role_dependencies(stack: cdk.Stack) -> None:
-    """CDK's singleton custom-resource providers (auto-delete objects/images): Handler DependsOn Role."""
-    for child in stack.node.children:
-        if child.node.id.startswith("Custom::") and child.node.id.endswith("CustomResourceProvider"):
-            handler, role = child.node.try_find_child("Handler"), child.node.try_find_child("Role")
-            if handler is not None and role is not None:
-                drop_dependency(handler, role)
+    """CDK's singleton custom-resource providers: Handler DependsOn Role."""
+    for child in cdk_providers(stack):
+        handler, role = child.node.try_find_child("Handler"), child.node.try_find_child("Role")
+        if handler is not None and role is not None:
+            drop_dependency(handler, role)
 
 
 def keep_only_policy_dependency(resource: IConstruct, role: iam.Role) -> None:

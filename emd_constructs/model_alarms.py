@@ -29,27 +29,26 @@ class SageMakerAlarms(Construct):
         self, scope: Construct, construct_id: str, *, dimensions: dict[str, str], route: str
     ) -> None:
         super().__init__(scope, construct_id)
-        errors = cw.Metric(
-            namespace="AWS/SageMaker",
-            metric_name="Invocation5XXErrors",
-            dimensions_map=dimensions,
-            statistic="Sum",
-            period=PERIOD,
-        )
-        latency = cw.Metric(
-            namespace="AWS/SageMaker",
-            metric_name="ModelLatency",
-            dimensions_map=dimensions,
-            statistic="p90",
-            period=PERIOD,
-        )
+        def metric(name: str, statistic: str) -> cw.Metric:
+            return cw.Metric(
+                namespace="AWS/SageMaker",
+                metric_name=name,
+                dimensions_map=dimensions,
+                statistic=statistic,
+                period=PERIOD,
+            )
+
         self.errors = _alarm(
-            self, "Invocation5XXErrors", errors, 0, f"{route}: the model returned 5XX errors"
+            self,
+            "Invocation5XXErrors",
+            metric("Invocation5XXErrors", "Sum"),
+            0,
+            f"{route}: the model returned 5XX errors",
         )
         self.latency = _alarm(
             self,
             "ModelLatency",
-            latency,
+            metric("ModelLatency", "p90"),
             MODEL_LATENCY_P90_MICROSECONDS,
             f"{route}: p90 model latency above 2 min",
         )

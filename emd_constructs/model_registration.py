@@ -1,7 +1,6 @@
 """Registers a deployment in the gateway's registry: an SSM String parameter at /emd/models/<model-id>/<tag>
 holding RegistryEntry JSON (model_specs/registry.py). Only the API key secret's *name* goes in; the gateway
-reads
-the value. Values may be tokens (endpoint names, private IPs): Stack.to_json_string renders them with
+reads the value. Values may be tokens (endpoint names, private IPs): Stack.to_json_string renders them with
 Fn::Join."""
 
 from __future__ import annotations

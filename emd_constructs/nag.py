@@ -14,6 +14,8 @@ import aws_cdk as cdk
 import aws_cdk.aws_iam as iam
 from constructs import IConstruct
 
+from emd_constructs.hygiene import cdk_providers
+
 
 def acknowledge(scope: IConstruct, rule: str, reason: str) -> None:
     cdk.Validations.of(scope).acknowledge(cdk.Acknowledgment(id=rule, reason=reason))
@@ -59,6 +61,22 @@ def acknowledge_wildcards(policy: iam.Policy | iam.ManagedPolicy | None, reason:
         return
     for finding in sorted(wildcard_findings(policy)):
         acknowledge(policy, finding, reason)
+
+
+def acknowledge_cdk_providers(stack: cdk.Stack, purpose: str) -> None:
+    """aws-cdk-lib's own custom-resource Lambdas (`purpose`: what they do in this stack)."""
+    for provider in cdk_providers(stack):
+        acknowledge(
+            provider,
+            "AwsSolutions-IAM4",
+            f"aws-cdk-lib's custom-resource Lambda ({purpose}) uses AWSLambdaBasicExecutionRole: CloudWatch "
+            "Logs only.",
+        )
+        acknowledge(
+            provider,
+            "AwsSolutions-L1",
+            "The custom-resource Lambda's runtime is chosen by aws-cdk-lib and moves with its upgrades.",
+        )
 
 
 def default_policy(role: iam.IRole | None) -> iam.Policy | None:

@@ -3,14 +3,11 @@ flow logs) or an existing VPC looked up by id; exactly two private subnets in tw
 
 from __future__ import annotations
 
-import aws_cdk as cdk
 import aws_cdk.aws_ec2 as ec2
-import aws_cdk.aws_logs as logs
 from constructs import Construct
 
+from emd_constructs.log_groups import log_group
 from model_specs.errors import EmdUserError
-
-FLOW_LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 
 
 class GatewayNetwork(Construct):
@@ -29,9 +26,7 @@ class GatewayNetwork(Construct):
         if vpc_id is not None:
             self.vpc: ec2.IVpc = ec2.Vpc.from_lookup(self, "Vpc", vpc_id=vpc_id)
         else:
-            flow_logs = logs.LogGroup(
-                self, "FlowLogs", retention=FLOW_LOG_RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY
-            )
+            flow_logs = log_group(self, "FlowLogs")
             self.vpc = ec2.Vpc(
                 self,
                 "Vpc",

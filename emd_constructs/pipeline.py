@@ -18,6 +18,7 @@ from constructs import Construct
 
 from emd_constructs.artifacts import SOURCE_KEY
 from emd_constructs.deploy_role_policy import model_stack_statements
+from emd_constructs.regional import service_principal
 from model_specs.deployment import STACK_PREFIX
 from model_specs.registry import PIPELINE_SOURCE_ACTION as SOURCE_ACTION_NAME
 
@@ -48,7 +49,7 @@ class DeployPipeline(Construct):
         self.cfn_role = iam.Role(
             self,
             "CloudFormationRole",
-            assumed_by=iam.ServicePrincipal("cloudformation.amazonaws.com"),
+            assumed_by=service_principal("cloudformation"),
             description="Creates and updates EMD model stacks (EMD-Model-*) only",
         )
         groups = model_stack_statements(

@@ -10,8 +10,24 @@ from dataclasses import dataclass
 
 import aws_cdk.aws_ecs as ecs
 import aws_cdk.aws_elasticloadbalancingv2 as elbv2
+import aws_cdk.aws_iam as iam
 
 from model_specs.regions import region_info
+
+# An AWS service's name ('<service>.amazonaws.com') is the same in every partition, aws-cn included: it
+# names a service principal, a service-linked role's service or iam:PassedToService, never an endpoint, and
+# emd_stacks.template_checks skips it in the China literal check. Endpoints and ARNs come from RegionInfo and
+# Stack.format_arn.
+SERVICE_NAME_SUFFIX = "amazonaws.com"
+
+
+def aws_service(name: str) -> str:
+    """'ec2' -> 'ec2.amazonaws.com'."""
+    return f"{name}.{SERVICE_NAME_SUFFIX}"
+
+
+def service_principal(name: str) -> iam.ServicePrincipal:
+    return iam.ServicePrincipal(aws_service(name))
 
 
 @dataclass(frozen=True)

@@ -16,15 +16,16 @@ import aws_cdk.aws_sagemaker as sagemaker
 import aws_cdk.aws_sns as sns
 from constructs import Construct
 
-from emd_constructs.model_alarms import SageMakerAlarms
 from emd_constructs.model_artifacts import ModelArtifacts
 from emd_constructs.sagemaker_endpoint import (
-    VARIANT_NAME,
     SageMakerModel,
     capacity,
-    startup_timeouts,
+    endpoint,
+    model_variant,
+    variant_alarms,
+    variant_target,
 )
-from emd_constructs.scaling import SCALE_IN_COOLDOWN, SCALE_OUT_COOLDOWN, scale_out_from_zero
+from emd_constructs.scaling import scale_out_from_zero, track_metric
 from model_specs.deployment import Deployment
 from model_specs.registry import ASYNC_IO_PREFIX, split_s3_uri
 
@@ -75,15 +76,7 @@ class SageMakerAsyncEndpoint(Construct):
         config = sagemaker.CfnEndpointConfig(
             self,
             "EndpointConfig",
-            production_variants=[
-                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
-                    variant_name=VARIANT_NAME,
-                    model_name=model.model.attr_model_name,
-                    instance_type=d.sagemaker_instance_type,
-                    initial_instance_count=initial,
-                    **startup_timeouts(d),
-                )
-            ],
+            production_variants=[model_variant(d, model, initial)],
             async_inference_config=sagemaker.CfnEndpointConfig.AsyncInferenceConfigProperty(
                 output_config=sagemaker.CfnEndpointConfig.AsyncInferenceOutputConfigProperty(
                     s3_output_path=self.output_path,
@@ -98,29 +91,19 @@ class SageMakerAsyncEndpoint(Construct):
                 ),
             ),
         )
-        self.endpoint = sagemaker.CfnEndpoint(
-            self,
-            "Endpoint",
-            endpoint_name=self.endpoint_name,
-            endpoint_config_name=config.attr_endpoint_config_name,
-        )
-        policy = self.role.node.try_find_child("DefaultPolicy")
-        if policy is not None:
-            self.endpoint.node.add_dependency(policy)
+        self.endpoint = endpoint(self, self.endpoint_name, config)
         model.hosted_by(self.endpoint)
 
-        target = appscaling.ScalableTarget(
+        target = variant_target(
             self,
-            "ScalableTarget",
-            service_namespace=appscaling.ServiceNamespace.SAGEMAKER,
-            resource_id=f"endpoint/{self.endpoint_name}/variant/{VARIANT_NAME}",
-            scalable_dimension="sagemaker:variant:DesiredInstanceCount",
+            self.endpoint_name,
+            self.endpoint,
             # min 0 unless the user asks for warm capacity: queued requests wait for scale-out from zero
             min_capacity=d.extra_params.service_params.min_capacity or 0,
             max_capacity=max_cap,
         )
-        target.node.add_dependency(self.endpoint)
-        target.scale_to_track_metric(
+        track_metric(
+            target,
             "Backlog",
             target_value=BACKLOG_PER_INSTANCE_TARGET,
             custom_metric=cw.Metric(
@@ -130,8 +113,6 @@ class SageMakerAsyncEndpoint(Construct):
                 statistic="Average",
                 period=cdk.Duration.minutes(1),
             ),
-            scale_in_cooldown=SCALE_IN_COOLDOWN,
-            scale_out_cooldown=SCALE_OUT_COOLDOWN,
         )
         scale_out_from_zero(
             target,
@@ -145,9 +126,4 @@ class SageMakerAsyncEndpoint(Construct):
             ],
         )
         self.scalable_target = target
-        SageMakerAlarms(
-            self,
-            "Alarms",
-            dimensions={"EndpointName": self.endpoint_name, "VariantName": VARIANT_NAME},
-            route=d.route,
-        )
+        variant_alarms(self, self.endpoint_name, d.route)

@@ -1,50 +1,47 @@
-"""SageMaker real-time endpoint for one deployment.
+"""SageMaker real-time endpoint for one deployment, and the pieces the async endpoint shares with it.
 
 Weights: ModelDataSource S3Prefix (uncompressed), so SageMaker copies them to /opt/ml/model before the
-container
-starts; the download and startup health-check timeouts are sized from the model's weights.
+container starts; the download and startup health-check timeouts are sized from the model's weights.
 
 Autoscaling: target tracking on SageMakerVariantConcurrentRequestsPerModelHighResolution. LLM requests are
-long and
-streamed, so in-flight requests measure load where InvocationsPerInstance (a per-minute count) does not, and
-the
-high-resolution metric reacts in seconds rather than minutes.
+long and streamed, so in-flight requests measure load where InvocationsPerInstance (a per-minute count) does
+not, and the high-resolution metric reacts in seconds rather than minutes.
 
 Scale to zero (service_params.min_capacity = 0): the endpoint hosts the model as an inference component on a
-variant
-with managed instance scaling (min 0). The component's copy count scales 0..max on concurrent requests per
-copy;
-a step policy on NoCapacityInvocationFailures adds a copy when a request arrives with no copy running. Cold
-start:
-the first request after idle fails fast (the gateway returns 503 and clients retry) while SageMaker provisions
-an
-instance, downloads the weights and starts the engine: minutes, not seconds.
+variant with managed instance scaling (min 0). The component's copy count scales 0..max on concurrent
+requests per copy; a step policy on NoCapacityInvocationFailures adds a copy when a request arrives with no
+copy running. Cold start: while SageMaker provisions an instance, downloads the weights and starts the
+engine (minutes, not seconds), the gateway holds the first requests up to its cold-start wait, then answers
+503 with Retry-After.
 """
 
 from __future__ import annotations
 
-import aws_cdk as cdk
+from typing import Any
+
 import aws_cdk.aws_applicationautoscaling as appscaling
 import aws_cdk.aws_iam as iam
-import aws_cdk.aws_logs as logs
 import aws_cdk.aws_sagemaker as sagemaker
 from constructs import Construct
 
 from emd_constructs.engine_settings import download_seconds, engine_environment, startup_seconds
+from emd_constructs.log_groups import log_group
 from emd_constructs.model_alarms import SageMakerAlarms
 from emd_constructs.model_artifacts import ModelArtifacts
 from emd_constructs.sagemaker_role import sagemaker_execution_role
-from emd_constructs.scaling import SCALE_IN_COOLDOWN, SCALE_OUT_COOLDOWN, scale_out_from_zero
+from emd_constructs.scaling import scale_out_from_zero, track_metric
 from model_specs.deployment import Deployment
 from model_specs.errors import EmdUserError
 from model_specs.schema import Accelerator, ModelType
 
 VARIANT_NAME = "AllTraffic"
-LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 MAX_TIMEOUT_SECONDS = 3600  # SageMaker's limit for both the weights download and the start-up health check
 # target in-flight requests per instance (or per copy): LLM engines batch well up to about this many
 CONCURRENCY_TARGET = {ModelType.llm: 8, ModelType.vlm: 4}
 DEFAULT_CONCURRENCY_TARGET = 32
+LEAST_OUTSTANDING = sagemaker.CfnEndpointConfig.RoutingConfigProperty(
+    routing_strategy="LEAST_OUTSTANDING_REQUESTS"
+)
 
 
 def concurrency_target(deployment: Deployment) -> int:
@@ -81,6 +78,70 @@ def sagemaker_log_group_names(deployment: Deployment, scale_to_zero: bool) -> li
     return names
 
 
+def model_variant(
+    deployment: Deployment, model: SageMakerModel, initial: int, **extra: Any
+) -> sagemaker.CfnEndpointConfig.ProductionVariantProperty:
+    """The one production variant of a classic (real-time or async) endpoint: the model on its instances."""
+    return sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+        variant_name=VARIANT_NAME,
+        model_name=model.model.attr_model_name,
+        instance_type=deployment.sagemaker_instance_type,
+        initial_instance_count=initial,
+        **startup_timeouts(deployment),
+        **extra,
+    )
+
+
+def endpoint(scope: Construct, name: str, config: sagemaker.CfnEndpointConfig) -> sagemaker.CfnEndpoint:
+    return sagemaker.CfnEndpoint(
+        scope, "Endpoint", endpoint_name=name, endpoint_config_name=config.attr_endpoint_config_name
+    )
+
+
+def scalable_target(
+    scope: Construct,
+    *,
+    resource_id: str,
+    dimension: str,
+    min_capacity: int,
+    max_capacity: int,
+    after: Construct,
+) -> appscaling.ScalableTarget:
+    """Application Auto Scaling target of a SageMaker resource, registered once `after` (what it scales)
+    exists."""
+    target = appscaling.ScalableTarget(
+        scope,
+        "ScalableTarget",
+        service_namespace=appscaling.ServiceNamespace.SAGEMAKER,
+        resource_id=resource_id,
+        scalable_dimension=dimension,
+        min_capacity=min_capacity,
+        max_capacity=max_capacity,
+    )
+    target.node.add_dependency(after)
+    return target
+
+
+def variant_target(
+    scope: Construct, endpoint_name: str, after: Construct, *, min_capacity: int, max_capacity: int
+) -> appscaling.ScalableTarget:
+    """Instances of the endpoint's variant (a classic endpoint)."""
+    return scalable_target(
+        scope,
+        resource_id=f"endpoint/{endpoint_name}/variant/{VARIANT_NAME}",
+        dimension="sagemaker:variant:DesiredInstanceCount",
+        min_capacity=min_capacity,
+        max_capacity=max_capacity,
+        after=after,
+    )
+
+
+def variant_alarms(scope: Construct, endpoint_name: str, route: str) -> SageMakerAlarms:
+    return SageMakerAlarms(
+        scope, "Alarms", dimensions={"EndpointName": endpoint_name, "VariantName": VARIANT_NAME}, route=route
+    )
+
+
 class SageMakerModel(Construct):
     """CfnModel + execution role shared by the real-time and async endpoints, and the endpoint's log groups:
     created here with 30-day retention (SageMaker would create them without retention, kept forever); the
@@ -102,13 +163,7 @@ class SageMakerModel(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.log_groups = [
-            logs.LogGroup(
-                self,
-                f"Logs{i}",
-                log_group_name=name,
-                retention=LOG_RETENTION,
-                removal_policy=cdk.RemovalPolicy.DESTROY,
-            )
+            log_group(self, f"Logs{i}", name=name)
             for i, name in enumerate(sagemaker_log_group_names(deployment, scale_to_zero))
         ]
         self.role = sagemaker_execution_role(self, "ExecutionRole", artifacts, self.log_groups)
@@ -133,9 +188,13 @@ class SageMakerModel(Construct):
             self.model.node.add_dependency(policy)
 
     def hosted_by(self, endpoint: sagemaker.CfnEndpoint) -> None:
-        """The endpoint starts after its log groups exist (and is deleted before them)."""
+        """The endpoint starts after its log groups and its role's policy exist (and is deleted before
+        them)."""
         for group in self.log_groups:
             endpoint.node.add_dependency(group)
+        policy = self.role.node.try_find_child("DefaultPolicy")
+        if policy is not None:
+            endpoint.node.add_dependency(policy)
 
 
 class SageMakerRealtimeEndpoint(Construct):
@@ -168,49 +227,20 @@ class SageMakerRealtimeEndpoint(Construct):
         config = sagemaker.CfnEndpointConfig(
             self,
             "EndpointConfig",
-            production_variants=[
-                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
-                    variant_name=VARIANT_NAME,
-                    model_name=model.model.attr_model_name,
-                    instance_type=d.sagemaker_instance_type,
-                    initial_instance_count=initial,
-                    routing_config=sagemaker.CfnEndpointConfig.RoutingConfigProperty(
-                        routing_strategy="LEAST_OUTSTANDING_REQUESTS"
-                    ),
-                    **startup_timeouts(d),
-                )
-            ],
+            production_variants=[model_variant(d, model, initial, routing_config=LEAST_OUTSTANDING)],
         )
-        self.endpoint = sagemaker.CfnEndpoint(
-            self,
-            "Endpoint",
-            endpoint_name=self.endpoint_name,
-            endpoint_config_name=config.attr_endpoint_config_name,
+        self.endpoint = endpoint(self, self.endpoint_name, config)
+        target = variant_target(
+            self, self.endpoint_name, self.endpoint, min_capacity=max(min_cap, 1), max_capacity=max_cap
         )
-        target = appscaling.ScalableTarget(
-            self,
-            "ScalableTarget",
-            service_namespace=appscaling.ServiceNamespace.SAGEMAKER,
-            resource_id=f"endpoint/{self.endpoint_name}/variant/{VARIANT_NAME}",
-            scalable_dimension="sagemaker:variant:DesiredInstanceCount",
-            min_capacity=max(min_cap, 1),
-            max_capacity=max_cap,
-        )
-        target.node.add_dependency(self.endpoint)
-        target.scale_to_track_metric(
+        track_metric(
+            target,
             "ConcurrentRequests",
             target_value=concurrency_target(d),
             predefined_metric=appscaling.PredefinedMetric.SAGEMAKER_VARIANT_CONCURRENT_REQUESTS_PER_MODEL_HIGH_RESOLUTION,
-            scale_in_cooldown=SCALE_IN_COOLDOWN,
-            scale_out_cooldown=SCALE_OUT_COOLDOWN,
         )
         self.scalable_target = target
-        SageMakerAlarms(
-            self,
-            "Alarms",
-            dimensions={"EndpointName": self.endpoint_name, "VariantName": VARIANT_NAME},
-            route=d.route,
-        )
+        variant_alarms(self, self.endpoint_name, d.route)
 
     def _inference_component(self, d: Deployment, model: SageMakerModel) -> None:
         _, max_cap, _ = capacity(d)
@@ -226,19 +256,12 @@ class SageMakerRealtimeEndpoint(Construct):
                     managed_instance_scaling=sagemaker.CfnEndpointConfig.ManagedInstanceScalingProperty(
                         status="ENABLED", min_instance_count=0, max_instance_count=max_cap
                     ),
-                    routing_config=sagemaker.CfnEndpointConfig.RoutingConfigProperty(
-                        routing_strategy="LEAST_OUTSTANDING_REQUESTS"
-                    ),
+                    routing_config=LEAST_OUTSTANDING,
                 )
             ],
         )
         config.node.add_dependency(model.model)
-        self.endpoint = sagemaker.CfnEndpoint(
-            self,
-            "Endpoint",
-            endpoint_name=self.endpoint_name,
-            endpoint_config_name=config.attr_endpoint_config_name,
-        )
+        self.endpoint = endpoint(self, self.endpoint_name, config)
         instance = d.instance
         timeouts = startup_timeouts(d)
         devices = instance.gpus if instance.accelerator is not Accelerator.cpu else None
@@ -268,24 +291,21 @@ class SageMakerRealtimeEndpoint(Construct):
             ),
         )
         self.component = component
-        target = appscaling.ScalableTarget(
+        target = scalable_target(
             self,
-            "ScalableTarget",
-            service_namespace=appscaling.ServiceNamespace.SAGEMAKER,
             resource_id=f"inference-component/{self.inference_component_name}",
-            scalable_dimension="sagemaker:inference-component:DesiredCopyCount",
+            dimension="sagemaker:inference-component:DesiredCopyCount",
             min_capacity=0,
             max_capacity=max_cap,
+            after=component,
         )
-        target.node.add_dependency(component)
-        target.scale_to_track_metric(
+        track_metric(
+            target,
             "ConcurrentRequestsPerCopy",
             target_value=concurrency_target(d),
             predefined_metric=(
                 appscaling.PredefinedMetric.SAGEMAKER_INFERENCE_COMPONENT_CONCURRENT_REQUESTS_PER_COPY_HIGH_RESOLUTION
             ),
-            scale_in_cooldown=SCALE_IN_COOLDOWN,
-            scale_out_cooldown=SCALE_OUT_COOLDOWN,
         )
         scale_out_from_zero(
             target,

@@ -8,12 +8,13 @@ import aws_cdk.aws_logs as logs
 from constructs import Construct
 
 from emd_constructs.model_artifacts import ModelArtifacts
+from emd_constructs.regional import service_principal
 
 
 def sagemaker_execution_role(
     scope: Construct, construct_id: str, artifacts: ModelArtifacts, log_groups: list[logs.ILogGroup]
 ) -> iam.Role:
-    role = iam.Role(scope, construct_id, assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"))
+    role = iam.Role(scope, construct_id, assumed_by=service_principal("sagemaker"))
     artifacts.grant_image(role)
     artifacts.grant_weights(role)
     for group in log_groups:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import aws_cdk as cdk
 import aws_cdk.aws_applicationautoscaling as appscaling
 import aws_cdk.aws_cloudwatch as cw
@@ -14,6 +16,19 @@ SCALE_IN_COOLDOWN = cdk.Duration.minutes(10)
 SCALE_OUT_COOLDOWN = cdk.Duration.minutes(2)
 # an ECS deployment with min_capacity 0 stops its last task after this many minutes without a request
 IDLE_MINUTES_BEFORE_ZERO = 15
+
+
+def track_metric(
+    target: appscaling.ScalableTarget, policy_id: str, *, target_value: float, **metric: Any
+) -> None:
+    """Target tracking with EMD's cooldowns: out quickly, in slowly (a cold start costs minutes)."""
+    target.scale_to_track_metric(
+        policy_id,
+        target_value=target_value,
+        scale_in_cooldown=SCALE_IN_COOLDOWN,
+        scale_out_cooldown=SCALE_OUT_COOLDOWN,
+        **metric,
+    )
 
 
 def scale_out_from_zero(

@@ -12,7 +12,9 @@ from emd_constructs.artifacts import ArtifactStore
 from emd_constructs.build_project import BuildProject
 from emd_constructs.engine_repository import EngineRepository
 from emd_constructs.hygiene import drop_provider_role_dependencies, keep_only_policy_dependency
-from emd_constructs.nag import acknowledge, acknowledge_wildcards, default_policy
+from emd_constructs.log_groups import bound_lambda_logs
+from emd_constructs.nag import acknowledge_cdk_providers, acknowledge_wildcards, default_policy
+from emd_constructs.parameters import publish
 from emd_constructs.permissions_boundary import ModelPermissionsBoundary
 from emd_constructs.pipeline import PIPELINE_NAME, DeployPipeline
 from emd_constructs.regional import regional_facts
@@ -87,36 +89,20 @@ class BootstrapStack(cdk.Stack):
 
         if mirror:  # read by the build's image step (serving/build/images.py)
             ssm.StringParameter(self, "MirrorParam", parameter_name=PARAM_MIRROR, string_value=mirror)
-        for cid, name, value in [
-            ("BucketNameParam", PARAM_BUCKET, store.bucket.bucket_name),
-            ("EcrRepositoryParam", PARAM_ECR, repo.repository.repository_name),
-            ("BoundaryParam", PARAM_BOUNDARY, boundary.policy.managed_policy_arn),
-            ("ProjectParam", PARAM_PROJECT, build.project.project_name),
-            ("PipelineParam", PARAM_PIPELINE, deploy.pipeline.pipeline_name),
-        ]:
-            ssm.StringParameter(self, cid, parameter_name=name, string_value=value)
+        publish(
+            self,
+            BucketNameParam=(PARAM_BUCKET, store.bucket.bucket_name),
+            EcrRepositoryParam=(PARAM_ECR, repo.repository.repository_name),
+            BoundaryParam=(PARAM_BOUNDARY, boundary.policy.managed_policy_arn),
+            ProjectParam=(PARAM_PROJECT, build.project.project_name),
+            PipelineParam=(PARAM_PIPELINE, deploy.pipeline.pipeline_name),
+        )
         tag_shared(self, "bootstrap")
-        _suppress_generated(self)
+        acknowledge_cdk_providers(self, "auto-delete of the bucket's objects and the repository's images")
         _acknowledge_wildcards(build, deploy, boundary)
         keep_only_policy_dependency(deploy.pipeline, deploy.pipeline.role)  # type: ignore[arg-type]
         drop_provider_role_dependencies(self)
-
-
-def _suppress_generated(stack: cdk.Stack) -> None:
-    """Findings on the custom-resource Lambda that aws-cdk-lib adds for auto-delete (bucket, ECR)."""
-    for child in stack.node.find_all():
-        if child.node.id.startswith("Custom::") and "AutoDelete" in child.node.id:
-            acknowledge(
-                child,
-                "AwsSolutions-IAM4",
-                "aws-cdk-lib's auto-delete custom-resource Lambda uses AWSLambdaBasicExecutionRole (logs "
-                "only); it runs only when the stack is deleted.",
-            )
-            acknowledge(
-                child,
-                "AwsSolutions-L1",
-                "The auto-delete Lambda's runtime is chosen by aws-cdk-lib and moves with its upgrades.",
-            )
+        bound_lambda_logs(self)
 
 
 def _acknowledge_wildcards(

@@ -17,8 +17,10 @@ from constructs import Construct
 
 from emd_constructs.gateway_service import GatewayScaling, GatewayService, gateway_image
 from emd_constructs.hygiene import drop_provider_role_dependencies
-from emd_constructs.nag import acknowledge, acknowledge_wildcards, default_policy
+from emd_constructs.log_groups import bound_lambda_logs
+from emd_constructs.nag import acknowledge, acknowledge_cdk_providers, acknowledge_wildcards, default_policy
 from emd_constructs.network import GatewayNetwork
+from emd_constructs.parameters import publish
 from emd_constructs.regional import regional_facts
 from emd_constructs.tagging import tag_shared
 from emd_stacks.context import AppConfig
@@ -89,16 +91,16 @@ class GatewayStack(cdk.Stack):
         self.gateway = gateway
 
         subnet_ids = [s.subnet_id for s in network.private_subnets]
-        for cid, name, value in [
-            ("VpcIdParam", PARAM_VPC_ID, network.vpc.vpc_id),
-            ("SecurityGroupParam", PARAM_SECURITY_GROUP, gateway.security_group.security_group_id),
-            ("NamespaceIdParam", PARAM_NAMESPACE_ID, self.namespace.namespace_id),
-            ("NamespaceNameParam", PARAM_NAMESPACE_NAME, self.namespace.namespace_name),
-            ("NamespaceArnParam", PARAM_NAMESPACE_ARN, self.namespace.namespace_arn),
-            ("UrlParam", PARAM_URL, gateway.url),
-            ("ExposureParam", PARAM_EXPOSURE, config.exposure.value),
-        ]:
-            ssm.StringParameter(self, cid, parameter_name=name, string_value=value)
+        publish(
+            self,
+            VpcIdParam=(PARAM_VPC_ID, network.vpc.vpc_id),
+            SecurityGroupParam=(PARAM_SECURITY_GROUP, gateway.security_group.security_group_id),
+            NamespaceIdParam=(PARAM_NAMESPACE_ID, self.namespace.namespace_id),
+            NamespaceNameParam=(PARAM_NAMESPACE_NAME, self.namespace.namespace_name),
+            NamespaceArnParam=(PARAM_NAMESPACE_ARN, self.namespace.namespace_arn),
+            UrlParam=(PARAM_URL, gateway.url),
+            ExposureParam=(PARAM_EXPOSURE, config.exposure.value),
+        )
         ssm.StringListParameter(
             self, "SubnetIdsParam", parameter_name=PARAM_SUBNETS, string_list_value=subnet_ids
         )
@@ -106,6 +108,7 @@ class GatewayStack(cdk.Stack):
 
         tag_shared(self, "gateway")
         drop_provider_role_dependencies(self)
+        bound_lambda_logs(self)
         self._acknowledge(config, gateway)
 
     def _acknowledge(self, config: AppConfig, gateway: GatewayService) -> None:
@@ -124,8 +127,8 @@ class GatewayStack(cdk.Stack):
         acknowledge(
             gateway.task_definition,
             "AwsSolutions-ECS2",
-            "Only non-secret configuration is passed as environment (registry prefix, region); API keys are "
-            "read at run time from Secrets Manager by ARN, never through the environment.",
+            "Only non-secret configuration is passed as environment (registry prefix, region, waits); keys "
+            "are read at run time from Secrets Manager by ARN, never through the environment.",
         )
         if not config.allowed_cidrs and config.exposure.internet_facing_alb:
             acknowledge(
@@ -141,16 +144,6 @@ class GatewayStack(cdk.Stack):
                 "Internal ALB: ingress only from the VPC's own CIDR block (a CloudFormation reference, which "
                 "this rule cannot evaluate); CloudFront's VPC-origin interfaces sit in those subnets.",
             )
-        for child in self.node.find_all():
-            if child.node.id.startswith("Custom::") and child.node.id.endswith("CustomResourceProvider"):
-                acknowledge(
-                    child,
-                    "AwsSolutions-IAM4",
-                    "aws-cdk-lib's custom-resource Lambda (auto-delete of the ALB log bucket, default "
-                    "security group restriction) uses AWSLambdaBasicExecutionRole: CloudWatch Logs only.",
-                )
-                acknowledge(
-                    child,
-                    "AwsSolutions-L1",
-                    "The custom-resource Lambda runtime is chosen by aws-cdk-lib and moves with it.",
-                )
+        acknowledge_cdk_providers(
+            self, "auto-delete of the ALB log bucket, the default security group's restriction"
+        )

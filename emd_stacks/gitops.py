@@ -26,6 +26,7 @@ from constructs import Construct
 from emd_constructs.gitops_pipeline import GitOpsSource, code_build_defaults, gitops_step, synth_step
 from emd_constructs.gitops_target import GitOpsTargetAccess
 from emd_constructs.hygiene import keep_only_policy_dependency
+from emd_constructs.log_groups import bound_lambda_logs, log_group
 from emd_constructs.model_artifacts import PARAM_ENGINE_IMAGE_URI, PARAM_MODEL_DATA_S3_URI
 from emd_constructs.nag import acknowledge, acknowledge_wildcards
 from emd_constructs.tagging import tag_shared
@@ -133,7 +134,7 @@ class GitOpsStack(cdk.Stack):
             pipeline_type=cdk.aws_codepipeline.PipelineType.V2,
             cross_account_keys=cross_account,
             enable_key_rotation=cross_account or None,
-            code_build_defaults=code_build_defaults(settings.region),
+            code_build_defaults=code_build_defaults(settings.region, log_group(self, "BuildLogs")),
             use_change_sets=True,
         )
         self.stages: list[StageDeployment] = []
@@ -234,6 +235,7 @@ class GitOpsStack(cdk.Stack):
             ):
                 handler.add_deletion_override("DependsOn")  # its Role GetAtt orders it already (W3005)
         role_arns_as_sub(self, codepipeline.node.default_child)  # type: ignore[arg-type]
+        bound_lambda_logs(self)
 
     def _acknowledge(self) -> None:
         for child in self.node.find_all():

@@ -11,6 +11,7 @@ from typing import Any
 
 from model_specs.deployment import Deployment, resolve_deployment
 from model_specs.errors import EmdUserError
+from model_specs.extra_params import parse_extra_params
 from model_specs.registry import DEFAULT_TAG
 
 REQUIRED = ("instance_type", "service_type")
@@ -59,7 +60,9 @@ def model_context(get: Callable[[str], Any], *, region: str) -> ModelContext | N
         service_type=str(_text(get, "service_type")),
         region=region,
         model_tag=_text(get, "model_tag") or DEFAULT_TAG,
-        extra_params=extra if isinstance(extra, dict) else _text(get, "extra_params"),
+        extra_params=parse_extra_params(
+            extra if isinstance(extra, dict) else _text(get, "extra_params"), source="context extra_params"
+        ),
     )
     return ModelContext(
         deployment=deployment,

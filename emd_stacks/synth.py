@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import emd_constructs  # noqa: F401  (sets JSII_NODE before aws_cdk is imported)
 from emd_stacks.context import shipped_context
 from model_specs.deployment import Deployment
+from model_specs.errors import EmdUserError
 
 if TYPE_CHECKING:
     import aws_cdk as cdk
@@ -40,12 +41,29 @@ def synth_model_stack(
     return Path(assembly.get_stack_artifact(stack.artifact_id).template_full_path)
 
 
+def writable_outdir(outdir: str | Path) -> Path:
+    """The cloud assembly directory, created. EmdUserError when it cannot be written: the App's node process
+    would fail there and leave jsii waiting for it forever."""
+    import tempfile
+
+    path = Path(outdir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise EmdUserError(
+            f"the output folder {str(path)!r} cannot be written ({exc.strerror or exc}): choose another"
+        ) from None
+    return path
+
+
 def cloudformation_app(outdir: str | Path) -> cdk.App:
     """A cdk.App with the shipped context (feature flags) whose stacks need no `cdk bootstrap` to deploy."""
     import aws_cdk as cdk
 
     return cdk.App(
-        outdir=str(outdir),
+        outdir=str(writable_outdir(outdir)),
         context=shipped_context(),
         default_stack_synthesizer=cdk.DefaultStackSynthesizer(generate_bootstrap_version_rule=False),
     )

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
+from typing import TYPE_CHECKING
 
 from model_specs.catalogue import Catalogue, catalogue
 from model_specs.errors import EmdUserError, unknown_value_error
 from model_specs.regions import CHINA_REGIONS, region_info
 from model_specs.schema import RegionPrices, ServiceType
+
+if TYPE_CHECKING:
+    from model_specs.deployment import Deployment
 
 DEFAULT_COMPUTE_TYPE = "BUILD_GENERAL1_LARGE"
 DEFAULT_IMAGE_SIZE_GB = 2.0
@@ -75,6 +79,11 @@ class CostEstimate:
     @property
     def deployment_monthly_total(self) -> Decimal:
         return sum((line.monthly for line in self.deployment), Decimal(0))
+
+    @property
+    def hourly(self) -> Decimal | None:
+        """The target instance's hourly price; None for local or when the price book has none."""
+        return self.target.hourly if self.target is not None else None
 
     @property
     def monthly_total(self) -> Decimal | None:
@@ -258,6 +267,18 @@ def estimate_cost(
         target=target,
         secrets_manager_monthly=secret,
         notes=tuple(notes),
+    )
+
+
+def deployment_cost(dep: Deployment, *, hours_per_day: float = 24) -> CostEstimate:
+    """The estimate for a resolved deployment: its catalogue weights in S3, its API key's secret."""
+    return estimate_cost(
+        region=dep.region,
+        instance_type=dep.instance_type,
+        service_type=dep.service_type,
+        model_size_gb=round(dep.model.weights_gib, 2),
+        hours_per_day=hours_per_day,
+        api_key_secret=dep.api_key_secret_name is not None,
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from functools import cached_property
 from typing import Any
 
@@ -160,8 +161,7 @@ def resolve_deployment(
         service = ServiceType(service_type)
     except ValueError:
         raise unknown_value_error("service type", service_type, [s.value for s in ServiceType]) from None
-    validate_tag(model_tag)
-    params = extra_params if isinstance(extra_params, ExtraParams) else parse_extra_params(extra_params)
+    params = _checked_params(model_tag, extra_params)
     verdict = compat.check(cat, model, engine, instance, service, info.name)
     if not verdict.ok:
         fits = compat.fitting_instances(cat, model, engine, service, info.name)[:5]
@@ -176,11 +176,10 @@ def resolve_deployment(
                 advice
                 or f"No catalogued instance runs {model.id} on {engine.name}/{service.value} in {info.name}."
             )
-        raise EmdUserError(
-            f"{model.id} on {instance.name} with {engine.name} ({service.value}, {info.name}) is refused: "
-            + "; ".join(verdict.reasons)
-            + "."
-            + hint
+        raise _refused(
+            f"{model.id} on {instance.name} with {engine.name} ({service.value}, {info.name}) is refused",
+            verdict.reasons,
+            hint,
         )
     _check_params(params, local=False)
     return Deployment(
@@ -192,6 +191,16 @@ def resolve_deployment(
         region=info.name,
         extra_params=params,
     )
+
+
+def _refused(subject: str, reasons: Iterable[str], hint: str) -> EmdUserError:
+    return EmdUserError(f"{subject}: {'; '.join(reasons)}.{hint}")
+
+
+def _checked_params(model_tag: str, extra_params: str | dict[str, Any] | ExtraParams | None) -> ExtraParams:
+    """The tag validated and the extra params parsed (their cross-field rules come after the fit check)."""
+    validate_tag(model_tag)
+    return extra_params if isinstance(extra_params, ExtraParams) else parse_extra_params(extra_params)
 
 
 def _check_params(params: ExtraParams, *, local: bool) -> None:
@@ -241,8 +250,7 @@ def resolve_local_deployment(
     installed engine. A refusal names the reasons and the catalogue models that would fit here."""
     cat = cat or catalogue()
     model = cat.model(model_id)
-    validate_tag(model_tag)
-    params = extra_params if isinstance(extra_params, ExtraParams) else parse_extra_params(extra_params)
+    params = _checked_params(model_tag, extra_params)
     machine = facts.as_instance()
     engine = cat.engine(engine_type) if engine_type else _local_engine(cat, model, facts, machine)
     reasons = list(compat.check(cat, model, engine, machine, ServiceType.local, "local").reasons)
@@ -257,11 +265,8 @@ def resolve_local_deployment(
             if fits
             else " No catalogue model fits here with the engines installed."
         )
-        raise EmdUserError(
-            f"{model.id} with {engine.name} cannot run on this machine ({facts.describe()}): "
-            + "; ".join(reasons)
-            + "."
-            + hint
+        raise _refused(
+            f"{model.id} with {engine.name} cannot run on this machine ({facts.describe()})", reasons, hint
         )
     _check_params(params, local=True)
     return Deployment(

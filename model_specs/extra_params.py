@@ -127,8 +127,9 @@ def _section_fields(loc: tuple[Any, ...]) -> list[str]:
     return list(model.model_fields)
 
 
-def parse_extra_params(value: str | dict[str, Any] | None) -> ExtraParams:
-    """Parse JSON text, '@path/to/file.json' or a dict; raise EmdUserError naming each bad key."""
+def parse_extra_params(value: str | dict[str, Any] | None, source: str = "--extra-params") -> ExtraParams:
+    """Parse JSON text, '@path/to/file.json' or a dict; raise EmdUserError naming `source` (where the user
+    wrote them: the CLI flag, or the CDK context key) and each bad key."""
     if value is None or value == "":
         return ExtraParams()
     raw: Any = value
@@ -137,28 +138,25 @@ def parse_extra_params(value: str | dict[str, Any] | None) -> ExtraParams:
         if value.startswith("@"):
             path = Path(value[1:]).expanduser()
             if not path.is_file():
-                raise EmdUserError(f"--extra-params file {str(path)!r} does not exist")
+                raise EmdUserError(f"{source} file {str(path)!r} does not exist")
             text = path.read_text(encoding="utf-8")
         try:
             raw = json.loads(text)
         except json.JSONDecodeError as exc:
             raise EmdUserError(
-                f"--extra-params is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+                f"{source} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
                 'expected e.g. \'{"service_params": {"min_capacity": 0}}\''
             ) from None
     if not isinstance(raw, dict):
         raise EmdUserError(
-            f"--extra-params must be a JSON object with keys {', '.join(ExtraParams.model_fields)}, "
+            f"{source} must be a JSON object with keys {', '.join(ExtraParams.model_fields)}, "
             f"not {type(raw).__name__}"
         )
     try:
         return ExtraParams.model_validate(raw)
     except ValidationError as exc:
-        raise EmdUserError(format_validation_error(exc)) from None
-
-
-def format_validation_error(exc: ValidationError) -> str:
-    return "invalid --extra-params: " + "; ".join(describe_error(err) for err in exc.errors())
+        problems = "; ".join(describe_error(err) for err in exc.errors())
+        raise EmdUserError(f"invalid {source}: {problems}") from None
 
 
 def describe_error(err: Any) -> str:

@@ -124,9 +124,11 @@ def local_model_path(dep: Deployment) -> Path:
 
 
 def weights_source(dep: Deployment) -> str:
-    """Where local_model_path() will take the weights from, in words (for plans), without touching them."""
+    """Where local_model_path() will take the weights from, in words (for plans), without downloading them. A
+    folder or file the user gave is checked here, so a wrong one is refused before the plan is shown."""
     given = dep.extra_params.model_params.model_files_local_path
     if given:
+        _given_path(dep, given)
         return f"{given} (model_params.model_files_local_path)"
     defaults = dep.model.engines[dep.engine_type]
     revision = dep.extra_params.model_params.revision

@@ -1,5 +1,5 @@
-"""The OpenAI-compatible gateway (ECS Fargate behind the ALB): API keys, routing by "<model-id>/<tag>",
-SageMaker runtime and HTTP engine backends. Run with `python -m serving.gateway`.
+"""The OpenAI-compatible gateway (ECS Fargate behind the ALB, or a local process): API keys, routing by
+"<model-id>/<tag>", SageMaker runtime, async and HTTP engine backends. Run with `python -m serving.gateway`.
 
-May import: model_specs.registry, serving.common, aiohttp (with its multidict), boto3 and botocore.
+May import: model_specs.registry, serving.common, aiohttp (with its multidict), uvloop, boto3 and botocore.
 """

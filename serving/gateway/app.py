@@ -224,16 +224,11 @@ async def _dispatch(
 ) -> web.StreamResponse:
     config = request.app[CONFIG]
     out = StreamOut(request, config.client_write_timeout) if stream else None
+    wait = config.stream_cold_start_wait if stream else config.cold_start_wait
     if entry.backend == "http":
         if not entry.base_url:
             return error_response(f"{entry.route} has no base_url in the registry", 502, "bad_registry_entry")
-        hold = ColdStart(
-            entry,
-            config.hold_wait(stream),
-            config.keepalive_seconds,
-            out,
-            lambda: record_no_capacity(entry.route),
-        )
+        hold = ColdStart(entry, wait, config.keepalive_seconds, out, lambda: record_no_capacity(entry.route))
         return await request.app[HTTP].forward(request, entry, body, requested, hold)
     if not config.aws:
         return error_response(
@@ -241,7 +236,7 @@ async def _dispatch(
             502,
             "bad_registry_entry",
         )
-    hold = ColdStart(entry, config.hold_wait(stream), config.keepalive_seconds, out)
+    hold = ColdStart(entry, wait, config.keepalive_seconds, out)
     if entry.backend == "sagemaker":
         if not entry.endpoint_name:
             return error_response(
@@ -283,7 +278,7 @@ def create_app(
     app[LIMIT] = UpstreamLimit(config.max_streams)
     app[HTTP] = HttpBackend(config.connect_timeout, config.read_timeout)
     app[SAGEMAKER] = SageMakerBackend(sagemaker_runtime, inference)
-    app[SAGEMAKER_ASYNC] = SageMakerAsyncBackend(sagemaker_runtime, s3, inference, config.async_wait)
+    app[SAGEMAKER_ASYNC] = SageMakerAsyncBackend(sagemaker_runtime, s3, inference, config.async_wait_seconds)
 
     async def lifecycle(app: web.Application) -> Any:
         await app[HTTP].start()

@@ -1,9 +1,11 @@
 """Holding a request while its deployment starts (scaled to zero, or an engine still loading).
 
 A backend that finds no capacity asks `retry()`: it waits (0.5 s, doubling to 5 s) and says whether to try
-again, until the deployment's wait (EMD_COLD_START_WAIT, below the ALB's idle timeout) is over. A streaming
-client gets an SSE comment every keepalive seconds meanwhile (the first one commits the 200, so a failure
-after it is an SSE error event); a non-streaming client gets its answer, or the 503, when the wait ends.
+again, until the wait is over. A non-streaming client gets nothing meanwhile, then its answer or the 503, so
+its wait (EMD_COLD_START_WAIT) ends before the front in front of the gateway gives up on a silent response
+(the gateway stack sets it per exposure). A streaming client waits EMD_STREAM_COLD_START_WAIT and gets an SSE
+comment every keepalive seconds meanwhile (the first one commits the 200, so a failure after it is an SSE
+error event).
 Only failures that mean "the request was not run" are held: nothing is ever sent to an engine twice.
 """
 

@@ -21,6 +21,15 @@ def _float(env: dict[str, str], name: str, default: float) -> float:
         raise SystemExit(f"{name}={raw!r} is not a number") from None
 
 
+def _port(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    if not raw.strip().isdigit() or not 1 <= int(raw) <= 65535:
+        raise SystemExit(f"{name}={raw!r} is not a TCP port: give a number from 1 to 65535")
+    return int(raw)
+
+
 def _networks(env: dict[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
@@ -61,8 +70,9 @@ class GatewayConfig:
     # upstream requests in flight (every backend, streamed or not); past it a request is refused at once
     # with 503 and Retry-After instead of waiting in a queue
     max_streams: int = 512
-    # SageMaker async deployments: how long a request waits for its answer in S3 (below the ALB's 600 s idle
-    # timeout, since nothing is sent while waiting)
+    # SageMaker async deployments: how long a request waits for its answer in S3. Nothing is sent meanwhile,
+    # so it must end before the front gives up on a silent response: the gateway stack sets it per exposure
+    # (540 s behind the ALB's 600 s idle timeout, 108 s behind CloudFront's 120 s origin read timeout)
     async_wait_seconds: float = 540.0
     # uvloop (default, where installed) or asyncio
     event_loop: str = "uvloop"
@@ -83,37 +93,22 @@ class GatewayConfig:
     client_write_timeout: float = 60.0
     # peers whose X-Forwarded-For is believed (the ALB's subnets); anyone else's is the client's own claim
     trusted_proxies: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
-    # a deployment with no running engine (scaled to zero): how long requests wait for one before a 503
-    # (below the ALB's 600 s idle timeout); a streaming client gets SSE comments every keepalive_seconds
+    # a deployment with no running engine (scaled to zero): how long a non-streamed request waits for one
+    # before a 503. Nothing is sent meanwhile: the stack sets it below its front's timeout, like async_wait
     cold_start_wait: float = 540.0
+    # the same for a streamed request: SSE comments every keepalive_seconds keep any front's connection alive
+    stream_cold_start_wait: float = 540.0
     keepalive_seconds: float = 15.0
-    # the front door's limit on a response's first byte (CloudFront's VPC origin: 120 s), when there is one: a
-    # request answered in one piece (not streamed) waits at most this long, so its client gets the gateway's
-    # 503 or 504 rather than the front door's own timeout page
-    response_deadline: float | None = None
 
     @property
     def aws(self) -> bool:
         return self.store == "aws"
 
-    def hold_wait(self, stream: bool) -> float:
-        """How long a request is held for a deployment that is starting: keep-alive comments carry a stream
-        past the front door's deadline, nothing carries an answer sent in one piece."""
-        return self.cold_start_wait if stream else self._within_deadline(self.cold_start_wait)
-
-    @property
-    def async_wait(self) -> float:
-        """How long an asynchronous request waits for its answer (always sent in one piece)."""
-        return self._within_deadline(self.async_wait_seconds)
-
-    def _within_deadline(self, wait: float) -> float:
-        return wait if self.response_deadline is None else min(wait, self.response_deadline)
-
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> GatewayConfig:
         env = dict(os.environ if env is None else env)
         config = cls(
-            port=int(env.get("EMD_GATEWAY_PORT") or 8080),
+            port=_port(env, "EMD_GATEWAY_PORT", 8080),
             host=env.get("EMD_GATEWAY_HOST") or "0.0.0.0",
             registry_prefix=(env.get("EMD_REGISTRY_PREFIX") or REGISTRY_PREFIX).rstrip("/"),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"),
@@ -135,8 +130,8 @@ class GatewayConfig:
             client_write_timeout=_float(env, "EMD_CLIENT_WRITE_TIMEOUT", 60.0),
             trusted_proxies=_networks(env, "EMD_TRUSTED_PROXIES", ("127.0.0.0/8", "::1/128")),
             cold_start_wait=_float(env, "EMD_COLD_START_WAIT", 540.0),
+            stream_cold_start_wait=_float(env, "EMD_STREAM_COLD_START_WAIT", 540.0),
             keepalive_seconds=_float(env, "EMD_SSE_KEEPALIVE_SECONDS", 15.0),
-            response_deadline=_float(env, "EMD_RESPONSE_DEADLINE", 0.0) or None,
         )
         if config.store == "file" and not config.state_dir:
             raise SystemExit("EMD_STORE=file needs EMD_STATE_DIR: the directory holding registry.json")

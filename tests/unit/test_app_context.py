@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import aws_cdk.aws_codebuild as codebuild
@@ -14,6 +11,7 @@ import pytest
 from emd_constructs.gateway_edge import Exposure
 from emd_stacks.context import AppConfig, parse_context
 from model_specs.errors import EmdUserError
+from tests.unit.stack_fixtures import run_app
 
 ROOT = Path(__file__).resolve().parents[2]
 CERT = "arn:aws:acm:us-west-2:123456789012:certificate/12345678-1234-1234-1234-123456789012"
@@ -138,22 +136,8 @@ def test_vpc_id_with_account():
     assert cfg.vpc_id == "vpc-0123456789abcdef0" and cfg.account == "123456789012"
 
 
-def _run_app(tmp_path: Path, context: dict) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env.update(
-        CDK_CONTEXT_JSON=json.dumps(context),
-        CDK_OUTDIR=str(tmp_path),
-        AWS_EC2_METADATA_DISABLED="true",
-        CDK_DISABLE_CLI_TELEMETRY="true",
-    )
-    env.pop("CDK_DEFAULT_ACCOUNT", None)
-    return subprocess.run(
-        [sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
-    )
-
-
 def test_app_exits_2_with_the_message_and_no_traceback(tmp_path):
-    result = _run_app(tmp_path, {"codebuild_compute_type": "huge"})
+    result = run_app(tmp_path, {"codebuild_compute_type": "huge"})
     assert result.returncode == 2
     assert "error: unknown codebuild_compute_type 'huge'" in result.stderr
     assert "Accepted: 2xlarge, large, medium, small" in result.stderr
@@ -162,7 +146,7 @@ def test_app_exits_2_with_the_message_and_no_traceback(tmp_path):
 
 @pytest.mark.slow
 def test_app_without_gateway_synthesizes_no_load_balancer(tmp_path):
-    result = _run_app(tmp_path, {"gateway": "false", "region": "us-west-2"})
+    result = run_app(tmp_path, {"gateway": "false", "region": "us-west-2"})
     assert result.returncode == 0, result.stderr[-2000:]
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     stacks = [k for k, v in manifest["artifacts"].items() if v["type"] == "aws:cloudformation:stack"]
@@ -176,7 +160,7 @@ def test_app_without_gateway_synthesizes_no_load_balancer(tmp_path):
 @pytest.mark.slow
 def test_app_with_no_context_synthesizes_an_internal_gateway(tmp_path):
     """`npx cdk synth` with no context works, and its gateway is not reachable from the internet."""
-    result = _run_app(tmp_path, {})
+    result = run_app(tmp_path, {})
     assert result.returncode == 0, result.stderr[-2000:]
     template = json.loads((tmp_path / "EMD-Gateway.template.json").read_text())
     resources = template["Resources"].values()

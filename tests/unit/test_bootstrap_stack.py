@@ -19,11 +19,11 @@ from emd_stacks.bootstrap import (
     BootstrapStack,
 )
 from emd_stacks.context import AppConfig
-from tests.cdk_checks import cfn_lint_findings
 from tests.unit.stack_fixtures import (
     ROOT,
     as_list,
     china_partition_literals,
+    findings,
     make_app,
     policy_statements,
     resources_of,
@@ -497,24 +497,16 @@ def test_a_bad_base_image_mirror_is_refused(tmp_path_factory):
 # ------------------------------------------------------------------ template checks
 
 
-def test_cdk_nag_clean_us_east(us_east):
-    assert us_east.nag == []
-
-
-def test_cfn_lint_clean_us_east(us_east):
-    assert cfn_lint_findings(us_east.template, ["us-east-1"]) == []
-
-
-@pytest.mark.slow
-def test_cdk_nag_and_cfn_lint_clean_us_west_2(retained):
-    assert retained.nag == []
-    assert cfn_lint_findings(retained.template, ["us-west-2"]) == []
-
-
-@pytest.mark.slow
-def test_cdk_nag_and_cfn_lint_clean_china(china):
-    assert china.nag == []
-    assert cfn_lint_findings(china.template, ["cn-north-1"]) == []
+@pytest.mark.parametrize(
+    ("variant", "region"),
+    [
+        ("us_east", "us-east-1"),
+        pytest.param("retained", "us-west-2", marks=pytest.mark.slow),
+        pytest.param("china", "cn-north-1", marks=pytest.mark.slow),
+    ],
+)
+def test_cdk_nag_and_cfn_lint_clean(variant: str, region: str, request) -> None:
+    assert findings(request.getfixturevalue(variant), region) == []
 
 
 @pytest.mark.slow

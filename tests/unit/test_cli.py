@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 
 import pytest
@@ -13,20 +14,10 @@ from model_specs import compat
 from model_specs.catalogue import catalogue
 from model_specs.deployment import resolve_deployment
 
-PLAN = [
-    "plan",
-    "--model-id",
-    "Qwen2.5-7B-Instruct",
-    "-i",
-    "g5.2xlarge",
-    "-e",
-    "vllm",
-    "-s",
-    "sagemaker_realtime",
-    "--region",
-    "us-east-1",
-    "--no-synth",
-]
+PLAN = shlex.split(
+    "plan --model-id Qwen2.5-7B-Instruct -i g5.2xlarge -e vllm -s sagemaker_realtime --region us-east-1 "
+    "--no-synth"
+)
 
 
 @pytest.fixture
@@ -114,22 +105,10 @@ def test_list_table_shows_every_model(run) -> None:
 
 def test_cost_json_reproduces_the_china_reference(run) -> None:
     res = run(
-        "cost",
-        "--model-id",
-        "Qwen2.5-7B-Instruct",
-        "-i",
-        "g4dn.xlarge",
-        "-s",
-        "sagemaker_realtime",
-        "--region",
-        "cn-north-1",
-        "--model-size-gb",
-        "5",
-        "--image-size-gb",
-        "2",
-        "--build-minutes",
-        "10",
-        "--json",
+        *shlex.split(
+            "cost --model-id Qwen2.5-7B-Instruct -i g4dn.xlarge -s sagemaker_realtime --region cn-north-1 "
+            "--model-size-gb 5 --image-size-gb 2 --build-minutes 10 --json"
+        )
     )
     assert res.exit_code == 0, res.output
     d = json.loads(res.stdout)
@@ -141,18 +120,8 @@ def test_cost_json_reproduces_the_china_reference(run) -> None:
 
 
 def test_cost_table_in_cny_and_default_region_from_env(run) -> None:
-    res = run(
-        "cost",
-        "--model-id",
-        "Qwen2.5-7B-Instruct",
-        "-i",
-        "g4dn.xlarge",
-        "-s",
-        "ec2",
-        "--model-size-gb",
-        "5",
-        env={"AWS_REGION": "cn-north-1"},
-    )
+    command = "cost --model-id Qwen2.5-7B-Instruct -i g4dn.xlarge -s ec2 --model-size-gb 5"
+    res = run(*shlex.split(command), env={"AWS_REGION": "cn-north-1"})
     assert res.exit_code == 0, res.output
     assert "¥0.80 + ¥0.84/month" in res.stdout and "¥4.42/hour" in res.stdout and "¥3.36/month" in res.stdout
     assert "Not included" in res.stdout and "NAT" in res.stdout
@@ -220,137 +189,37 @@ def test_plan_public_has_no_secret(run) -> None:
     assert d["api_key_secret_name"] is None and d["cost"]["secrets_manager_monthly"] == "0.00"
 
 
-def test_plan_says_when_synthesis_is_not_available(run, monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    monkeypatch.setitem(sys.modules, "emd_stacks.synth", None)  # import fails like a missing module
-    args = [a for a in PLAN if a != "--no-synth"]
-    res = run(*args, "--outdir", str(tmp_path / "out"))
-    assert res.exit_code == 0, res.output
-    assert "model stack synthesis not available" in res.stdout
-    assert json.loads(run(*args, "--json").stdout)["synth"] == "model stack synthesis not available"
+EC2_PLAN = "plan --model-id Qwen2.5-7B-Instruct -i g5.2xlarge -s ec2"
 
 
 @pytest.mark.parametrize(
-    ("args", "needle"),
+    ("command", "needle"),
     [
+        ("plan --model-id Qwen2.5-7B-Instruc -i g5.2xlarge -s ec2", "Qwen2.5-7B-Instruct"),
+        ("plan --model-id Qwen2.5-7B-Instruct -i g5.2xlarg -s ec2", "g5.2xlarge"),
+        (f"{EC2_PLAN} -e vlm", "vllm"),
+        ("plan --model-id Qwen2.5-7B-Instruct -i g5.2xlarge -s sagemaker", "sagemaker_realtime"),
+        (f"{EC2_PLAN} --region us-east-9", "us-east-9"),
+        (f"{EC2_PLAN} --model-tag Prod!", "Prod!"),
+        (f"{EC2_PLAN} --extra-params {{bad", "not valid JSON"),
+        (f"""{EC2_PLAN} --extra-params '{{"service_params": {{"min_capacty": 1}}}}'""", "min_capacity"),
         (
-            ["plan", "--model-id", "Qwen2.5-7B-Instruc", "-i", "g5.2xlarge", "-s", "ec2"],
-            "Qwen2.5-7B-Instruct",
-        ),
-        (["plan", "--model-id", "Qwen2.5-7B-Instruct", "-i", "g5.2xlarg", "-s", "ec2"], "g5.2xlarge"),
-        (["plan", "--model-id", "Qwen2.5-7B-Instruct", "-i", "g5.2xlarge", "-s", "ec2", "-e", "vlm"], "vllm"),
-        (
-            ["plan", "--model-id", "Qwen2.5-7B-Instruct", "-i", "g5.2xlarge", "-s", "sagemaker"],
-            "sagemaker_realtime",
-        ),
-        (
-            [
-                "plan",
-                "--model-id",
-                "Qwen2.5-7B-Instruct",
-                "-i",
-                "g5.2xlarge",
-                "-s",
-                "ec2",
-                "--region",
-                "us-east-9",
-            ],
-            "us-east-9",
-        ),
-        (
-            [
-                "plan",
-                "--model-id",
-                "Qwen2.5-7B-Instruct",
-                "-i",
-                "g5.2xlarge",
-                "-s",
-                "ec2",
-                "--model-tag",
-                "Prod!",
-            ],
-            "Prod!",
-        ),
-        (
-            [
-                "plan",
-                "--model-id",
-                "Qwen2.5-7B-Instruct",
-                "-i",
-                "g5.2xlarge",
-                "-s",
-                "ec2",
-                "--extra-params",
-                "{bad",
-            ],
-            "not valid JSON",
-        ),
-        (
-            [
-                "plan",
-                "--model-id",
-                "Qwen2.5-7B-Instruct",
-                "-i",
-                "g5.2xlarge",
-                "-s",
-                "ec2",
-                "--extra-params",
-                '{"service_params": {"min_capacty": 1}}',
-            ],
-            "min_capacity",
-        ),
-        (
-            [
-                "plan",
-                "--model-id",
-                "Qwen2.5-7B-Instruct",
-                "-i",
-                "g5.2xlarge",
-                "-s",
-                "ec2",
-                "--extra-params",
-                '{"service_params": {"min_capacity": 3, "max_capacity": 1}}',
-            ],
+            f"""{EC2_PLAN} --extra-params '{{"service_params": {{"min_capacity": 3, "max_capacity": 1}}}}'""",
             "greater than max_capacity",
         ),
-        (
-            [
-                "plan",
-                "--model-id",
-                "Qwen2.5-7B-Instruct",
-                "-i",
-                "g5.2xlarge",
-                "-s",
-                "ec2",
-                "--extra-params",
-                "@/nonexistent/params.json",
-            ],
-            "does not exist",
-        ),
-        (["plan", "--model-id", "Qwen2.5-72B-Instruct", "-i", "g5.2xlarge", "-s", "ec2"], "refused"),
-        (["plan", "-i", "g5.2xlarge", "-s", "ec2"], "--model-id"),
-        (["cost", "--model-id", "Qwen2.5-7B-Instruct", "-s", "ec2"], "--instance-type"),
-        (["cost", "--model-id", "nope", "-i", "g5.2xlarge", "-s", "ec2"], "nope"),
-        (
-            [
-                "cost",
-                "--model-id",
-                "Qwen2.5-7B-Instruct",
-                "-i",
-                "g5.2xlarge",
-                "-s",
-                "ec2",
-                "--hours-per-day",
-                "30",
-            ],
-            "hours-per-day",
-        ),
-        (["list-supported-models", "--type", "llmm"], "llm"),
-        (["list-supported-models", "--engine", "vlm"], "vllm"),
-        (["list-supported-models", "--region", "mars-1"], "mars-1"),
+        (f"{EC2_PLAN} --extra-params @/nonexistent/params.json", "does not exist"),
+        ("plan --model-id Qwen2.5-72B-Instruct -i g5.2xlarge -s ec2", "refused"),
+        ("plan -i g5.2xlarge -s ec2", "--model-id"),
+        ("cost --model-id Qwen2.5-7B-Instruct -s ec2", "--instance-type"),
+        ("cost --model-id nope -i g5.2xlarge -s ec2", "nope"),
+        ("cost --model-id Qwen2.5-7B-Instruct -i g5.2xlarge -s ec2 --hours-per-day 30", "hours-per-day"),
+        ("list-supported-models --type llmm", "llm"),
+        ("list-supported-models --engine vlm", "vllm"),
+        ("list-supported-models --region mars-1", "mars-1"),
     ],
 )
-def test_user_mistakes_exit_2_with_one_clear_message(run, args: list[str], needle: str) -> None:
-    res = run(*args)
+def test_user_mistakes_exit_2_with_one_clear_message(run, command: str, needle: str) -> None:
+    res = run(*shlex.split(command))
     assert res.exit_code == 2, res.output
     assert needle in res.stderr
     assert "Traceback" not in res.output and res.stdout == ""
@@ -405,3 +274,82 @@ def test_instance_not_offered_in_the_region_is_refused(run) -> None:
         "plan", "--model-id", "Qwen2.5-72B-Instruct", "-i", absent[0], "-s", "ec2", "--region", "cn-north-1"
     )
     assert res.exit_code == 2 and "cn-north-1" in res.stderr and "Traceback" not in res.output
+
+
+def test_deploy_on_a_terminal_resolves_what_the_wizard_answered(run, monkeypatch: pytest.MonkeyPatch) -> None:
+    import emd_cli.deploy as deploy_module
+    import emd_cli.wizard as wizard
+
+    given: dict[str, object] = {}
+    resolved: dict[str, object] = {}
+
+    def fake_wizard(**flags: object) -> wizard.Answers:
+        given.update(flags)
+        return wizard.Answers("Qwen2.5-7B-Instruct", "ec2", "vllm", "g5.2xlarge")
+
+    def stop(**spec: object) -> None:
+        resolved.update(spec)
+        raise SystemExit(3)
+
+    monkeypatch.setattr(deploy_module, "interactive", lambda: True)
+    monkeypatch.setattr(wizard, "deploy_wizard", fake_wizard)
+    monkeypatch.setattr(deploy_module, "resolve", stop)
+    res = run("deploy", "-e", "vllm", "--model-tag", "prod", "--region", "us-west-2")
+    assert res.exit_code == 3, res.output
+    assert given == {
+        "model_id": None, "service_type": None, "engine_type": "vllm", "instance_type": None,
+        "region": "us-west-2",
+    }  # fmt: skip
+    assert resolved == {
+        "model_id": "Qwen2.5-7B-Instruct", "service_type": "ec2", "engine_type": "vllm",
+        "instance_type": "g5.2xlarge", "model_tag": "prod", "region": "us-west-2", "extra_params": None,
+        "dockerfile_path": None,
+    }  # fmt: skip
+
+
+def test_a_misspelled_service_is_named_before_an_instance_is_asked_for(run) -> None:
+    res = run("deploy", "--model-id", "SmolLM2-135M-Instruct-GGUF", "-s", "locl", "--skip-confirm")
+    assert res.exit_code == 2, res.output
+    assert "unknown service type 'locl'. Did you mean 'local'?" in res.stderr
+    assert "instance" not in res.stderr
+
+
+@pytest.mark.parametrize("command", ["status", "destroy x/dev --yes", "deploy", "plan", "invoke x/dev"])
+def test_an_unknown_region_is_refused_before_anything_runs(run, command: str) -> None:
+    res = run(*command.split(), "--region", "us-east-9")
+    assert res.exit_code == 2, res.output
+    assert res.stderr.strip().splitlines() == [res.stderr.strip()]  # one line
+    assert "unknown region 'us-east-9'. Did you mean 'us-east-2'" in res.stderr
+
+
+def test_an_unknown_profile_is_refused_before_the_plan_is_shown(run, tmp_path) -> None:
+    config = tmp_path / "config"
+    config.write_text("[default]\nregion = us-east-1\n[profile prod]\nregion = us-west-2\n")
+    env = {"AWS_CONFIG_FILE": str(config), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}
+    res = run(
+        "deploy", "--model-id", "Qwen2.5-7B-Instruct", "-i", "g5.2xlarge", "-s", "sagemaker_realtime",
+        "--profile", "prd", "--skip-confirm", env=env,
+    )  # fmt: skip
+    assert res.exit_code == 2, res.output
+    (line,) = res.output.strip().splitlines()  # nothing else: no plan, no AWS call
+    assert line.startswith("Error: The config profile (prd) could not be found"), line
+    for command in ("status", "keys rotate x/dev", "destroy x/dev --yes"):
+        res = run(*command.split(), "--profile", "prd", env=env)
+        assert res.exit_code == 2 and "profile (prd) could not be found" in res.stderr, (command, res.output)
+    assert run("status", "--profile", "prod", env=env).exit_code == 0
+
+
+def test_status_of_a_deployment_that_does_not_exist_is_one_line_and_exit_2(run, tmp_path) -> None:
+    res = run("status", "nosuch-model/dev", env={"XDG_STATE_HOME": str(tmp_path)})
+    assert res.exit_code == 2, res.output
+    (line,) = res.stderr.strip().splitlines()
+    assert line.startswith("Error: no deployment nosuch-model/dev")
+
+
+@pytest.mark.timeout(120)
+def test_plan_into_a_folder_that_cannot_be_written_fails_at_once(run, tmp_path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")  # a file where the output folder's parent should be: mkdir fails
+    res = run(*PLAN[:-1], "--outdir", str(blocker / "cdk.out"))
+    assert res.exit_code == 2, res.output
+    assert "cannot be written" in res.stderr and "Plan:" not in res.output

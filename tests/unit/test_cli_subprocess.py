@@ -77,28 +77,16 @@ def test_console_script_and_module_entry_points() -> None:
 
 
 @pytest.mark.parametrize(
-    "args",
+    "command",
     [
-        ["plan", "--model-id", "Qwen2.5-7B-Instruc", "-i", "g5.2xlarge", "-s", "ec2"],
-        [
-            "plan",
-            "--model-id",
-            "Qwen2.5-7B-Instruct",
-            "-i",
-            "g5.2xlarge",
-            "-s",
-            "ec2",
-            "--extra-params",
-            "[1]",
-        ],
-        ["plan", "--model-id", "Qwen2.5-7B-Instruct", "-i", "g5.2xlarge", "-s", "ec2"][
-            :3
-        ],  # missing flags, no TTY
-        ["cost", "--model-id", "Qwen2.5-7B-Instruct", "-i", "p9.xlarge", "-s", "ec2"],
+        "plan --model-id Qwen2.5-7B-Instruc -i g5.2xlarge -s ec2",
+        "plan --model-id Qwen2.5-7B-Instruct -i g5.2xlarge -s ec2 --extra-params [1]",
+        "plan --model-id Qwen2.5-7B-Instruct",  # missing flags, no TTY
+        "cost --model-id Qwen2.5-7B-Instruct -i p9.xlarge -s ec2",
     ],
 )
-def test_bad_input_exits_2_without_traceback(args: list[str]) -> None:
-    proc = _emd(*args)
+def test_bad_input_exits_2_without_traceback(command: str) -> None:
+    proc = _emd(*command.split())
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and "Error:" in proc.stderr
     assert "MODULES False False False" in proc.stderr
@@ -107,25 +95,12 @@ def test_bad_input_exits_2_without_traceback(args: list[str]) -> None:
 @pytest.mark.slow
 def test_plan_synthesizes_the_model_stack(tmp_path: Path) -> None:
     out = tmp_path / "cdk.out"
-    proc = _emd(
-        "plan",
-        "--model-id",
-        "Qwen2.5-7B-Instruct",
-        "-i",
-        "g5.2xlarge",
-        "-e",
-        "vllm",
-        "-s",
-        "sagemaker_realtime",
-        "--region",
-        "us-east-1",
-        "--outdir",
-        str(out),
-        "--json",
-        "--extra-params",
-        '{"service_params": {"api_key": "sk-never-in-a-template"}}',
-        timeout=180,
+    plan = (
+        "plan --model-id Qwen2.5-7B-Instruct -i g5.2xlarge -e vllm -s sagemaker_realtime "
+        "--region us-east-1"
     )
+    secret = '{"service_params": {"api_key": "sk-never-in-a-template"}}'
+    proc = _emd(*plan.split(), "--outdir", str(out), "--json", "--extra-params", secret, timeout=180)
     assert proc.returncode == 0, proc.stderr
     d = json.loads(proc.stdout)
     assert d["synth"] == "synthesized"

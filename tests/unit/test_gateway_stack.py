@@ -28,10 +28,10 @@ from emd_stacks.gateway import (
     GatewayStack,
 )
 from model_specs.errors import EmdUserError
-from tests.cdk_checks import cfn_lint_findings
 from tests.unit.stack_fixtures import (
     as_list,
     china_partition_literals,
+    findings,
     make_app,
     policy_statements,
     resources_of,
@@ -265,24 +265,6 @@ def test_cloudfront_serves_https_in_front_of_an_internal_alb(edge):
     assert port == 80 and not _open_ingress(t)
 
 
-def test_behind_cloudfront_the_gateway_answers_before_its_origin_timeout(edge, default):
-    def gateway_env(template: dict) -> dict:
-        (task,) = resources_of(template, "AWS::ECS::TaskDefinition").values()
-        (container,) = task["Properties"]["ContainerDefinitions"]
-        return {e["Name"]: e["Value"] for e in container["Environment"]}
-
-    (dist,) = resources_of(edge.template, "AWS::CloudFront::Distribution").values()
-    (origin,) = dist["Properties"]["DistributionConfig"]["Origins"]
-    deadline = float(gateway_env(edge.template)["EMD_RESPONSE_DEADLINE"])
-    assert 0 < deadline < origin["VpcOriginConfig"]["OriginReadTimeout"]
-    assert "EMD_RESPONSE_DEADLINE" not in gateway_env(default.template)  # the ALB's 600 s is above every wait
-
-
-def test_cloudfront_checks_clean(edge):
-    assert edge.nag == []
-    assert cfn_lint_findings(edge.template, ["us-east-1"]) == []
-
-
 def test_china_uses_its_tls_policy_and_x86(china):
     (https,) = [
         r["Properties"]
@@ -292,6 +274,41 @@ def test_china_uses_its_tls_policy_and_x86(china):
     assert https["SslPolicy"] == "ELBSecurityPolicy-FS-1-2-Res-2020-10"
     (task,) = resources_of(china.template, "AWS::ECS::TaskDefinition").values()
     assert task["Properties"]["RuntimePlatform"]["CpuArchitecture"] == "X86_64"
+
+
+# ------------------------------------------------------------------ waits below the front's timeout
+
+WAITS = ("EMD_COLD_START_WAIT", "EMD_ASYNC_WAIT_SECONDS", "EMD_UPSTREAM_READ_TIMEOUT")
+
+
+def _front_timeout(template) -> int:
+    """Seconds the client's side waits for a byte: CloudFront's origin read timeout where a distribution
+    fronts the gateway, else the ALB's idle timeout."""
+    for dist in resources_of(template, "AWS::CloudFront::Distribution").values():
+        (origin,) = dist["Properties"]["DistributionConfig"]["Origins"]
+        return origin["VpcOriginConfig"]["OriginReadTimeout"]
+    (alb,) = resources_of(template, "AWS::ElasticLoadBalancingV2::LoadBalancer").values()
+    attributes = {a["Key"]: a["Value"] for a in alb["Properties"]["LoadBalancerAttributes"]}
+    return int(attributes["idle_timeout.timeout_seconds"])
+
+
+@pytest.mark.parametrize(
+    ("variant", "front"),
+    [("default", 600), ("secure", 600), ("china", 600), ("insecure", 600), ("edge", 120)],
+    ids=["internal", "internal-https", "public-https", "public-http", "cloudfront"],
+)
+def test_waits_end_before_the_front_gives_up(variant, front, request):
+    """A request the gateway holds without sending a byte (cold start, async answer, silent engine) gets the
+    gateway's own 503/504 before the ALB or CloudFront drops it with a bare 504."""
+    template = request.getfixturevalue(variant).template
+    assert _front_timeout(template) == front
+    (task,) = resources_of(template, "AWS::ECS::TaskDefinition").values()
+    (container,) = task["Properties"]["ContainerDefinitions"]
+    env = {e["Name"]: e["Value"] for e in container["Environment"]}
+    cold_start, async_wait, silence = (float(env[name]) for name in WAITS)
+    # as long as the front allows (a cold start takes minutes), and not a second longer
+    assert 0.8 * front <= cold_start < front and 0.8 * front <= async_wait < front
+    assert silence < front
 
 
 # ------------------------------------------------------------------ service
@@ -328,7 +345,9 @@ def test_task_definition_arm64_env_and_logs(default):
     env = {e["Name"]: e["Value"] for e in container["Environment"]}
     trusted = env.pop("EMD_TRUSTED_PROXIES")  # the VPC's CIDR: the ALB, whose X-Forwarded-For is believed
     assert trusted["Fn::GetAtt"][1] == "CidrBlock" and trusted["Fn::GetAtt"][0].startswith("NetworkVpc")
+    waits = {k: env.pop(k) for k in WAITS}  # test_waits_end_before_the_front_gives_up
     assert env == {"EMD_REGISTRY_PREFIX": "/emd/models", "AWS_REGION": "us-east-1"}
+    assert waits == dict(zip(WAITS, ("540", "540", "300"), strict=True))
     assert container["PortMappings"][0]["ContainerPort"] == 8080
     assert container["LogConfiguration"]["LogDriver"] == "awslogs"
     assert "Secrets" not in container  # keys are read per request from Secrets Manager by name, never env
@@ -535,26 +554,20 @@ def test_log_retention_and_removal(default):
 # ------------------------------------------------------------------ template checks
 
 
-def test_cdk_nag_and_cfn_lint_clean_default(default):
-    assert default.nag == []
-    assert cfn_lint_findings(default.template, ["us-east-1"]) == []
+@pytest.mark.parametrize(
+    ("variant", "region"),
+    [
+        ("default", "us-east-1"),
+        ("edge", "us-east-1"),
+        pytest.param("secure", "us-west-2", marks=pytest.mark.slow),
+        pytest.param("existing_vpc", "us-east-1", marks=pytest.mark.slow),
+        pytest.param("china", "cn-north-1", marks=pytest.mark.slow),
+    ],
+)
+def test_cdk_nag_and_cfn_lint_clean(variant: str, region: str, request) -> None:
+    synth = request.getfixturevalue(variant)
+    assert findings(synth[0] if isinstance(synth, tuple) else synth, region) == []
 
 
-@pytest.mark.slow
-def test_cdk_nag_and_cfn_lint_clean_secure_us_west_2(secure):
-    assert secure.nag == []
-    assert cfn_lint_findings(secure.template, ["us-west-2"]) == []
-
-
-@pytest.mark.slow
-def test_cdk_nag_and_cfn_lint_clean_existing_vpc(existing_vpc):
-    synth, _ = existing_vpc
-    assert synth.nag == []
-    assert cfn_lint_findings(synth.template, ["us-east-1"]) == []
-
-
-@pytest.mark.slow
-def test_china_clean_and_partition_correct(china):
-    assert china.nag == []
-    assert cfn_lint_findings(china.template, ["cn-north-1"]) == []
+def test_china_partition_correct(china):
     assert china_partition_literals(china.template) == []

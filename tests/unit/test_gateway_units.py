@@ -40,18 +40,17 @@ def test_config_caps_key_ttl_at_a_minute() -> None:
     assert GatewayConfig.from_env(r).event_loop == "uvloop"
     assert GatewayConfig.from_env({**r, "EMD_GATEWAY_LOOP": "asyncio"}).event_loop == "asyncio"
     assert GatewayConfig.from_env({**r, "EMD_ASYNC_WAIT_SECONDS": "30"}).async_wait_seconds == 30
+    waits = GatewayConfig.from_env({**r, "EMD_COLD_START_WAIT": "108"})
+    assert (waits.cold_start_wait, waits.stream_cold_start_wait) == (108, 540)
+    assert GatewayConfig.from_env({**r, "EMD_STREAM_COLD_START_WAIT": "60"}).stream_cold_start_wait == 60
 
 
-def test_a_response_deadline_shortens_the_waits_of_answers_sent_in_one_piece() -> None:
-    r = {"AWS_REGION": "us-east-1"}
-    free = GatewayConfig.from_env(r)
-    assert free.response_deadline is None
-    assert free.hold_wait(stream=False) == free.hold_wait(stream=True) == 540 and free.async_wait == 540
-    behind = GatewayConfig.from_env({**r, "EMD_RESPONSE_DEADLINE": "110"})
-    assert behind.hold_wait(stream=False) == 110 and behind.async_wait == 110
-    assert behind.hold_wait(stream=True) == 540  # keep-alive comments carry a stream past the deadline
-    short = GatewayConfig.from_env({**r, "EMD_RESPONSE_DEADLINE": "110", "EMD_COLD_START_WAIT": "60"})
-    assert short.hold_wait(stream=False) == 60
+def test_config_rejects_a_port_that_is_not_one() -> None:
+    import pytest
+
+    for bad in ("abc", "99999", "0", "-1"):
+        with pytest.raises(SystemExit, match=f"EMD_GATEWAY_PORT='{bad}' is not a TCP port"):
+            GatewayConfig.from_env({"AWS_REGION": "us-east-1", "EMD_GATEWAY_PORT": bad})
 
 
 def test_config_rejects_an_unknown_event_loop() -> None:

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from emd_cli.main import cli
 from emd_stacks.template_checks import templates_of
 from model_specs.gitops import GitOpsPlan
+from tests.unit.stack_fixtures import unbounded_logs
 
 pytestmark = pytest.mark.slow
 
@@ -203,6 +204,14 @@ def test_model_stacks_carry_the_pipeline_tag(assembly: Path, templates: dict[str
     assert tags == {"emd:gitops": "EMD-GitOps", "emd:model-id": "Qwen2.5-0.5B-Instruct", "emd:tag": "stg"}
 
 
+def test_every_log_is_kept_30_days(templates: dict[str, dict[str, Any]]):
+    gitops = templates["EMD-GitOps"]
+    projects = [r for r in gitops["Resources"].values() if r["Type"] == "AWS::CodeBuild::Project"]
+    assert len(projects) >= 5  # synth, self-mutation, build, smoke test, prune
+    for path, template in templates.items():
+        assert unbounded_logs(template) == [], path
+
+
 def test_target_stack_role_and_smoke_project(templates: dict[str, dict[str, Any]]):
     template = Template.from_json(templates["assembly-Target-us-west-2-222222222222/EMD-GitOps-Target"])
     template.has_resource_properties(
@@ -266,6 +275,9 @@ def test_china_without_prune(tmp_path: Path):
     gitops.has_output("SourceBucketName", {})
     synth_env = json.dumps(project_commands(templates["EMD-GitOps"], "emd_cli gitops synth")["Environment"])
     assert "PIP_INDEX_URL" in synth_env
+    # CDK Pipelines' projects and the source bucket's notifications handler log to groups with retention
+    for path, template in templates.items():
+        assert unbounded_logs(template) == [], path
 
 
 def test_twenty_entries_across_two_environments_in_one_app(tmp_path: Path):

@@ -3,6 +3,7 @@ model_specs.compat's rules, refusals that list what fits, and where local weight
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -116,6 +117,21 @@ def test_local_weights_come_from_the_package_or_the_given_path(tmp_path: Path) -
     empty.mkdir()
     with pytest.raises(EmdUserError, match=r"no \.gguf file under"):
         local_model_path(_local(str(empty)))
+
+
+def test_a_missing_local_path_is_refused_before_the_plan_is_shown(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from emd_cli.main import cli
+
+    params = json.dumps({"model_params": {"model_files_local_path": str(tmp_path / "nope")}})
+    res = CliRunner().invoke(
+        cli, ["plan", "--model-id", "SmolLM2-135M-Instruct-GGUF", "-s", "local", "--extra-params", params]
+    )
+    assert res.exit_code == 2, res.output
+    missing = repr(str(tmp_path / "nope"))
+    expected = f"Error: model_params.model_files_local_path {missing} does not exist"
+    assert res.output.strip().splitlines() == [expected]
 
 
 def test_hub_weights_are_refused_offline_with_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:

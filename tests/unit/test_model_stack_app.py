@@ -5,9 +5,6 @@ pipeline bundle."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +12,7 @@ import pytest
 from emd_stacks.model_context import model_context
 from model_specs.deployment import resolve_deployment
 from model_specs.errors import EmdUserError
+from tests.unit.stack_fixtures import run_app
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = {
@@ -63,7 +61,9 @@ def test_context_extra_params_as_object_and_artifact_overrides():
         ({"model_id": "Qwen2.5-7B-Instruc"}, "Qwen2.5-7B-Instruct"),
         ({"instance_type": None}, "-c instance_type=..."),
         ({"service_type": "sagemaker"}, "sagemaker_realtime"),
+        ({"extra_params": '{"service_params": {"min_capacty": 0}}'}, "invalid context extra_params: "),
         ({"extra_params": '{"service_params": {"min_capacty": 0}}'}, "min_capacity"),
+        ({"extra_params": "{bad"}, "context extra_params is not valid JSON"),
         ({"instance_type": "g4dn.xlarge"}, "refused"),
     ],
 )
@@ -73,23 +73,9 @@ def test_bad_context_raises_the_cli_error(change, message):
         model_context(ctx.get, region="us-east-1")
 
 
-def _run_app(tmp_path: Path, context: dict) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env.update(
-        CDK_CONTEXT_JSON=json.dumps(context),
-        CDK_OUTDIR=str(tmp_path),
-        AWS_EC2_METADATA_DISABLED="true",
-        CDK_DISABLE_CLI_TELEMETRY="true",
-    )
-    env.pop("CDK_DEFAULT_ACCOUNT", None)
-    return subprocess.run(
-        [sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
-    )
-
-
 @pytest.mark.slow
 def test_app_with_model_context_synthesizes_exactly_one_model_stack(tmp_path):
-    result = _run_app(tmp_path, {**BASE, "model_tag": "dev", "region": "us-west-2"})
+    result = run_app(tmp_path, {**BASE, "model_tag": "dev", "region": "us-west-2"})
     assert result.returncode == 0, result.stderr
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     stacks = [k for k, a in manifest["artifacts"].items() if a["type"] == "aws:cloudformation:stack"]
@@ -100,7 +86,7 @@ def test_app_with_model_context_synthesizes_exactly_one_model_stack(tmp_path):
 
 @pytest.mark.slow
 def test_app_with_bad_model_context_exits_2_without_traceback(tmp_path):
-    result = _run_app(tmp_path, {**BASE, "model_id": "Qwen2.5-7B-Instruc"})
+    result = run_app(tmp_path, {**BASE, "model_id": "Qwen2.5-7B-Instruc"})
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and "Qwen2.5-7B-Instruct" in result.stderr
     assert "Traceback" not in result.stderr
