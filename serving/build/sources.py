@@ -165,12 +165,13 @@ def make_source(hub: str, repo: str, token: str | None) -> WeightsSource:
 def describe_hub_error(
     exc: BaseException, hub: str, repo: str, token: str | None, revision: str
 ) -> str | None:
-    """One line for a hub error a user can act on, or None for anything else (a broken download is retried by the transfer)."""
+    """One line for a hub error a user can act on, or None for anything else (a broken download is retried by
+    the transfer)."""
     name = type(exc).__name__
     if is_network_error(exc):
         return (
-            f"cannot reach {site_name(hub)} ({hub_endpoint(hub)}) for {repo}: {one_line(exc)}; the build needs "
-            "outbound HTTPS to it (through a NAT gateway or proxy when it runs in a VPC), or give "
+            f"cannot reach {site_name(hub)} ({hub_endpoint(hub)}) for {repo}: {one_line(exc)}; the build "
+            "needs outbound HTTPS to it (through a NAT gateway or proxy when it runs in a VPC), or give "
             "model_params.model_files_s3_path; a rerun keeps the files already copied"
         )
     status = getattr(getattr(exc, "response", None), "status_code", None)
@@ -202,9 +203,11 @@ def describe_hub_error(
     return None
 
 
-# Failures to connect at all (httpx's, and the socket's: gaierror is a name that does not resolve). A connection
-# that breaks mid-file is not one of them: the transfer retries it and resumes (serving/build/transfer.py).
-NETWORK_ERROR_NAMES = frozenset({"ConnectError", "ConnectTimeout", "ProxyError", "gaierror", "ConnectionRefusedError"})
+# Failures to connect at all (httpx's, and the socket's: gaierror is a name that does not resolve). A
+# connection that breaks mid-file is not one of them: the transfer retries it and resumes (transfer.py).
+NETWORK_ERROR_NAMES = frozenset(
+    {"ConnectError", "ConnectTimeout", "ProxyError", "gaierror", "ConnectionRefusedError"}
+)
 
 
 def is_network_error(exc: BaseException) -> bool:

@@ -362,5 +362,6 @@ def test_an_unreachable_hub_is_one_line(build, monkeypatch, capsys):
     deploy(build)
     assert prepare.main(["weights"]) == 1
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"[emd-build] error: cannot reach Hugging Face (http://127.0.0.1:{closed}) for {HF_ID}: ")
+    expected = f"[emd-build] error: cannot reach Hugging Face (http://127.0.0.1:{closed}) for {HF_ID}: "
+    assert err.startswith(expected)
     assert "model_files_s3_path" in err and "\n" not in err
