@@ -46,7 +46,9 @@ GATEWAY_BUILDSPEC = "serving/build/gateway_buildspec.yml"
     help="An internet-facing plain-HTTP gateway (API keys travel in clear: for trials only).",
 )
 @click.option(
-    "--allowed-cidrs", metavar="CIDRS", help="Comma-separated client CIDR blocks (default: anywhere; a rerun keeps the deployed ones)."
+    "--allowed-cidrs",
+    metavar="CIDRS",
+    help="Comma-separated client CIDR blocks (default: anywhere; a rerun keeps the deployed ones).",
 )
 @click.option(
     "--internal",
