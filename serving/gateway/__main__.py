@@ -44,7 +44,13 @@ def build_app(config: GatewayConfig) -> web.Application:
         return create_app(config, store=FileStore(config.state_dir))
     clients = aws_clients(config)
     store = AwsStore(clients["ssm"], clients["secrets"], config.registry_prefix)
-    return create_app(config, store=store, sagemaker_runtime=clients["sagemaker_runtime"], s3=clients["s3"])
+    return create_app(
+        config,
+        store=store,
+        sagemaker_runtime=clients["sagemaker_runtime"],
+        s3=clients["s3"],
+        credentials=clients["credentials"],
+    )
 
 
 def serve(config: GatewayConfig, reuse_port: bool) -> None:

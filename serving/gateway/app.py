@@ -1,8 +1,10 @@
 """The gateway's aiohttp application: OpenAI routes, auth, routing, the limit on upstream requests.
 
-Two thread pools: the control plane (registry and key look-ups, a few threads) and inference (SageMaker
-calls, EMD_MAX_STREAMS of them), so streams never delay another tenant's key check. At most EMD_MAX_STREAMS
-requests are upstream at once (every backend); past that a request gets 503 with Retry-After at once.
+Engines and SageMaker real-time endpoints are called on the event loop (aiohttp, one connection pool each).
+Two thread pools for boto3's blocking calls: the control plane (registry and key look-ups, credential
+refreshes, a few threads) and SageMaker async inference (its S3 and InvokeEndpointAsync calls), so requests
+never delay another tenant's key check. At most EMD_MAX_STREAMS requests are upstream at once (every backend);
+past that a request gets 503 with Retry-After at once.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from serving.gateway.config import GatewayConfig
 from serving.gateway.metrics import record_no_capacity
 from serving.gateway.registry import Registry
 from serving.gateway.request_body import BodyRefused, read_body, requested_model
+from serving.gateway.runtime_client import RuntimeClient
 from serving.gateway.sagemaker import SageMakerBackend
 from serving.gateway.stores import DeploymentStore
 
@@ -230,7 +233,7 @@ async def _dispatch(
             return error_response(f"{entry.route} has no base_url in the registry", 502, "bad_registry_entry")
         hold = ColdStart(entry, wait, config.keepalive_seconds, out, lambda: record_no_capacity(entry.route))
         return await request.app[HTTP].forward(request, entry, body, requested, hold)
-    if not config.aws:
+    if not config.aws or SAGEMAKER not in request.app:
         return error_response(
             f"{entry.route} is a SageMaker deployment, and this gateway runs without AWS access",
             502,
@@ -256,16 +259,18 @@ def create_app(
     store: DeploymentStore,
     sagemaker_runtime: Any = None,
     s3: Any = None,
+    credentials: Any = None,
 ) -> web.Application:
     """sagemaker_runtime/s3: boto3 clients, or None for a gateway without AWS (the local target), which then
-    refuses SageMaker routes."""
+    refuses SageMaker routes; credentials: their session's (botocore Credentials), which sign real-time
+    calls."""
     app = web.Application(
         middlewares=[access_log_middleware(networks(config.trusted_proxies))],
         client_max_size=config.max_body_bytes,
     )
     control = ThreadPoolExecutor(max_workers=CONTROL_PLANE_THREADS, thread_name_prefix="emd-control")
-    # a stream's reader thread may outlive its request by a moment (it stops at its next event)
-    inference = ThreadPoolExecutor(max_workers=2 * config.max_streams, thread_name_prefix="emd-inference")
+    # threads start on demand: one per async request while it waits on a boto3 call
+    async_calls = ThreadPoolExecutor(max_workers=config.max_streams, thread_name_prefix="emd-async")
 
     async def control_call(fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(control, fn, *args)
@@ -277,15 +282,34 @@ def create_app(
     app[KEYS] = KeyStore(store.key_digest, config.key_cache_ttl, control_call, config.key_max_staleness)
     app[LIMIT] = UpstreamLimit(config.max_streams)
     app[HTTP] = HttpBackend(config.connect_timeout, config.read_timeout)
-    app[SAGEMAKER] = SageMakerBackend(sagemaker_runtime, inference)
-    app[SAGEMAKER_ASYNC] = SageMakerAsyncBackend(sagemaker_runtime, s3, inference, config.async_wait_seconds)
+    runtime = (
+        RuntimeClient(
+            sagemaker_runtime,
+            credentials,
+            control_call,
+            connect_timeout=config.connect_timeout,
+            read_timeout=config.read_timeout,
+            max_connections=config.max_streams,
+        )
+        if sagemaker_runtime is not None
+        else None
+    )
+    if runtime is not None:
+        app[SAGEMAKER] = SageMakerBackend(runtime)
+    app[SAGEMAKER_ASYNC] = SageMakerAsyncBackend(
+        sagemaker_runtime, s3, async_calls, config.async_wait_seconds
+    )
 
     async def lifecycle(app: web.Application) -> Any:
         await app[HTTP].start()
+        if runtime is not None:
+            await runtime.start()
         yield
         await app[HTTP].close()
+        if runtime is not None:
+            await runtime.close()
         control.shutdown(wait=False, cancel_futures=True)
-        inference.shutdown(wait=False, cancel_futures=True)
+        async_calls.shutdown(wait=False, cancel_futures=True)
 
     app.cleanup_ctx.append(lifecycle)
     app.on_response_prepare.append(set_request_id_header)

@@ -3,7 +3,9 @@
 - Control plane (SSM, Secrets Manager): short connect and read timeouts, two attempts: a black-holed API costs
   seconds, and the registry and keys are then served from their last copy.
 - Inference (SageMaker runtime): one attempt, the upstream timeouts. An InvokeEndpoint that timed out may have
-  reached the engine; sending it again would run it twice.
+  reached the engine; sending it again would run it twice. Real-time calls go through runtime_client.py on the
+  event loop (this client gives it the endpoint URL and service model, the session its credentials);
+  InvokeEndpointAsync through this client.
 - Data (S3, for async inference inputs and answers): idempotent calls, retried as botocore does by default.
 """
 
@@ -46,7 +48,8 @@ def _upstream(config: GatewayConfig, retries: dict[str, Any]) -> Config:
 
 
 def aws_clients(config: GatewayConfig) -> dict[str, Any]:
-    """ssm, secrets, sagemaker_runtime and s3 clients in the gateway's region."""
+    """ssm, secrets, sagemaker_runtime and s3 clients in the gateway's region, and the credentials of their
+    session (botocore refreshes them in place)."""
     import boto3
 
     session = boto3.session.Session(region_name=config.region)
@@ -55,4 +58,5 @@ def aws_clients(config: GatewayConfig) -> dict[str, Any]:
         "secrets": session.client("secretsmanager", config=control_plane_config(config)),
         "sagemaker_runtime": session.client("sagemaker-runtime", config=inference_config(config)),
         "s3": session.client("s3", config=data_config(config)),
+        "credentials": session.get_credentials(),
     }

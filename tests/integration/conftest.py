@@ -7,11 +7,8 @@ Every server listens on 127.0.0.1 only; every process is started and stopped her
 from __future__ import annotations
 
 import asyncio
-import binascii
 import contextlib
-import json
 import os
-import struct
 import subprocess
 import sys
 import time
@@ -27,6 +24,7 @@ import httpx
 import pytest
 from aiohttp import web
 
+from tests.support.sagemaker_wire import model_stream_error, payload_part, refuse_unsigned
 from tests.support.servers import ServerThread, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,42 +125,6 @@ def start_adapter(
     return proc, f"http://127.0.0.1:{port}"
 
 
-# ---------------------------------------------------------------- AWS event-stream wire format (encoder)
-
-
-def _header(name: str, value: str) -> bytes:
-    n, v = name.encode(), value.encode()
-    return struct.pack("!B", len(n)) + n + b"\x07" + struct.pack("!H", len(v)) + v
-
-
-def encode_event_message(headers: dict[str, str], payload: bytes) -> bytes:
-    """One application/vnd.amazon.eventstream message: prelude, prelude CRC, headers, payload, message CRC."""
-    hdr = b"".join(_header(k, v) for k, v in headers.items())
-    total = 12 + len(hdr) + len(payload) + 4
-    prelude = struct.pack("!II", total, len(hdr))
-    prelude += struct.pack("!I", binascii.crc32(prelude) & 0xFFFFFFFF)
-    body = prelude + hdr + payload
-    return body + struct.pack("!I", binascii.crc32(body) & 0xFFFFFFFF)
-
-
-def payload_part(data: bytes) -> bytes:
-    return encode_event_message(
-        {":event-type": "PayloadPart", ":content-type": "application/octet-stream", ":message-type": "event"},
-        data,
-    )
-
-
-def model_stream_error(message: str) -> bytes:
-    return encode_event_message(
-        {
-            ":exception-type": "ModelStreamError",
-            ":content-type": "application/json",
-            ":message-type": "exception",
-        },
-        json.dumps({"Message": message, "ErrorCode": "ModelStreamError"}).encode(),
-    )
-
-
 # ---------------------------------------------------------------- servers in a background thread
 
 
@@ -178,7 +140,8 @@ def fake_sagemaker_runtime(
     Async invocations (with s3, a client of moto's S3) are queued: the input is read from S3, sent to the
     container, and the answer written to <root>/output/<id>.out, or the error to <root>/failure/<id>-error.out
     (<root> is the input key's parent of input/, as EMD's async construct lays it out); broken endpoints
-    fail every async request, silent ones never answer."""
+    fail every async request, silent ones never answer. A request whose SigV4 signature does not check out
+    (the tests' fake credentials) is refused with 403, as SageMaker refuses it."""
     session_box: dict[str, aiohttp.ClientSession] = {}
     background: set[asyncio.Task[None]] = set()
 
@@ -278,7 +241,7 @@ def fake_sagemaker_runtime(
         if "s" in session_box:
             await session_box["s"].close()
 
-    app = web.Application()
+    app = web.Application(middlewares=[refuse_unsigned()])
     app.router.add_post("/endpoints/{name}/invocations", invoke)
     app.router.add_post("/endpoints/{name}/invocations-response-stream", invoke_stream)
     if s3 is not None:

@@ -109,6 +109,18 @@ async def gateway_to_engine(
             yield url
 
 
+def runtime_clients(url: str, credentials: Any = None, region: str = "us-east-1") -> dict[str, Any]:
+    """create_app's sagemaker_runtime and credentials for a SageMaker-runtime stand-in at url: a boto3 client
+    and the tests' fake credentials (or the given botocore credentials)."""
+    import boto3
+
+    session = boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region
+    )
+    client = session.client("sagemaker-runtime", endpoint_url=url)
+    return {"sagemaker_runtime": client, "credentials": credentials or session.get_credentials()}
+
+
 def engine_app(routes: dict[str, Callable[[web.Request], Any]]) -> web.Application:
     """A fake engine: POST handlers by path."""
     app = web.Application()

@@ -9,6 +9,7 @@ import contextlib
 import json
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -17,6 +18,7 @@ from aiohttp import web
 
 from serving.gateway.multipart import MAX_MODEL_BYTES, MAX_PARTS, BadMultipart, model_field
 from tests.entries import http_entry, sm_entry
+from tests.support.sagemaker_wire import aws_error_response, refuse_unsigned
 from tests.unit.gateway_harness import (
     KEY,
     OTHER_KEY,
@@ -30,6 +32,7 @@ from tests.unit.gateway_harness import (
     gateway_to_engine,
     post,
     run,
+    runtime_clients,
     serve,
 )
 
@@ -207,35 +210,35 @@ def test_max_streams_is_enforced_with_retry_after_for_http_backends() -> None:
     assert status in (429, 503) and int(headers["Retry-After"]) >= 1
 
 
-class BlockingSageMaker:
-    """A SageMaker runtime whose streams hang until released: they hold the gateway's inference threads."""
+def silent_runtime(started: list[str], release: asyncio.Event) -> web.Application:
+    """A SageMaker-runtime stand-in whose streams send nothing until released."""
 
-    def __init__(self) -> None:
-        self.release = threading.Event()
-        self.started = threading.Semaphore(0)
+    async def hang(request: web.Request) -> web.StreamResponse:
+        started.append(request.match_info["name"])
+        await release.wait()
+        return aws_error_response(400, "ValidationError", "released")
 
-    def invoke_endpoint_with_response_stream(self, **kwargs: Any) -> dict[str, Any]:
-        self.started.release()
-        self.release.wait(30)
-        raise RuntimeError("released")
-
-    def invoke_endpoint(self, **kwargs: Any) -> dict[str, Any]:
-        return self.invoke_endpoint_with_response_stream()
+    app = web.Application(middlewares=[refuse_unsigned()])
+    app.router.add_post("/endpoints/{name}/invocations-response-stream", hang)
+    app.router.add_post("/endpoints/{name}/invocations", hang)
+    return app
 
 
 def test_sagemaker_streams_do_not_hold_the_pool_of_key_lookups() -> None:
-    """Streams to a silent endpoint whose clients gave up still hold their reader threads (a blocking boto3
-    call cannot be interrupted): another tenant's first key look-up must not wait behind them."""
-    sagemaker = BlockingSageMaker()
+    """Streams to a silent endpoint whose clients gave up: another tenant's first key look-up must not wait
+    behind them (streams take no thread of the control-plane pool, nor any other)."""
+    started: list[str] = []
 
     async def scenario() -> int:
-        async with serve(engine_app({CHAT: ok_chat})) as engine:
+        release = asyncio.Event()
+        runtime = silent_runtime(started, release)
+        async with serve(engine_app({CHAT: ok_chat})) as engine, serve(runtime) as sm:
             store = MemoryStore(
                 [sm_entry("sm", "dev", "emd-sm"), http_entry("other", "dev", engine)],
                 {"emd/sm/dev/api-key": KEY, "emd/other/dev/api-key": OTHER_KEY},
             )
             config = gateway_config(max_streams=3)
-            async with gateway(store, config, sagemaker_runtime=sagemaker) as url:
+            async with gateway(store, config, **runtime_clients(sm)) as url:
                 impatient = aiohttp.ClientTimeout(total=0.5)
                 async with aiohttp.ClientSession(timeout=impatient) as s:
                     async with s.get(url + "/v1/models") as resp:  # loads the registry
@@ -249,10 +252,11 @@ def test_sagemaker_streams_do_not_hold_the_pool_of_key_lookups() -> None:
                             post(s, url + CHAT, chat_body("other"), auth(OTHER_KEY)), 5
                         )
                 finally:
-                    sagemaker.release.set()
+                    release.set()
                 return status
 
     assert run(scenario()) == 200
+    assert started == ["emd-sm"] * 3  # the streams did reach the endpoint
 
 
 def test_a_client_that_never_reads_is_dropped_and_its_upstream_stopped() -> None:
@@ -391,54 +395,59 @@ def test_client_leaving_while_the_backend_is_silent_stops_the_upstream() -> None
 # ---------------------------------------------------------------- errors without internals
 
 
-class ClientError(Exception):
-    """The shape of botocore's ClientError that the gateway reads."""
-
-    def __init__(self, code: str, message: str, **extra: Any) -> None:
-        super().__init__(f"An error occurred ({code}): {message}")
-        self.response = {"Error": {"Code": code, "Message": message}, **extra}
-
-
 ARN = "arn:aws:sagemaker:us-east-1:123456789012:endpoint/emd-secret-endpoint"
 
 
-class FailingSageMaker:
-    def __init__(self, error: Exception) -> None:
-        self.error = error
+def failing_runtime(answer: Callable[[], web.Response]) -> web.Application:
+    """A SageMaker-runtime stand-in answering every InvokeEndpoint with answer()."""
 
-    def invoke_endpoint(self, **kwargs: Any) -> dict[str, Any]:
-        raise self.error
+    async def invoke(request: web.Request) -> web.Response:
+        await request.read()
+        return answer()
+
+    app = web.Application(middlewares=[refuse_unsigned()])
+    app.router.add_post("/endpoints/{name}/invocations", invoke)
+    return app
 
 
 @pytest.mark.parametrize(
-    "error, status",
+    "status, code, message, fields, expected",
     [
-        (ClientError("AccessDeniedException", f"User: arn:aws:sts::123456789012:assumed-role/x is not "
-                     f"authorized to perform: sagemaker:InvokeEndpoint on resource: {ARN}"), 502),
-        (ClientError("ValidationError", "Endpoint emd-secret-endpoint of account 123456789012 not found."),
-         503),
-        (ClientError("ModelError", f"Received server error (500) from primary container of {ARN}",
-                     OriginalStatusCode=500,
-                     OriginalMessage='{"error": "Traceback: /opt/conda/lib/python3.10/vllm/x.py"}'), 502),
-        (ClientError("ThrottlingException", f"Rate exceeded for {ARN}"), 429),
+        (400, "AccessDeniedException", f"User: arn:aws:sts::123456789012:assumed-role/x is not authorized to "
+         f"perform: sagemaker:InvokeEndpoint on resource: {ARN}", {}, 502),
+        (400, "ValidationError", "Endpoint emd-secret-endpoint of account 123456789012 not found.", {}, 503),
+        (424, "ModelError", f"Received server error (500) from primary container of {ARN}",
+         {"OriginalStatusCode": 500, "LogStreamArn": ARN,
+          "OriginalMessage": '{"error": "Traceback: /opt/conda/lib/python3.10/vllm/x.py"}'}, 502),
+        (400, "ThrottlingException", f"Rate exceeded for {ARN}", {}, 429),
     ],
 )  # fmt: skip
-def test_aws_error_text_never_reaches_the_client(error: Exception, status: int) -> None:
+def test_aws_error_text_never_reaches_the_client(
+    status: int, code: str, message: str, fields: dict[str, Any], expected: int
+) -> None:
+    """SageMaker's HTTP error answers (AWS JSON body, x-amzn-ErrorType) map by their code; their text, which
+    names the account, ARNs and endpoints, stays in the gateway's log."""
     store = MemoryStore([sm_entry("sm", "dev", "emd-secret-endpoint")], {"emd/sm/dev/api-key": KEY})
 
-    async def scenario() -> tuple[int, bytes]:
+    async def scenario() -> tuple[int, bytes, str]:
         config = gateway_config(cold_start_wait=0)
-        failing = FailingSageMaker(error)
-        async with gateway(store, config, sagemaker_runtime=failing) as url, aiohttp.ClientSession() as s:
-            got, _, data = await post(s, url + CHAT, chat_body("sm"), auth())
-            return got, data
+        runtime = failing_runtime(lambda: aws_error_response(status, code, message, **fields))
+        with LogCapture() as logs:
+            async with (
+                serve(runtime) as sm,
+                gateway(store, config, **runtime_clients(sm)) as url,
+                aiohttp.ClientSession() as s,
+            ):
+                got, _, data = await post(s, url + CHAT, chat_body("sm"), auth())
+        return got, data, logs.text
 
-    got, data = run(scenario())
-    assert got == status
+    got, data, log = run(scenario())
+    assert got == expected
     body = json.loads(data)
     assert set(body["error"]) >= {"message", "type", "code"}
     for secret in (b"123456789012", b"emd-secret-endpoint", b"arn:", b"/opt/conda"):
         assert secret not in data
+    assert code in log or code == "ModelError"  # the operator reads what AWS said
 
 
 def test_engine_4xx_keep_their_status_and_5xx_become_502_without_internals() -> None:
