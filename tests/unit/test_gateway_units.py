@@ -84,26 +84,22 @@ def test_openai_error_shapes() -> None:
 
 
 def test_sagemaker_backend_invokes_the_inference_component_of_a_scale_to_zero_deployment() -> None:
-    import asyncio
-    import io
-    from concurrent.futures import ThreadPoolExecutor
-
-    from aiohttp.test_utils import make_mocked_request
+    import aiohttp
+    from aiohttp import web
 
     from model_specs.registry import RegistryEntry
-    from serving.gateway.cold_start import ColdStart
-    from serving.gateway.sagemaker import SageMakerBackend
+    from tests.support.sagemaker_wire import refuse_unsigned
+    from tests.unit.gateway_harness import KEY, MemoryStore, auth, gateway, post, run, runtime_clients, serve
 
-    calls: list[dict] = []
+    components: list[str | None] = []
 
-    class RecordingClient:
-        def invoke_endpoint(self, **kwargs):
-            calls.append(kwargs)
-            return {"ContentType": "application/json", "Body": io.BytesIO(b"{}")}
+    async def invoke(request: web.Request) -> web.Response:
+        components.append(request.headers.get("X-Amzn-SageMaker-Inference-Component"))
+        return web.json_response({})
 
-    def entry(component: str | None) -> RegistryEntry:
+    def entry(model_id: str, component: str | None) -> RegistryEntry:
         return RegistryEntry(
-            model_id="m",
+            model_id=model_id,
             model_type="llm",
             service_type="sagemaker_realtime",
             backend="sagemaker",
@@ -112,18 +108,21 @@ def test_sagemaker_backend_invokes_the_inference_component_of_a_scale_to_zero_de
             api_key_secret_name="emd/m/dev/api-key",
         )
 
-    async def run() -> None:
-        backend = SageMakerBackend(RecordingClient(), ThreadPoolExecutor(1))
-        for component in ("emd-m-ic", None):
-            request = make_mocked_request(
-                "POST", "/v1/chat/completions", headers={"Content-Type": "application/json"}
-            )
-            hold = ColdStart(entry(component), 0, 15, None)
-            await backend.forward(request, entry(component), b"{}", "m", hold)
+    async def scenario() -> None:
+        runtime = web.Application(middlewares=[refuse_unsigned()])
+        runtime.router.add_post("/endpoints/{name}/invocations", invoke)
+        store = MemoryStore([entry("ic", "emd-m-ic"), entry("plain", None)], {"emd/m/dev/api-key": KEY})
+        async with (
+            serve(runtime) as sm,
+            gateway(store, None, **runtime_clients(sm)) as url,
+            aiohttp.ClientSession() as s,
+        ):
+            for model in ("ic", "plain"):
+                status, _, _ = await post(s, url + "/v1/chat/completions", {"model": model}, auth())
+                assert status == 200
 
-    asyncio.run(run())
-    assert calls[0]["InferenceComponentName"] == "emd-m-ic"
-    assert "InferenceComponentName" not in calls[1]
+    run(scenario())
+    assert components == ["emd-m-ic", None]
 
 
 def forward_async(s3: object, *, wait_seconds: float, client_gone: bool) -> tuple[object, list[dict]]:
