@@ -152,8 +152,9 @@ class RuntimeClient:
         self._region: str = meta.region_name
         self._service = meta.service_model
         self._signing_name: str = self._service.signing_name
-        self._serializer = create_serializer(self._service.resolved_protocol)
-        self._parser = create_parser(self._service.resolved_protocol)
+        protocol = getattr(self._service, "resolved_protocol", self._service.protocol)  # botocore < 1.38
+        self._serializer = create_serializer(protocol)
+        self._parser = create_parser(protocol)
         self._event_parser = EventStreamJSONParser()
         self._exceptions = client.exceptions
         self._credentials = Credentials(credentials, offload)
