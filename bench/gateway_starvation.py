@@ -12,7 +12,8 @@ then during each attack:
 - multipart: clients each sending a 1 MiB multipart body of repeated `name="model"` lines every
   `--multipart-pace-ms` (0: back to back, which floods the gateway with bytes whatever they hold)
 
-Target: the tenant's p99 during each attack within 2x of its idle p99.
+Target: the tenant's p99 during each attack within 2x of its idle p99. "gw CPU" is the gateway process's CPU
+time during the measurements under attack, as a share of one core (Linux only).
 
     .venv/bin/python bench/gateway_starvation.py [--streams 200] [--never-readers 50] [--multipart 4]
     [--gateway-root DIR]   # measure the gateway of another checkout (e.g. the code before a change)
@@ -177,6 +178,15 @@ async def tenant_latencies(gateway: str, requests: int, pace_ms: float) -> tuple
     return latencies, statuses
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000
@@ -268,8 +278,9 @@ def main() -> None:
                "EMD_GATEWAY_HOST": "127.0.0.1", "EMD_GATEWAY_PORT": str(gw_port),
                "EMD_KEY_CACHE_TTL": "1", **dict(kv.split("=", 1) for kv in args.gateway_env)}  # fmt: skip
         with open(args.gateway_log, "ab") as log:
-            procs.append(subprocess.Popen([sys.executable, "-m", "serving.gateway"], cwd=args.gateway_root,
-                                          env=env, stdout=log, stderr=log))  # fmt: skip
+            gateway_proc = subprocess.Popen([sys.executable, "-m", "serving.gateway"], cwd=args.gateway_root,
+                                            env=env, stdout=log, stderr=log)  # fmt: skip
+            procs.append(gateway_proc)
         wait(gateway + "/health")
         asyncio.run(tenant_latencies(gateway, 20, 0))  # warm-up: connections, registry, keys
 
@@ -279,8 +290,9 @@ def main() -> None:
             f"one every {args.tenant_pace_ms:.0f} ms; SageMaker streams: {args.events} events, one every "
             f"{args.event_ms:.0f} ms"
         )
-        header = ("attack", "attackers", "idle p50", "idle p99", "p50 ms", "p99 ms", "p99/idle", "target")
-        print("{:<18} {:>9} {:>8} {:>9} {:>8} {:>8} {:>9} {:>8}  tenant statuses".format(*header))
+        header = ("attack", "attackers", "idle p50", "idle p99", "p50 ms", "p99 ms", "p99/idle", "target",
+                  "gw CPU")  # fmt: skip
+        print("{:<18} {:>9} {:>8} {:>9} {:>8} {:>8} {:>9} {:>8} {:>7}  tenant statuses".format(*header))
         verdicts = []
         for kind, count in (("sagemaker-streams", args.streams), ("never-readers", args.never_readers),
                             ("multipart", args.multipart)):  # fmt: skip
@@ -290,6 +302,7 @@ def main() -> None:
             during: list[float] = []
             statuses: Counter[int] = Counter()
             report: list[str] = []
+            busy, elapsed = 0.0, 0.0  # the gateway's CPU time while the tenant is measured under attack
             for _ in range(args.rounds):  # idle and attack measured back to back, so the machine's own load
                 lat, _ = asyncio.run(tenant_latencies(gateway, args.tenant_requests, args.tenant_pace_ms))
                 idle += lat  # drifts alike for both
@@ -299,7 +312,11 @@ def main() -> None:
                     cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                 )  # fmt: skip
                 time.sleep(ATTACK_SETTLE_SECONDS)  # the attack is under way before the tenant is measured
+                cpu_before, started = cpu_seconds(gateway_proc.pid), time.monotonic()
                 lat, got = asyncio.run(tenant_latencies(gateway, args.tenant_requests, args.tenant_pace_ms))
+                cpu_after = cpu_seconds(gateway_proc.pid)
+                if cpu_before is not None and cpu_after is not None:
+                    busy, elapsed = busy + cpu_after - cpu_before, elapsed + time.monotonic() - started
                 during += lat
                 statuses.update(got)
                 if attacker.poll() is not None:
@@ -312,8 +329,9 @@ def main() -> None:
             met = ratio <= 2.0 and set(statuses) == {200}
             verdicts.append(met)
             verdict = "met" if met else "NOT met"
+            cpu = f"{100 * busy / elapsed:.0f}%" if elapsed else "-"
             print(f"{kind:<18} {count:>9} {percentile(idle, 0.5):>8.2f} {idle_p99:>9.2f} "
-                  f"{percentile(during, 0.5):>8.2f} {p99:>8.2f} {ratio:>9.2f} {verdict:>8}  "
+                  f"{percentile(during, 0.5):>8.2f} {p99:>8.2f} {ratio:>9.2f} {verdict:>8} {cpu:>7}  "
                   f"{dict(statuses)}  attackers: {report[-1] if report else '-'}")  # fmt: skip
         print(f"\ntenant p99 within 2x of idle under every attack: {'met' if all(verdicts) else 'NOT met'}")
     finally:
