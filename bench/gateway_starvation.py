@@ -16,6 +16,7 @@ Target: the tenant's p99 during each attack within 2x of its idle p99. "gw CPU" 
 time during the measurements under attack, as a share of one core (Linux only).
 
     .venv/bin/python bench/gateway_starvation.py [--streams 200] [--never-readers 50] [--multipart 4]
+    [--nice-others 10]    # the simulated outside world yields the shared cores to the gateway and tenant
     [--gateway-root DIR]   # measure the gateway of another checkout (e.g. the code before a change)
 """
 
@@ -231,6 +232,11 @@ def main() -> None:
     parser.add_argument("--tenant-requests", type=int, default=300, help="tenant requests per measurement")
     parser.add_argument("--tenant-pace-ms", type=float, default=10.0, help="pause between tenant requests")
     parser.add_argument("--rounds", type=int, default=3, help="idle + attack measurements per attack")
+    parser.add_argument(
+        "--nice-others", type=int, default=0,
+        help="niceness of the attackers, the SageMaker stand-in, its engine and moto (what runs outside the "
+        "gateway's host in production), so that they take less of the shared cores from gateway and tenant",
+    )  # fmt: skip
     parser.add_argument("--gateway-root", type=Path, default=ROOT, help="checkout whose gateway is measured")
     parser.add_argument("--gateway-env", action="append", default=[], help="KEY=VALUE for the gateway")
     parser.add_argument("--gateway-log", default=os.devnull, help="file for the gateway's output")
@@ -263,11 +269,12 @@ def main() -> None:
         moto_url, engine_url = f"http://127.0.0.1:{moto_port}", f"http://127.0.0.1:{engine_port}"
         streamer_url = f"http://127.0.0.1:{streamer_port}"
         sm_url, gateway = f"http://127.0.0.1:{sm_port}", f"http://127.0.0.1:{gw_port}"
-        procs.append(start([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p",
-                            str(moto_port)]))  # fmt: skip
+        outside = ["nice", "-n", str(args.nice_others)] if args.nice_others else []
+        moto = str(Path(sys.executable).parent / "moto_server")
+        procs.append(start([*outside, moto, "-H", "127.0.0.1", "-p", str(moto_port)]))
         procs.append(start([*me, "--serve-engine", str(engine_port)]))  # the tenant's engine
-        procs.append(start([*me, "--serve-engine", str(streamer_port)]))  # the attacked SageMaker endpoint's
-        procs.append(start([*me, "--serve-sagemaker", str(sm_port), "--engine-url", streamer_url]))
+        procs.append(start([*outside, *me, "--serve-engine", str(streamer_port)]))  # the SageMaker endpoint's
+        procs.append(start([*outside, *me, "--serve-sagemaker", str(sm_port), "--engine-url", streamer_url]))
         wait(moto_url + "/moto-api/")
         for url in (engine_url, streamer_url, sm_url):
             wait(url + "/health")
@@ -285,7 +292,8 @@ def main() -> None:
         asyncio.run(tenant_latencies(gateway, 20, 0))  # warm-up: connections, registry, keys
 
         print(
-            f"cpus={os.cpu_count()} load={os.getloadavg()[0]:.1f} gateway={args.gateway_root}\ntenant: "
+            f"cpus={os.cpu_count()} load={os.getloadavg()[0]:.1f} nice-others={args.nice_others} "
+            f"gateway={args.gateway_root}\ntenant: "
             f"{args.rounds} x {args.tenant_requests} sequential requests idle and as many under each attack, "
             f"one every {args.tenant_pace_ms:.0f} ms; SageMaker streams: {args.events} events, one every "
             f"{args.event_ms:.0f} ms"
@@ -307,7 +315,7 @@ def main() -> None:
                 lat, _ = asyncio.run(tenant_latencies(gateway, args.tenant_requests, args.tenant_pace_ms))
                 idle += lat  # drifts alike for both
                 attacker = subprocess.Popen(
-                    [*me, "--attack", kind, "--gateway-url", gateway, "--count", str(count),
+                    [*outside, *me, "--attack", kind, "--gateway-url", gateway, "--count", str(count),
                      "--multipart-pace-ms", str(args.multipart_pace_ms)],
                     cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                 )  # fmt: skip

@@ -241,9 +241,14 @@ class RuntimeClient:
             )
         if response.status < 300:
             return response
+        error_body = b""
         try:
             with _as_botocore_errors(self.endpoint_url):
-                error_body = await response.content.read(MAX_ERROR_BODY)
+                while len(error_body) < MAX_ERROR_BODY:
+                    chunk = await response.content.read(MAX_ERROR_BODY - len(error_body))
+                    if not chunk:
+                        break
+                    error_body += chunk
         finally:
             close_upstream(response)
         raise self._client_error(operation, response, error_body)

@@ -303,6 +303,33 @@ def test_no_capacity_yet_is_held_then_sent_again(stream: bool) -> None:
     assert data.rstrip().endswith(b"[DONE]") if stream else json.loads(data)["model"] == "sm"
 
 
+def test_a_model_error_arriving_in_pieces_keeps_the_engines_4xx() -> None:
+    """ModelError (HTTP 424): the engine's own status and OpenAI error, however its body arrives."""
+    engine_error = {"error": {"message": "temperature must be a number", "type": "invalid_request_error",
+                              "param": "temperature", "code": None}}  # fmt: skip
+
+    async def model_error(request: web.Request) -> web.StreamResponse:
+        original = json.dumps(engine_error)
+        body = json.dumps({"Message": "Received client error (400) from primary container",
+                           "OriginalStatusCode": 400, "OriginalMessage": original}).encode()  # fmt: skip
+        resp = web.StreamResponse(status=424, headers={"Content-Type": "application/json",
+                                                       "x-amzn-ErrorType": "ModelError"})  # fmt: skip
+        await resp.prepare(request)
+        for start in range(0, len(body), 40):
+            await resp.write(body[start : start + 40])
+            await asyncio.sleep(0.01)
+        await resp.write_eof()
+        return resp
+
+    async def scenario() -> tuple[int, bytes]:
+        async with gateway_to_runtime(runtime_app(invoke=model_error)) as url:
+            return await chat(url, False)
+
+    status, data = run(scenario())
+    assert status == 400 and json.loads(data)["error"]["message"] == "temperature must be a number"
+    assert json.loads(data)["error"]["param"] == "temperature"
+
+
 def test_a_read_timeout_is_504_and_the_call_is_not_repeated() -> None:
     calls: list[str] = []
 
