@@ -71,8 +71,7 @@ def cfn_lint_findings(template: dict[str, Any], regions: list[str]) -> list[str]
 
 
 # keys whose values name AWS services ('<service>.amazonaws.com' in every partition, aws-cn included): they
-# are
-# identifiers, not endpoints
+# are identifiers, not endpoints
 _SERVICE_NAME_KEYS = ("Service", "iam:AWSServiceName", "iam:PassedToService", "ec2:AuthorizedService")
 
 
