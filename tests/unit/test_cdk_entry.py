@@ -148,6 +148,10 @@ def test_npx_cdk_outside_the_venv_runs_the_app_with_dot_venv_and_cdk_keys_pass(t
     assert result.returncode == 0, result.stderr[-3000:]
     assert (out / "EMD-Bootstrap.template.json").is_file()
     assert not (out / "EMD-Gateway.template.json").exists()
+    # the CLI read the App's feature-flag report and found every flag configured (it says 'N feature flags
+    # are not configured' otherwise)
+    assert (out / "manifest.json").read_text().count("cdk:feature-flag-report") == 1
+    assert "feature flags are not configured" not in result.stderr + result.stdout
 
 
 def test_without_a_venv_the_launcher_says_what_to_do(tmp_path: Path) -> None:
