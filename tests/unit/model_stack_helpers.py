@@ -4,6 +4,7 @@ CloudFormation intrinsics, find resources by type."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,12 @@ def render(value: Any) -> str:
         if "Fn::Split" in value:
             return f"<Split:{render(value['Fn::Split'][1])}>"
     return json.dumps(value)
+
+
+def with_build_outputs(text: str) -> str:
+    """Rendered text with the build custom resource's outputs (GetAtt placeholders) as the build returns them."""
+    text = re.sub(r"<GetAtt:\w+\.ImageUri>", "123456789012.dkr.ecr.us-east-1.amazonaws.com/emd:vllm-0123", text)
+    return re.sub(r"<GetAtt:\w+\.ModelDataS3Uri>", "s3://emd-artifacts/models/m/0123abcd/", text)
 
 
 def registry_entry(template: dict[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -3,6 +3,7 @@ without scale to zero), async, ECS and EC2 (gateway network or a given VPC), Chi
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -20,6 +21,7 @@ from tests.unit.model_stack_helpers import (
     registry_entry,
     render,
     ssm_parameter_logical_id,
+    with_build_outputs,
 )
 from tests.unit.stack_fixtures import as_list, china_partition_literals, resources_of, tags_of
 
@@ -223,14 +225,13 @@ def test_realtime_model_reads_an_uncompressed_s3_prefix_with_the_adapter_environ
     container = model["PrimaryContainer"]
     source = container["ModelDataSource"]["S3DataSource"]
     assert source["S3DataType"] == "S3Prefix" and source["CompressionType"] == "None"
-    bucket = ssm_parameter_logical_id(templates["rt"], "/emd/bootstrap/artifact-bucket-name")
-    folder = ssm_parameter_logical_id(templates["rt"], f"/emd/weights/{d.model_id}/default")
-    assert render(source["S3Uri"]) == f"s3://<Ref:{bucket}>/<Ref:{folder}>"
+    build = next(iter(resources_of(templates["rt"], "Custom::EmdModelBuild")))
+    assert render(source["S3Uri"]) == f"<GetAtt:{build}.ModelDataS3Uri>"
     env = container["Environment"]
     assert env["EMD_ENGINE"] == "vllm" and env["EMD_MODEL_ID"] == d.model_id
     assert env["EMD_MODEL_DIR"] == "/opt/ml/model" and env["EMD_TENSOR_PARALLEL"] == "1"
     assert env["EMD_ENGINE_ARGS"] == d.engine_cli_args()
-    assert render(container["Image"]).endswith(":" + engine_image_tag(d))
+    assert render(container["Image"]) == f"<GetAtt:{build}.ImageUri>"
 
 
 def test_realtime_endpoint_config_timeouts_and_autoscaling(templates):
@@ -354,6 +355,7 @@ def test_sagemaker_log_groups_exist_before_the_endpoint_and_expire(templates, ke
     groups = {
         r["Properties"]["LogGroupName"]: (logical_id, r)
         for logical_id, r in resources_of(t, "AWS::Logs::LogGroup").items()
+        if "LogGroupName" in r["Properties"]  # not the build custom resource's (a generated name)
     }
     expected = {f"/aws/sagemaker/Endpoints/{d.sagemaker_endpoint_name}"}
     if key == "rt0":
@@ -517,7 +519,7 @@ def test_ecs_task_gpu_health_check_weights_and_cloud_map(templates):
     # the weights are copied by the engine image itself: no public registry to reach (China)
     assert weights["Essential"] is False and weights["Image"] == engine["Image"]
     assert weights["Command"][0] == "fetch-weights" and weights["Command"][2] == "/opt/ml/model"
-    assert render(weights["Command"][1]).startswith("s3://")
+    assert render(weights["Command"][1]).endswith(".ModelDataS3Uri>")  # the stack's build (an s3:// URI)
     assert weights["Environment"] == [{"Name": "AWS_REGION", "Value": "us-east-1"}]
     assert engine["PortMappings"][0]["ContainerPort"] == ENGINE_PORT
     service = one(t, "AWS::ECS::Service")
@@ -579,8 +581,8 @@ def test_ec2_instance_systemd_engine_ssm_no_ssh(templates):
     }
     (device,) = instance["BlockDeviceMappings"]
     assert device["Ebs"]["Encrypted"] is True and device["Ebs"]["VolumeType"] == "gp3"
-    role = one(t, "AWS::IAM::Role")
-    assert "AmazonSSMManagedInstanceCore" in json.dumps(role["ManagedPolicyArns"])
+    (role,) = [r for r in resources_of(t, "AWS::IAM::Role").values() if "ec2." in json.dumps(r)]
+    assert "AmazonSSMManagedInstanceCore" in json.dumps(role["Properties"]["ManagedPolicyArns"])
     (ingress,) = resources_of(t, "AWS::EC2::SecurityGroupIngress").values()
     assert (
         ingress["Properties"]["FromPort"] == ENGINE_PORT and "SourceSecurityGroupId" in ingress["Properties"]
@@ -626,29 +628,35 @@ def test_given_image_and_user_weights(templates):
     assert "EngineImageUri" not in t.get("Parameters", {})
 
 
-def test_revision_goes_into_the_weights_parameter(templates):
-    t = templates["revision"]
-    source = one(t, "AWS::SageMaker::Model")["PrimaryContainer"]["ModelDataSource"]
-    folder = ssm_parameter_logical_id(t, f"/emd/weights/{Q7}/v1.1")
-    assert render(source["S3DataSource"]["S3Uri"]).endswith(f"/<Ref:{folder}>")
+def test_revision_goes_into_the_build_inputs(templates):
+    """The build resolves the revision (a branch to its commit): it travels in the asset's deployment.json,
+    whose hash is the asset key, so another revision is another build."""
+    import io
+    import zipfile
+
+    from emd_constructs.bundles import direct_build_bundle
+
+    keys = {}
+    for key in ("rt", "revision"):
+        (build,) = resources_of(templates[key], "Custom::EmdModelBuild").values()
+        keys[key] = build["Properties"]["SourceKey"]
+        bundle = direct_build_bundle(VARIANTS[key].deployment().to_public_dict())
+        deployment = json.loads(zipfile.ZipFile(io.BytesIO(bundle)).read("deployment.json"))
+        assert keys[key] == hashlib.sha256(bundle).hexdigest() + ".zip"
+        assert deployment["extra_params"].get("model_params", {}).get("revision") == (
+            "v1.1" if key == "revision" else None
+        )
+    assert keys["rt"] != keys["revision"]
 
 
 @pytest.mark.parametrize("key", ["rt", "ecs", "ec2_public_vpc", "cn_rt", "revision"])
-def test_direct_stacks_read_the_weights_folder_the_build_publishes(templates, key):
-    """No folder guessed at synth time: the SSM parameter the build writes after its completion marker, named
-    by the revision asked for and, for one-file engines (GGUF), the file pattern; the grant follows it."""
-    from model_specs.weights_cache import file_pattern, weights_parameter_name
-
-    d = VARIANTS[key].deployment()
+def test_direct_stacks_read_the_weights_folder_their_build_returns(templates, key):
+    """No folder guessed at synth time and no SSM parameter read before the build ran: the weights folder is
+    the build custom resource's output, and the grant follows it."""
     t = templates[key]
-    pattern = file_pattern(d.model, d.engine_type)
-    name = weights_parameter_name(d.model_id, d.extra_params.model_params.revision, pattern)
-    assert (pattern is not None) == (d.engine_type == "llama.cpp") and name.startswith(
-        f"/emd/weights/{d.model_id}/"
-    )
-    folder = ssm_parameter_logical_id(t, name)
-    assert all(r.endswith(f"/<Ref:{folder}>*") for r in _weights_reads(t))
-    assert f"models/{d.model_id}/{d.extra_params.model_params.revision or 'main'}" not in json.dumps(t)
+    (build,) = resources_of(t, "Custom::EmdModelBuild")
+    assert all(r.endswith(f"/<GetAtt:{build}.WeightsPrefix>*") for r in _weights_reads(t))
+    assert "/emd/weights/" not in json.dumps(t)
 
 
 def _weights_reads(template) -> list[str]:
@@ -659,9 +667,11 @@ def _weights_reads(template) -> list[str]:
     return reads
 
 
-def test_pipeline_and_given_stacks_read_no_weights_parameter(templates):
+def test_pipeline_and_given_stacks_run_no_build_and_create_no_secret(templates):
     for key in ("params", "given"):
         assert "/emd/weights/" not in json.dumps(templates[key].get("Parameters", {})), key
+        types = {r["Type"] for r in templates[key]["Resources"].values()}
+        assert not types & {"Custom::EmdModelBuild", "AWS::Lambda::Function", "AWS::SecretsManager::Secret"}
     # the build fills ModelDataS3Uri with a commit folder of this model's cache
     assert all(r.endswith(f"/models/{Q7}/*") for r in _weights_reads(templates["params"]))
 
@@ -725,7 +735,7 @@ def test_named_resources_keep_their_logical_ids(templates, key):
 def test_ec2_user_data_is_valid_bash_and_writes_the_unit(templates, key, tmp_path):
     import subprocess
 
-    user_data = render(one(templates[key], "AWS::EC2::Instance")["UserData"]["Fn::Base64"])
+    user_data = with_build_outputs(render(one(templates[key], "AWS::EC2::Instance")["UserData"]["Fn::Base64"]))
     script = tmp_path / "user-data.sh"
     script.write_text(user_data)
     result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
