@@ -17,7 +17,8 @@ Hugging Face variables (HF_ENDPOINT, …) reach the build from this process's en
 
 Knobs (environment of the double): EMD_DOUBLE_STEP_SECONDS pauses between actions (default 0.3) so a client
 sees each state; while the file named by EMD_DOUBLE_HOLD exists, executions wait before their Deploy stage
-(or the stage named by EMD_DOUBLE_HOLD_BEFORE).
+(or the stage named by EMD_DOUBLE_HOLD_BEFORE); while the file named by EMD_DOUBLE_HOLD_BUILDS exists, builds
+started with StartBuild stay IN_PROGRESS before their first phase.
 """
 
 from __future__ import annotations
@@ -265,6 +266,9 @@ def start_build(params: dict[str, Any]) -> Build:
 
     def work() -> None:
         workdir = Path(tempfile.mkdtemp(prefix="emd-build-"))
+        hold = os.environ.get("EMD_DOUBLE_HOLD_BUILDS")
+        while hold and Path(hold).exists() and not build.stop:
+            time.sleep(0.1)
         try:
             _download_source(build.source_location or "", params.get("sourceVersion"), workdir)
             spec = _buildspec(project, workdir, params.get("buildspecOverride"))

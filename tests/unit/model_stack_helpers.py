@@ -36,6 +36,13 @@ class Variant:
         )
 
 
+def direct_kwargs(stack_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A variant that neither fills pipeline parameters nor brings an image is what `npx cdk deploy -c
+    model_id=…` synthesizes: app.py has the stack create its own API key secret."""
+    direct = not stack_kwargs.get("artifact_parameters") and not stack_kwargs.get("image_uri")
+    return {"own_api_key": direct, **stack_kwargs}
+
+
 def build_app(outdir: Path, variants: dict[str, Variant]):  # type: ignore[no-untyped-def]
     from emd_stacks.model import ModelStack
 
@@ -43,7 +50,7 @@ def build_app(outdir: Path, variants: dict[str, Variant]):  # type: ignore[no-un
     stacks = {}
     for name, v in variants.items():
         d = v.deployment()
-        stacks[name] = ModelStack(app, d, **dict(v.stack_kwargs))
+        stacks[name] = ModelStack(app, d, **direct_kwargs(v.stack_kwargs))
     return app, stacks
 
 
