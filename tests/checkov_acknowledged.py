@@ -114,9 +114,9 @@ ACKNOWLEDGED = [
             check,
             "AWS::Lambda::Function",
             "The build custom resource's handler and aws-cdk-lib's Provider framework functions "
-            "(emd_constructs/model_build.py) run during a stack deployment only, a few calls a minute: no "
-            "concurrency limit or dead-letter queue applies (CloudFormation reports a failure), they call only "
-            "AWS APIs (no VPC), and their environment holds a wait time, no secret.",
+            "(emd_constructs/model_build.py) run during a stack deployment only, a few calls a minute: "
+            "no concurrency limit or dead-letter queue applies (CloudFormation reports a failure), they "
+            "call only AWS APIs (no VPC), and their environment holds a wait time, no secret.",
             logical_id=DIRECT_BUILD_FUNCTIONS,
             template=DIRECT,
         )

@@ -74,8 +74,9 @@ def render(value: Any) -> str:
 
 
 def with_build_outputs(text: str) -> str:
-    """Rendered text with the build custom resource's outputs (GetAtt placeholders) as the build returns them."""
-    text = re.sub(r"<GetAtt:\w+\.ImageUri>", "123456789012.dkr.ecr.us-east-1.amazonaws.com/emd:vllm-0123", text)
+    """Rendered text with the build custom resource's outputs (GetAtt placeholders) as it returns them."""
+    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/emd:vllm-0123"
+    text = re.sub(r"<GetAtt:\w+\.ImageUri>", image, text)
     return re.sub(r"<GetAtt:\w+\.ModelDataS3Uri>", "s3://emd-artifacts/models/m/0123abcd/", text)
 
 

@@ -435,9 +435,8 @@ def test_ssm_contract_parameters(us_east):
     assert params[PARAM_BUCKET]["Value"] == {"Ref": BUCKET_ID}
     assert params[PARAM_ECR]["Value"] == {"Ref": REPOSITORY_ID}
     assert params[PARAM_PIPELINE]["Value"] == {"Ref": "DeployPipeline74E14360"}
-    (build_logs,) = [
-        k for k, r in resources_of(us_east.template, "AWS::Logs::LogGroup").items() if k.startswith("BuildLogs")
-    ]
+    groups = resources_of(us_east.template, "AWS::Logs::LogGroup")
+    (build_logs,) = [k for k in groups if k.startswith("BuildLogs")]
     assert params[PARAM_PROJECT_LOGS]["Value"] == {"Ref": build_logs}
 
 

@@ -735,7 +735,8 @@ def test_named_resources_keep_their_logical_ids(templates, key):
 def test_ec2_user_data_is_valid_bash_and_writes_the_unit(templates, key, tmp_path):
     import subprocess
 
-    user_data = with_build_outputs(render(one(templates[key], "AWS::EC2::Instance")["UserData"]["Fn::Base64"]))
+    instance = one(templates[key], "AWS::EC2::Instance")
+    user_data = with_build_outputs(render(instance["UserData"]["Fn::Base64"]))
     script = tmp_path / "user-data.sh"
     script.write_text(user_data)
     result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
