@@ -146,8 +146,8 @@ def _config(aws: Any, gateway: bool, flags: dict[str, Any]) -> Any:
 
 def _run(aws: Any, config: Any, given: set[str], yes: bool, out: Any) -> None:
     from emd_cli.aws.shared_stacks import BOOTSTRAP_STACK, GATEWAY_STACK, deployed_version
-    from emd_constructs.bundles import PACKAGES_ROOT
     from emd_cli.version import emd_version
+    from emd_constructs.bundles import PACKAGES_ROOT
     from model_specs.images import gateway_image_tag
 
     version = emd_version()
