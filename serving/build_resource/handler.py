@@ -57,7 +57,10 @@ def on_event(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         )["build"]
     )
     print(f"build {build['id']} on {location}")
-    return {"PhysicalResourceId": build["id"], "Data": {"BuildId": build["id"], "WaitingSince": time.time()}}
+    return {
+        "PhysicalResourceId": build["id"],
+        "Data": {"BuildId": build["id"], "WaitingSince": str(time.time())},
+    }
 
 
 def running_build(cb: Any, project: str, location: str) -> dict[str, Any] | None:

@@ -147,7 +147,7 @@ def test_a_build_runs_on_the_inputs_and_hands_over_the_image_and_weights(
             != build_id
         )
         # waiting longer than the handler may: a failure that says what to do, the build goes on
-        stale = {**create, **started, "Data": {**started["Data"], "WaitingSince": time.time() - 3400}}
+        stale = {**create, **started, "Data": {**started["Data"], "WaitingSince": str(time.time() - 3400)}}
         with pytest.raises(handler.BuildFailed, match=r"is still running .* run the same cdk deploy again"):
             handler.is_complete(stale)
     finally:
