@@ -46,7 +46,9 @@ GATEWAY_BUILDSPEC = "serving/build/gateway_buildspec.yml"
     help="An internet-facing plain-HTTP gateway (API keys travel in clear: for trials only).",
 )
 @click.option(
-    "--allowed-cidrs", metavar="CIDRS", help="Comma-separated client CIDR blocks (default: anywhere)."
+    "--allowed-cidrs",
+    metavar="CIDRS",
+    help="Comma-separated client CIDR blocks (default: anywhere; a rerun keeps the deployed ones).",
 )
 @click.option(
     "--internal",
@@ -78,8 +80,8 @@ def bootstrap(
 
     \b
     Without an exposure option the gateway serves HTTPS through CloudFront (*.cloudfront.net), or stays
-    internal in China; a rerun keeps the deployed gateway's exposure. --internal, --certificate-arn,
-    --allow-insecure-http or --allowed-cidrs choose another.
+    internal in China; a rerun keeps the deployed gateway's exposure and its --allowed-cidrs. --internal,
+    --certificate-arn, --allow-insecure-http or --allowed-cidrs choose another.
 
     \b
     Examples:
@@ -179,18 +181,19 @@ def _run(aws: Any, config: Any, given: set[str], yes: bool, out: Any) -> None:
 
 
 def _exposure(aws: Any, config: Any, given: set[str], gateway_deployed: str | None) -> tuple[Any, str]:
-    """The exposure to deploy and why (emd_cli.exposure.choose_exposure), reading the deployed gateway's only
-    when there is one and no option chose."""
-    from emd_cli.exposure import CHOICE_FIELDS, choose_exposure, deployed_exposure
+    """The exposure to deploy and why (emd_cli.exposure.choose_exposure), from the options and, when a gateway
+    is deployed, the exposure and client CIDR blocks it recorded."""
+    from emd_cli.exposure import choose_exposure, deployed_exposure
 
-    deployed = None
-    chosen = bool(given & set(CHOICE_FIELDS))
-    if config.gateway and gateway_deployed not in (None, "ROLLBACK_COMPLETE") and not chosen:
+    deployed, cidrs = None, ()
+    if config.gateway and gateway_deployed not in (None, "ROLLBACK_COMPLETE"):
         from emd_cli.aws.shared_stacks import read_bootstrap
 
         boot = read_bootstrap(aws)
-        deployed = deployed_exposure(boot.gateway_exposure, boot.gateway_url) if boot else None
-    choice = choose_exposure(config, given=given, deployed=deployed)
+        if boot:
+            deployed = deployed_exposure(boot.gateway_exposure, boot.gateway_url)
+            cidrs = boot.gateway_allowed_cidrs
+    choice = choose_exposure(config, given=given, deployed=deployed, deployed_cidrs=cidrs)
     return choice.config, choice.why
 
 

@@ -71,11 +71,23 @@ class ExposureChoice:
     why: str  # shown beside the choice
 
 
-def choose_exposure(config: Any, *, given: Iterable[str], deployed: str | None) -> ExposureChoice:
+def choose_exposure(
+    config: Any, *, given: Iterable[str], deployed: str | None, deployed_cidrs: tuple[str, ...] = ()
+) -> ExposureChoice:
     """The exposure `emd bootstrap` deploys: the options given; else the deployed gateway's (a rerun changes
     nothing by surprise); else HTTPS through CloudFront, or internal in China (CloudFront there serves only an
-    ICP-registered domain of your own)."""
-    if not config.gateway or set(given) & set(CHOICE_FIELDS):
+    ICP-registered domain of your own). The deployed gateway's client CIDR blocks stay unless --allowed-cidrs
+    is given again (a rerun never opens a restricted gateway up) or the exposure becomes CloudFront."""
+    choice = _choose(config, given=set(given), deployed=deployed)
+    keep = deployed_cidrs and "allowed_cidrs" not in given and choice.config.gateway
+    if not keep or choice.config.cloudfront:
+        return choice
+    kept = replace(choice.config, allowed_cidrs=tuple(deployed_cidrs))
+    return ExposureChoice(kept, f"{choice.why}; clients limited as deployed (--allowed-cidrs changes them)")
+
+
+def _choose(config: Any, *, given: set[str], deployed: str | None) -> ExposureChoice:
+    if not config.gateway or given & set(CHOICE_FIELDS):
         return ExposureChoice(config, "as chosen")
     region = config.region
     if deployed == PUBLIC_HTTPS:

@@ -24,7 +24,8 @@ from emd_constructs.parameters import publish
 from emd_constructs.regional import regional_facts
 from emd_constructs.tagging import tag_shared
 from emd_stacks.context import AppConfig
-from model_specs.registry import PARAM_ECR_REPOSITORY
+from model_specs.registry import ALLOWED_CIDRS_ANY, PARAM_ECR_REPOSITORY
+from model_specs.registry import PARAM_GATEWAY_ALLOWED_CIDRS as PARAM_ALLOWED_CIDRS
 from model_specs.registry import PARAM_GATEWAY_EXPOSURE as PARAM_EXPOSURE
 from model_specs.registry import PARAM_GATEWAY_NAMESPACE_ARN as PARAM_NAMESPACE_ARN
 from model_specs.registry import PARAM_GATEWAY_NAMESPACE_ID as PARAM_NAMESPACE_ID
@@ -100,6 +101,7 @@ class GatewayStack(cdk.Stack):
             NamespaceArnParam=(PARAM_NAMESPACE_ARN, self.namespace.namespace_arn),
             UrlParam=(PARAM_URL, gateway.url),
             ExposureParam=(PARAM_EXPOSURE, config.exposure.value),
+            AllowedCidrsParam=(PARAM_ALLOWED_CIDRS, ",".join(config.allowed_cidrs) or ALLOWED_CIDRS_ANY),
         )
         ssm.StringListParameter(
             self, "SubnetIdsParam", parameter_name=PARAM_SUBNETS, string_list_value=subnet_ids

@@ -38,6 +38,10 @@ PARAM_GATEWAY_NAMESPACE_ARN = f"{GATEWAY_PARAM_PREFIX}/namespace-arn"
 PARAM_GATEWAY_URL = f"{GATEWAY_PARAM_PREFIX}/url"
 # how clients reach it: internal | cloudfront | public-https | public-http (gateway_edge.Exposure)
 PARAM_GATEWAY_EXPOSURE = f"{GATEWAY_PARAM_PREFIX}/exposure"
+# the client CIDR blocks the load balancer admits, comma-separated, or ALLOWED_CIDRS_ANY: a rerun of
+# `emd bootstrap` keeps them instead of opening the gateway up
+PARAM_GATEWAY_ALLOWED_CIDRS = f"{GATEWAY_PARAM_PREFIX}/allowed-cidrs"
+ALLOWED_CIDRS_ANY = "any"
 
 # the deployment pipeline's contract with the CLI: emd_constructs/pipeline.py builds the pipeline, `emd
 # deploy` uploads the bundle to the source key and starts an execution with these variables and its version

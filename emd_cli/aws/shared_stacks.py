@@ -10,9 +10,11 @@ from emd_cli.aws.session import AwsSession
 from emd_cli.aws.stacks import stack_status, tags_of
 from model_specs.errors import EmdUserError
 from model_specs.registry import (
+    ALLOWED_CIDRS_ANY,
     PARAM_ARTIFACT_BUCKET,
     PARAM_CODEBUILD_PROJECT,
     PARAM_ECR_REPOSITORY,
+    PARAM_GATEWAY_ALLOWED_CIDRS,
     PARAM_GATEWAY_EXPOSURE,
     PARAM_GATEWAY_URL,
     PARAM_GATEWAY_VPC_ID,
@@ -35,6 +37,7 @@ class Bootstrap:
     gateway_url: str | None
     gateway_vpc_id: str | None
     gateway_exposure: str | None = None  # /emd/gateway/exposure (None: a gateway older than it)
+    gateway_allowed_cidrs: tuple[str, ...] = ()  # /emd/gateway/allowed-cidrs; () admits any client
 
 
 def read_bootstrap(aws: AwsSession) -> Bootstrap | None:
@@ -47,6 +50,7 @@ def read_bootstrap(aws: AwsSession) -> Bootstrap | None:
         PARAM_GATEWAY_URL,
         PARAM_GATEWAY_VPC_ID,
         PARAM_GATEWAY_EXPOSURE,
+        PARAM_GATEWAY_ALLOWED_CIDRS,
     ]
     found = {
         p["Name"]: p["Value"] for p in aws.client("ssm").get_parameters(Names=names).get("Parameters", [])
@@ -62,7 +66,14 @@ def read_bootstrap(aws: AwsSession) -> Bootstrap | None:
         gateway_url=found.get(PARAM_GATEWAY_URL),
         gateway_vpc_id=found.get(PARAM_GATEWAY_VPC_ID),
         gateway_exposure=found.get(PARAM_GATEWAY_EXPOSURE),
+        gateway_allowed_cidrs=parse_allowed_cidrs(found.get(PARAM_GATEWAY_ALLOWED_CIDRS)),
     )
+
+
+def parse_allowed_cidrs(value: str | None) -> tuple[str, ...]:
+    if not value or value == ALLOWED_CIDRS_ANY:
+        return ()
+    return tuple(c for c in value.split(",") if c)
 
 
 def require_bootstrap(aws: AwsSession) -> Bootstrap:

@@ -165,10 +165,17 @@ def make_source(hub: str, repo: str, token: str | None) -> WeightsSource:
 def describe_hub_error(
     exc: BaseException, hub: str, repo: str, token: str | None, revision: str
 ) -> str | None:
-    """One line for a hub error a user can act on, or None for anything else (e.g. a network blip)."""
+    """One line for a hub error a user can act on, or None for anything else (a broken download is retried by
+    the transfer)."""
     name = type(exc).__name__
+    if is_network_error(exc):
+        return (
+            f"cannot reach {site_name(hub)} ({hub_endpoint(hub)}) for {repo}: {one_line(exc)}; the build "
+            "needs outbound HTTPS to it (through a NAT gateway or proxy when it runs in a VPC), or give "
+            "model_params.model_files_s3_path; a rerun keeps the files already copied"
+        )
     status = getattr(getattr(exc, "response", None), "status_code", None)
-    site = "Hugging Face" if hub == HUGGINGFACE else "ModelScope"
+    site = site_name(hub)
     denied = name in ("AuthenticationError", "PermissionDeniedError") or (
         name == "HTTPStatusError" and status in (401, 403)
     )
@@ -194,6 +201,32 @@ def describe_hub_error(
     if name == "RemoteEntryNotFoundError" or name == "EntryNotFoundError":
         return f"a file of {repo}@{revision} disappeared from {site} during the build: run the deploy again"
     return None
+
+
+# Failures to connect at all (httpx's, and the socket's: gaierror is a name that does not resolve). A
+# connection that breaks mid-file is not one of them: the transfer retries it and resumes (transfer.py).
+NETWORK_ERROR_NAMES = frozenset(
+    {"ConnectError", "ConnectTimeout", "ProxyError", "gaierror", "ConnectionRefusedError"}
+)
+
+
+def is_network_error(exc: BaseException) -> bool:
+    return any(cls.__name__ in NETWORK_ERROR_NAMES for cls in type(exc).__mro__)
+
+
+def site_name(hub: str) -> str:
+    return "Hugging Face" if hub == HUGGINGFACE else "ModelScope"
+
+
+def hub_endpoint(hub: str) -> str:
+    if hub == HUGGINGFACE:
+        return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    return os.environ.get("MODELSCOPE_DOMAIN", "www.modelscope.cn")
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:200]
 
 
 @contextmanager

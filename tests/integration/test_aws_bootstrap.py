@@ -253,3 +253,33 @@ def test_vpc_lookup_groups_subnets_by_their_routes(double: AwsDouble, monkeypatc
     assert groups == {"Public": sorted(public), "Private": sorted(private), "Isolated": [isolated]}
     assert value["vpcCidrBlock"] == "10.40.0.0/16"
     assert json.dumps(value)  # what CDK reads from context must be JSON
+
+
+@pytest.mark.slow
+def test_a_rerun_keeps_the_client_cidr_blocks(double: AwsDouble) -> None:
+    region = "us-east-1"  # the double's build executor serves this region
+    first = emd(
+        double, "bootstrap", "--region", region, "--internal", "--allowed-cidrs", "10.20.0.0/16", "--yes"
+    )
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert emd_parameters_in(double, region)["/emd/gateway/allowed-cidrs"] == "10.20.0.0/16"
+
+    double.calls(reset=True)
+    again = emd(double, "bootstrap", "--region", region, "--yes")  # an upgrade run, no option
+    assert again.returncode == 0, again.stdout + again.stderr
+    text = " ".join(again.stdout.split())
+    assert "clients limited as deployed (--allowed-cidrs changes them)); clients from 10.20.0.0/16" in text
+    assert "EMD-Gateway is up to date" in again.stdout
+    assert double.calls()["cloudformation.ExecuteChangeSet"] == 0
+
+    opened = emd(double, "bootstrap", "--region", region, "--allowed-cidrs", "0.0.0.0/0", "--yes")
+    assert opened.returncode == 0, opened.stdout + opened.stderr
+    assert emd_parameters_in(double, region)["/emd/gateway/allowed-cidrs"] == "0.0.0.0/0"
+    gone = emd(double, "uninstall", "--region", region, "--yes")
+    assert gone.returncode == 0, gone.stdout + gone.stderr
+
+
+def emd_parameters_in(double: AwsDouble, region: str) -> dict[str, str]:
+    ssm = double.client("ssm", region)
+    pages = ssm.get_paginator("get_parameters_by_path").paginate(Path="/emd", Recursive=True)
+    return {p["Name"]: p["Value"] for page in pages for p in page["Parameters"]}

@@ -8,6 +8,7 @@ import errno
 import json
 import os
 import shutil
+import socket
 
 import boto3
 import pytest
@@ -347,3 +348,16 @@ def test_source_selection_and_modelscope_errors():
     )
     assert "is gated" in describe_hub_error(denied(), "modelscope", "qwen/x", None, "master")
     assert describe_hub_error(TimeoutError(), "modelscope", "qwen/x", None, "master") is None
+
+
+def test_an_unreachable_hub_is_one_line(build, monkeypatch, capsys):
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed}")
+    deploy(build)
+    assert prepare.main(["weights"]) == 1
+    err = capsys.readouterr().err.strip()
+    expected = f"[emd-build] error: cannot reach Hugging Face (http://127.0.0.1:{closed}) for {HF_ID}: "
+    assert err.startswith(expected)
+    assert "model_files_s3_path" in err and "\n" not in err

@@ -101,3 +101,22 @@ def test_no_gateway_needs_no_exposure():
 )
 def test_a_deployed_gateways_exposure(recorded, url, exposure):
     assert deployed_exposure(recorded, url) == exposure
+
+
+def test_a_rerun_keeps_the_deployed_client_cidr_blocks():
+    kept = choose_exposure(config(), given=set(), deployed="internal", deployed_cidrs=("10.0.0.0/8",))
+    assert kept.config.allowed_cidrs == ("10.0.0.0/8",) and "clients limited as deployed" in kept.why
+    https = config(certificate_arn="arn:aws:acm:us-east-1:1:certificate/x")
+    again = choose_exposure(
+        https, given={"certificate_arn"}, deployed="public-https", deployed_cidrs=("10.0.0.0/8",)
+    )
+    assert again.config.exposure is Exposure.PUBLIC_HTTPS and again.config.allowed_cidrs == ("10.0.0.0/8",)
+    # given again, the option wins; CloudFront admits no CIDR list (its VPC origin is the ALB's only client)
+    wider = config(allowed_cidrs=("0.0.0.0/0",))
+    assert choose_exposure(
+        wider, given={"allowed_cidrs"}, deployed="internal", deployed_cidrs=("10.0.0.0/8",)
+    ).config.allowed_cidrs == ("0.0.0.0/0",)
+    moved = choose_exposure(
+        config(cloudfront=True), given={"cloudfront"}, deployed="internal", deployed_cidrs=("10.0.0.0/8",)
+    )
+    assert moved.config.allowed_cidrs == () and moved.config.exposure is Exposure.CLOUDFRONT

@@ -231,6 +231,18 @@ def test_allowed_cidrs_replace_the_open_ingress(secure):
     assert _alb_ingress(secure.template) == {('"10.0.0.0/8"', 443), ('"2001:db8::/32"', 443)}
 
 
+def test_the_client_cidr_blocks_are_recorded_for_a_rerun(secure, default):
+    def recorded(template):
+        params = {
+            p["Properties"]["Name"]: p["Properties"]
+            for p in resources_of(template, "AWS::SSM::Parameter").values()
+        }
+        return params["/emd/gateway/allowed-cidrs"]["Value"]
+
+    assert recorded(secure.template) == "10.0.0.0/8,2001:db8::/32"
+    assert recorded(default.template) == "any"
+
+
 def test_internal_alb_sits_in_private_subnets(secure, default):
     for synth in (secure, default):
         (alb,) = resources_of(synth.template, "AWS::ElasticLoadBalancingV2::LoadBalancer").values()
@@ -247,7 +259,7 @@ def test_cloudfront_serves_https_in_front_of_an_internal_alb(edge):
     (origin,) = resources_of(t, "AWS::CloudFront::VpcOrigin").values()
     assert origin["Properties"]["VpcOriginEndpointConfig"]["Arn"] == {"Ref": alb_id}
     assert origin["Properties"]["VpcOriginEndpointConfig"]["OriginProtocolPolicy"] == "http-only"
-    (dist_id, dist), = resources_of(t, "AWS::CloudFront::Distribution").items()
+    ((dist_id, dist),) = resources_of(t, "AWS::CloudFront::Distribution").items()
     config = dist["Properties"]["DistributionConfig"]
     behavior = config["DefaultCacheBehavior"]
     assert behavior["ViewerProtocolPolicy"] == "https-only"  # never a redirect: keys would travel in clear
@@ -462,7 +474,7 @@ def test_ssm_contract_parameters(default):
     }
     assert set(params) == {
         PARAM_VPC_ID, PARAM_SUBNETS, PARAM_SECURITY_GROUP, PARAM_NAMESPACE_ID, PARAM_NAMESPACE_NAME,
-        PARAM_NAMESPACE_ARN, PARAM_URL, PARAM_EXPOSURE,
+        PARAM_NAMESPACE_ARN, PARAM_URL, PARAM_EXPOSURE, "/emd/gateway/allowed-cidrs",
     }  # fmt: skip
     assert params[PARAM_EXPOSURE]["Value"] == "internal"  # what `emd bootstrap` keeps on a rerun
     assert params[PARAM_SUBNETS]["Type"] == "StringList"
