@@ -141,7 +141,8 @@ def _error_line(build: dict[str, Any]) -> str | None:
     except Exception as exc:  # the reason is a courtesy: without it the phase's message is given
         print(f"log tail of {build['id']} unavailable: {type(exc).__name__}")
         return None
-    for event in reversed(events):
+    # the first error line of the tail: the failed step's own (later phases only report that it failed)
+    for event in events:
         message = event.get("message", "")
         if ERROR_MARK in message:
             return message.split(ERROR_MARK, 1)[1].strip()

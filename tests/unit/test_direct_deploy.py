@@ -276,3 +276,32 @@ def test_a_failure_without_a_log_gives_codebuilds_reason():
         ],
     }
     assert handler.failure_reason(build) == "build p:2 timed out in phase BUILD: Build timed out"
+
+
+def test_the_reason_is_the_failed_steps_own_error_line(monkeypatch):
+    """A failed image step is followed by post_build's parameters step, which only says an earlier phase failed:
+    the reason is the first error line of the log tail."""
+    lines = [
+        "[emd-build] image: building r:llama.cpp-1",
+        "[emd-build] error: docker build failed: base image not found",
+        "[Container] Entering phase POST_BUILD",
+        "[emd-build] error: an earlier build phase failed; not writing parameters.json",
+    ]
+
+    class Logs:
+        def get_log_events(self, **kwargs: Any) -> dict[str, Any]:
+            assert kwargs["logGroupName"] == "g" and kwargs["startFromHead"] is False
+            return {"events": [{"message": m} for m in lines]}
+
+    monkeypatch.setattr(handler.boto3, "client", lambda service: Logs())
+    build = {
+        "id": "p:3",
+        "buildStatus": "FAILED",
+        "phases": [
+            {"phaseType": "BUILD", "phaseStatus": "FAILED", "contexts": [{"message": "exit status 1"}]}
+        ],
+        "logs": {"groupName": "g", "streamName": "s"},
+    }
+    assert handler.failure_reason(build) == (
+        "build p:3 failed in phase BUILD: docker build failed: base image not found (log: g s)"
+    )
