@@ -279,8 +279,8 @@ def test_a_failure_without_a_log_gives_codebuilds_reason():
 
 
 def test_the_reason_is_the_failed_steps_own_error_line(monkeypatch):
-    """A failed image step is followed by post_build's parameters step, which only says an earlier phase failed:
-    the reason is the first error line of the log tail."""
+    """A failed image step is followed by post_build's parameters step, which only says an earlier phase
+    failed: the reason is the first error line of the log tail."""
     lines = [
         "[emd-build] image: building r:llama.cpp-1",
         "[emd-build] error: docker build failed: base image not found",
