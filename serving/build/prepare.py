@@ -22,7 +22,16 @@ from typing import Any
 
 from model_specs.images import engine_image
 from serving.build import contract
-from serving.build.images import EcrImages, Runner, mirrored, plan_image, read_mirror, run_builds, run_command
+from serving.build.images import (
+    EcrImages,
+    ImageBuildError,
+    Runner,
+    mirrored,
+    plan_image,
+    read_mirror,
+    run_builds,
+    run_command,
+)
 from serving.build.sources import WeightsError
 from serving.build.weights import prepare_weights, publish_location
 
@@ -141,7 +150,7 @@ def step_image(runner: Runner = run_command) -> None:
         log(f"image: building {outcome.uri} ({len(outcome.builds)} build(s), base {base})")
     else:
         log(f"image: {outcome.uri} ({outcome.reason}): no build")
-    run_builds(outcome, ecr, runner, src_root())
+    run_builds(outcome, ecr, runner, src_root(), log)
     write_state(engine_image_uri=outcome.uri, image_builds=len(outcome.builds))
 
 
@@ -222,7 +231,7 @@ def main(argv: list[str]) -> int:
         return 2
     try:
         STEPS[argv[0]]()
-    except (BuildError, WeightsError) as exc:
+    except (BuildError, WeightsError, ImageBuildError) as exc:
         print(f"[emd-build] error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
