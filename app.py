@@ -7,7 +7,8 @@ npx cdk deploy EMD-Bootstrap -c region=us-west-2
 npx cdk deploy EMD-Gateway -c certificate_arn=arn:... -c allowed_cidrs=203.0.113.0/24
 npx cdk synth -c gateway=false                  # SageMaker-only: no ALB, no VPC
 npx cdk deploy -c model_id=Qwen2.5-7B-Instruct -c instance_type=g5.2xlarge -c engine_type=vllm \
-    -c service_type=sagemaker_realtime [-c model_tag=dev] [-c extra_params='{...}']   # one model stack only
+    -c service_type=sagemaker_realtime [-c model_tag=dev] [-c extra_params='{...}']   # one model stack only,
+    # which runs the bootstrap's build and creates its API key secret (or -c api_key_secret_name=<existing>)
 """
 
 from __future__ import annotations
@@ -40,7 +41,12 @@ def main() -> None:
             from emd_stacks.model import ModelStack
 
             ModelStack(
-                app, model.deployment, image_uri=model.image_uri, model_data_s3_uri=model.model_data_s3_uri
+                app,
+                model.deployment,
+                image_uri=model.image_uri,
+                model_data_s3_uri=model.model_data_s3_uri,
+                own_api_key=True,
+                api_key_secret_name=model.api_key_secret_name,
             )
         # --- end model stack ---
         else:

@@ -148,8 +148,8 @@ def _config(aws: Any, gateway: bool, flags: dict[str, Any]) -> Any:
 
 def _run(aws: Any, config: Any, given: set[str], yes: bool, out: Any) -> None:
     from emd_cli.aws.shared_stacks import BOOTSTRAP_STACK, GATEWAY_STACK, deployed_version
-    from emd_cli.bundle import PACKAGES_ROOT
     from emd_cli.version import emd_version
+    from emd_constructs.bundles import PACKAGES_ROOT
     from model_specs.images import gateway_image_tag
 
     version = emd_version()
@@ -267,7 +267,7 @@ def _deploy_shared(aws: Any, templates: Any, tag: str | None, version: str, yes:
 def build_gateway_image(aws: Any, info: Any, tag: str, out: Any) -> None:
     """Have the bootstrap's CodeBuild project build and push the gateway image, unless ECR has the tag."""
     from emd_cli.aws.builds import follow_build
-    from emd_cli.bundle import gateway_bundle
+    from emd_constructs.bundles import gateway_bundle
 
     ecr = aws.client("ecr")
     try:

@@ -17,6 +17,7 @@ from constructs import Construct
 
 from emd_constructs.artifacts import SOURCE_KEY
 from emd_constructs.log_groups import log_group
+from emd_constructs.model_names import arn
 from emd_constructs.nag import acknowledge
 from model_specs.registry import PARAM_BASE_IMAGE_MIRROR
 from model_specs.weights_cache import WEIGHTS_PARAM_PREFIX
@@ -122,6 +123,21 @@ class BuildProject(Construct):
                         resource_name=f"{WEIGHTS_PARAM_PREFIX.lstrip('/')}/*",
                     )
                 ],
+            )
+        )
+        # a directly deployed model stack's build inputs are a CDK asset (emd_constructs/model_build.py): the
+        # source of its build is in the CDK bootstrap's asset bucket of this account and region
+        asset_buckets = f"cdk-*-assets-{stack.account}-{stack.region}"
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject", "s3:GetObjectVersion"],
+                resources=[arn(stack, "s3", asset_buckets, "*", region=False, account=False)],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetBucketAcl", "s3:GetBucketLocation"],
+                resources=[arn(stack, "s3", asset_buckets, region=False, account=False)],
             )
         )
         if base_image_mirror:

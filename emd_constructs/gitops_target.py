@@ -26,6 +26,7 @@ from constructs import Construct
 
 from emd_constructs.log_groups import log_group
 from emd_constructs.nag import acknowledge, acknowledge_wildcards, default_policy
+from emd_constructs.network import imported_vpc
 from emd_constructs.regional import aws_service
 from model_specs.deployment import STACK_PREFIX
 from model_specs.gitops import ARTIFACT_PARAMETER_PREFIX, GITOPS_TAG_KEY, smoke_project_name, target_role_name
@@ -178,12 +179,11 @@ class GitOpsTargetAccess(Construct):
             ssm.StringParameter.value_for_string_parameter(self, PARAM_GATEWAY_SUBNETS),
             GATEWAY_AZ_COUNT,
         )
-        vpc = ec2.Vpc.from_vpc_attributes(
+        vpc = imported_vpc(
             self,
             "GatewayVpc",
             vpc_id=ssm.StringParameter.value_for_string_parameter(self, PARAM_GATEWAY_VPC_ID),
-            availability_zones=[cdk.Fn.select(i, cdk.Fn.get_azs()) for i in range(GATEWAY_AZ_COUNT)],
-            private_subnet_ids=subnets,
+            subnet_ids=subnets,
         )
         group = ec2.SecurityGroup(
             self, "SmokeTests", vpc=vpc, description="EMD GitOps smoke tests: out to the gateway only"

@@ -4,11 +4,10 @@ Three modes, decided at synth time:
 - given: image_uri / model_data_s3_uri props (or model_params.model_files_s3_path) are used as they are;
 - parameters: the template declares the CloudFormation parameters EngineImageUri / ModelDataS3Uri that the
   pipeline's build stage fills in parameters.json (serving/build/contract.py);
-- derived (direct `cdk deploy -c ...`): the bootstrap's ECR repository and artifact bucket (read from SSM):
-  <repository>:<engine image tag>, the deterministic tag the bootstrap's CodeBuild project pushes, and the
-  weights folder the build published in /emd/weights/<model-id>/<revision>[/<pattern hash>] (a branch is
-  resolved to a commit only by the build: model_specs/weights_cache.py), so no local Docker is needed and
-  nothing is guessed at synth time. Deploying before the build prepared the model fails on that parameter.
+- built (direct `cdk deploy -c ...`): whatever is not given comes from the stack's own run of the
+  bootstrap's CodeBuild project (emd_constructs/model_build.py), which pushes the engine image to the
+  bootstrap's ECR repository and caches the weights in its artifact bucket, so no local Docker is needed and
+  nothing is guessed at synth time.
 """
 
 from __future__ import annotations
@@ -22,34 +21,29 @@ import aws_cdk.aws_s3 as s3
 import aws_cdk.aws_ssm as ssm
 from constructs import Construct
 
+from emd_constructs.model_build import ModelBuild
 from model_specs.deployment import Deployment
 from model_specs.registry import PARAM_ARTIFACT_BUCKET, PARAM_ECR_REPOSITORY, split_s3_uri
-from model_specs.weights_cache import WEIGHTS_PREFIX, file_pattern, weights_parameter_name
+from model_specs.weights_cache import WEIGHTS_PREFIX
 
 # serving/build/contract.py (the build stage fills parameters with exactly these names)
 PARAM_ENGINE_IMAGE_URI = "EngineImageUri"
 PARAM_MODEL_DATA_S3_URI = "ModelDataS3Uri"
 
 
-def weights_parameter(deployment: Deployment) -> str:
-    """The SSM parameter in which the build publishes this deployment's weights folder (key prefix)."""
-    pattern = file_pattern(deployment.model, deployment.engine_type)
-    return weights_parameter_name(deployment.model_id, deployment.extra_params.model_params.revision, pattern)
-
-
 @dataclass(frozen=True)
 class ArtifactInputs:
-    """image_uri / model_data_s3_uri: literal values (given mode); parameters: declare CfnParameters;
-    image_tag: the ECR tag for derived mode (emd_stacks.model_inputs.engine_image_tag)."""
+    """image_uri / model_data_s3_uri: literal values (given mode); parameters: declare CfnParameters; neither:
+    the stack builds what is missing."""
 
     image_uri: str | None = None
     model_data_s3_uri: str | None = None
     parameters: bool = False
-    image_tag: str | None = None
 
 
 class ModelArtifacts(Construct):
-    """Resolves `.image_uri` and `.model_data_s3_uri` (strings or tokens) and grants read access to them."""
+    """Resolves `.image_uri` and `.model_data_s3_uri` (strings or tokens) and grants read access to them;
+    `.build` is the stack's own build (None unless something is built)."""
 
     def __init__(
         self, scope: Construct, construct_id: str, *, deployment: Deployment, inputs: ArtifactInputs
@@ -59,6 +53,11 @@ class ModelArtifacts(Construct):
             self, "Repository", ssm.StringParameter.value_for_string_parameter(self, PARAM_ECR_REPOSITORY)
         )
         stack = cdk.Stack.of(self)
+        user_path = deployment.extra_params.model_params.model_files_s3_path
+        given = inputs.model_data_s3_uri or user_path
+        self.build: ModelBuild | None = None
+        if not inputs.parameters and not (inputs.image_uri and given):
+            self.build = ModelBuild(self, "Build", deployment=deployment)
 
         if inputs.image_uri:
             self.image_uri = inputs.image_uri
@@ -70,12 +69,9 @@ class ModelArtifacts(Construct):
                 description="Engine image URI (filled by the EMD build stage)",
             ).value_as_string
         else:
-            if not inputs.image_tag:
-                raise ValueError("derived mode needs ArtifactInputs.image_tag")
-            self.image_uri = self.repository.repository_uri_for_tag(inputs.image_tag)
+            assert self.build is not None
+            self.image_uri = self.build.image_uri
 
-        user_path = deployment.extra_params.model_params.model_files_s3_path
-        given = inputs.model_data_s3_uri or user_path
         self._artifact_bucket: s3.IBucket | None = None
         self._weights_bucket: s3.IBucket | None = None
         self._weights_prefix = ""
@@ -96,10 +92,9 @@ class ModelArtifacts(Construct):
                 description="S3 prefix of the model weights (filled by the EMD build stage)",
             ).value_as_string
         else:
-            self._weights_prefix = ssm.StringParameter.value_for_string_parameter(
-                self, weights_parameter(deployment)
-            )
-            self.model_data_s3_uri = f"s3://{self.artifact_bucket.bucket_name}/{self._weights_prefix}"
+            assert self.build is not None
+            self._weights_prefix = self.build.weights_prefix
+            self.model_data_s3_uri = self.build.model_data_s3_uri
 
     @property
     def artifact_bucket(self) -> s3.IBucket:

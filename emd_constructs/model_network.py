@@ -9,6 +9,7 @@ import aws_cdk.aws_ssm as ssm
 from constructs import Construct
 
 from emd_constructs.engine_settings import ENGINE_PORT
+from emd_constructs.network import imported_vpc
 from model_specs.deployment import Deployment
 from model_specs.registry import PARAM_GATEWAY_SECURITY_GROUP as PARAM_SECURITY_GROUP
 from model_specs.registry import PARAM_GATEWAY_SUBNETS as PARAM_SUBNETS
@@ -27,10 +28,8 @@ class ModelNetwork(Construct):
             vpc_id = sp.vpc_id or ssm.StringParameter.value_for_string_parameter(self, PARAM_VPC_ID)
             listed = ssm.StringListParameter.value_for_typed_list_parameter(self, PARAM_SUBNETS)
             subnet_ids = [cdk.Fn.select(i, listed) for i in range(GATEWAY_SUBNET_COUNT)]
-        azs = [cdk.Fn.select(i, cdk.Fn.get_azs()) for i in range(len(subnet_ids))]
-        self.vpc = ec2.Vpc.from_vpc_attributes(
-            self, "Vpc", vpc_id=vpc_id, availability_zones=azs, private_subnet_ids=subnet_ids
-        )
+        self.vpc = imported_vpc(self, "Vpc", vpc_id=vpc_id, subnet_ids=subnet_ids)
+        azs = self.vpc.availability_zones
         self.subnets = ec2.SubnetSelection(
             subnets=[
                 # the AZ is a placeholder CDK wants; targets never render it (see Ec2ModelInstance)

@@ -24,7 +24,10 @@ class ModelRegistration(Construct):
         endpoint_name: str | None = None,
         base_url: str | None = None,
         extra: dict[str, str] | None = None,
+        api_key_secret_name: str | None = None,
     ) -> None:
+        """api_key_secret_name: an existing secret the deployment's key is in, instead of its own
+        (emd/<model-id>/<tag>/api-key)."""
         super().__init__(scope, construct_id)
         d = deployment
         entry = RegistryEntry(
@@ -35,7 +38,7 @@ class ModelRegistration(Construct):
             backend=backend,  # type: ignore[arg-type]
             endpoint_name=endpoint_name,
             base_url=base_url,
-            api_key_secret_name=d.api_key_secret_name,
+            api_key_secret_name=api_key_secret_name or d.api_key_secret_name,
             public=d.extra_params.service_params.public,
             region=d.region,
             stack_name=d.stack_name,

@@ -1,8 +1,10 @@
 """The gateway's network: a new VPC (2 AZs, public + private subnets, one NAT gateway, S3 gateway endpoint,
-flow logs) or an existing VPC looked up by id; exactly two private subnets in two AZs are exposed."""
+flow logs) or an existing VPC looked up by id; exactly two private subnets in two AZs are exposed. Also the
+VPC that model targets and GitOps smoke tests import by id."""
 
 from __future__ import annotations
 
+import aws_cdk as cdk
 import aws_cdk.aws_ec2 as ec2
 from constructs import Construct
 
@@ -63,3 +65,20 @@ class GatewayNetwork(Construct):
             f"VPC {vpc_id} needs private subnets in at least two availability zones for the gateway tasks "
             f"and the model services; leave vpc_id out to create a suitable VPC"
         )
+
+
+def imported_vpc(scope: Construct, construct_id: str, *, vpc_id: str, subnet_ids: list[str]) -> ec2.IVpc:
+    """A VPC and its private subnets known only by id (tokens from SSM or service_params). Their AZs are
+    placeholders and their route tables unknown: nothing EMD builds reads either, so CDK's warning on each
+    such subnet (in `emd plan`'s output since @aws-cdk/core:annotationsInValidationReport) is acknowledged for
+    `scope` and its children."""
+    cdk.Annotations.of(scope).acknowledge_warning(
+        "@aws-cdk/aws-ec2:noSubnetRouteTableId", "EMD never reads the route table of a subnet imported by id"
+    )
+    return ec2.Vpc.from_vpc_attributes(
+        scope,
+        construct_id,
+        vpc_id=vpc_id,
+        availability_zones=[cdk.Fn.select(i, cdk.Fn.get_azs()) for i in range(len(subnet_ids))],
+        private_subnet_ids=subnet_ids,
+    )

@@ -11,8 +11,10 @@ the hub token."""
 from __future__ import annotations
 
 import aws_cdk as cdk
+import aws_cdk.aws_codebuild as codebuild
 import aws_cdk.aws_ecr as ecr
 import aws_cdk.aws_iam as iam
+import aws_cdk.aws_logs as logs
 import aws_cdk.aws_s3 as s3
 from constructs import Construct
 
@@ -24,7 +26,14 @@ from model_specs.registry import ASYNC_IO_PREFIX
 
 class ModelPermissionsBoundary(Construct):
     def __init__(
-        self, scope: Construct, construct_id: str, *, bucket: s3.IBucket, repository: ecr.IRepository
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        bucket: s3.IBucket,
+        repository: ecr.IRepository,
+        build_project: codebuild.IProject,
+        build_logs: logs.ILogGroup,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
@@ -127,5 +136,38 @@ class ModelPermissionsBoundary(Construct):
                     ],
                     resources=["*"],
                 ),
+                *_direct_build_statements(stack, build_project, build_logs),
             ],
         )
+
+
+def _direct_build_statements(
+    stack: cdk.Stack, project: codebuild.IProject, build_logs: logs.ILogGroup
+) -> list[iam.PolicyStatement]:
+    """A directly deployed stack's build custom resource (emd_constructs/model_build.py): its handler starts
+    and reads builds of this one project and reads their log; the Provider framework's functions (named
+    EMD-Model-* by CloudFormation) invoke each other through its waiter state machine (named
+    EMD-Model-*-BuildWaiter by model_build)."""
+    streams = f"{build_logs.log_group_name}:log-stream:*"
+    return [
+        iam.PolicyStatement(
+            sid="DirectDeployBuild",
+            actions=["codebuild:StartBuild", "codebuild:BatchGetBuilds", "codebuild:ListBuildsForProject"],
+            resources=[project.project_arn],
+        ),
+        iam.PolicyStatement(
+            sid="DirectDeployBuildLog",
+            actions=["logs:GetLogEvents"],
+            resources=[arn(stack, "logs", "log-group", streams, colon=True)],
+        ),
+        iam.PolicyStatement(
+            sid="DirectDeployProvider",
+            actions=["lambda:InvokeFunction", "lambda:GetFunction"],
+            resources=[arn(stack, "lambda", "function", f"{STACK_PREFIX}*", colon=True)],
+        ),
+        iam.PolicyStatement(
+            sid="DirectDeployWaiter",
+            actions=["states:StartExecution"],
+            resources=[arn(stack, "states", "stateMachine", f"{STACK_PREFIX}*", colon=True)],
+        ),
+    ]

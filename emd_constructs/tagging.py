@@ -1,10 +1,16 @@
 """The tags every EMD resource carries: emd:model-id and emd:tag (plus emd:component for shared stacks).
 
-Call at the end of a stack's constructor: besides the Tags aspect it tags the IAM roles of aws-cdk-lib's
-singleton custom-resource providers (raw CfnResources the aspect cannot reach).
+Call at the end of a stack's constructor: besides the Tags aspect it tags the stack itself and the IAM roles
+of aws-cdk-lib's singleton custom-resource providers (raw CfnResources the aspect cannot reach).
+
+Stack tags are set explicitly (@aws-cdk/core:explicitStackTags: Tags.of(stack) reaches only the resources):
+the deploy puts them on the stack, where GitOps plan and prune read them (emd:gitops, emd:model-id, emd:tag)
+and the GitOps target role's DeleteStack condition matches emd:gitops.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import aws_cdk as cdk
 from constructs import IConstruct
@@ -19,10 +25,19 @@ def tag_deployment(
     scope: IConstruct, model_id: str, model_tag: str, extra: dict[str, str] | None = None
 ) -> None:
     tags = {MODEL_ID_KEY: model_id, TAG_KEY: model_tag, **(extra or {})}
-    for key, value in tags.items():
-        cdk.Tags.of(scope).add(key, value)
     if isinstance(scope, cdk.Stack):
+        tag_stack(scope, tags)
         _tag_provider_roles(scope, tags)
+    else:
+        for key, value in tags.items():
+            cdk.Tags.of(scope).add(key, value)
+
+
+def tag_stack(stack: cdk.Stack, tags: Mapping[str, str]) -> None:
+    """The stack's resources (Tags aspect) and the stack itself (its tags in the cloud assembly)."""
+    for key, value in tags.items():
+        cdk.Tags.of(stack).add(key, value)
+        stack.tags.set_tag(key, value)
 
 
 def tag_shared(scope: IConstruct, component: str) -> None:

@@ -23,6 +23,7 @@ from emd_stacks.context import AppConfig
 from model_specs.registry import PARAM_ARTIFACT_BUCKET as PARAM_BUCKET
 from model_specs.registry import PARAM_BASE_IMAGE_MIRROR as PARAM_MIRROR
 from model_specs.registry import PARAM_BOUNDARY_ARN as PARAM_BOUNDARY
+from model_specs.registry import PARAM_CODEBUILD_LOG_GROUP as PARAM_PROJECT_LOGS
 from model_specs.registry import PARAM_CODEBUILD_PROJECT as PARAM_PROJECT
 from model_specs.registry import PARAM_ECR_REPOSITORY as PARAM_ECR
 from model_specs.registry import PARAM_PIPELINE
@@ -70,7 +71,12 @@ class BootstrapStack(cdk.Stack):
             base_image_mirror=mirror,
         )
         boundary = ModelPermissionsBoundary(
-            self, "ModelBoundary", bucket=store.bucket, repository=repo.repository
+            self,
+            "ModelBoundary",
+            bucket=store.bucket,
+            repository=repo.repository,
+            build_project=build.project,
+            build_logs=build.log_group,
         )
         deploy = DeployPipeline(
             self,
@@ -95,6 +101,7 @@ class BootstrapStack(cdk.Stack):
             EcrRepositoryParam=(PARAM_ECR, repo.repository.repository_name),
             BoundaryParam=(PARAM_BOUNDARY, boundary.policy.managed_policy_arn),
             ProjectParam=(PARAM_PROJECT, build.project.project_name),
+            ProjectLogsParam=(PARAM_PROJECT_LOGS, build.log_group.log_group_name),
             PipelineParam=(PARAM_PIPELINE, deploy.pipeline.pipeline_name),
         )
         tag_shared(self, "bootstrap")

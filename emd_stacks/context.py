@@ -23,6 +23,9 @@ from model_specs.regions import region_info
 
 # The one home of the context every EMD App starts from (feature flags): shipped as package data, read by
 # app.py (npx cdk) and emd_stacks.synth (emd plan, installed or not), so both synthesize the same templates.
+# It sets every flag the installed aws-cdk-lib knows to the value the library recommends; a flag kept at
+# another value would be listed here with its reason (none is). tests/unit/test_feature_flags.py checks this
+# against the library's own flag report, so an aws-cdk-lib upgrade fails it until the new flags are adopted.
 SHIPPED_CONTEXT_FILE = Path(__file__).with_name("cdk_context.json")
 # The keys parse_context reads (the model stack's are emd_stacks.model_context.MODEL_CONTEXT_KEYS).
 APP_CONTEXT_KEYS = (

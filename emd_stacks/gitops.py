@@ -29,7 +29,7 @@ from emd_constructs.hygiene import keep_only_policy_dependency
 from emd_constructs.log_groups import bound_lambda_logs, log_group
 from emd_constructs.model_artifacts import PARAM_ENGINE_IMAGE_URI, PARAM_MODEL_DATA_S3_URI
 from emd_constructs.nag import acknowledge, acknowledge_wildcards
-from emd_constructs.tagging import tag_shared
+from emd_constructs.tagging import tag_shared, tag_stack
 from emd_stacks.model import ModelStack
 from model_specs.deployment import Deployment
 from model_specs.errors import EmdUserError
@@ -83,7 +83,7 @@ class ModelWaveStage(cdk.Stage):
             stack = ModelStack(self, d, artifact_parameters=True)
             feed_artifacts_from_ssm(stack, d)
             stack.add_metadata(DEPLOYMENT_METADATA_KEY, d.to_public_dict())
-            cdk.Tags.of(stack).add(GITOPS_TAG_KEY, pipeline_name)
+            tag_stack(stack, {GITOPS_TAG_KEY: pipeline_name})
             self.stacks.append(stack)
 
 
@@ -99,7 +99,7 @@ class TargetStage(cdk.Stage):
         )
         GitOpsTargetAccess(stack, "Access", pipeline_name=pipeline_name, pipeline_account=pipeline_account)
         tag_shared(stack, "gitops-target")
-        cdk.Tags.of(stack).add(GITOPS_TAG_KEY, pipeline_name)
+        tag_stack(stack, {GITOPS_TAG_KEY: pipeline_name})
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,10 @@ import aws_cdk.aws_iam as iam
 import aws_cdk.aws_ssm as ssm
 from constructs import Construct
 
+from emd_constructs.api_key_secret import ApiKeySecret
 from emd_constructs.ec2_model import Ec2ModelInstance
 from emd_constructs.ecs_model import EcsModelService
+from emd_constructs.log_groups import bound_lambda_logs
 from emd_constructs.model_artifacts import ArtifactInputs, ModelArtifacts
 from emd_constructs.model_network import ModelNetwork
 from emd_constructs.model_registration import ModelRegistration
@@ -20,7 +22,6 @@ from emd_constructs.nag import acknowledge, acknowledge_wildcards, default_polic
 from emd_constructs.sagemaker_async import SageMakerAsyncEndpoint
 from emd_constructs.sagemaker_endpoint import SageMakerRealtimeEndpoint
 from emd_constructs.tagging import tag_deployment
-from emd_stacks.model_inputs import engine_image_tag
 from model_specs.deployment import Deployment
 from model_specs.registry import PARAM_BOUNDARY_ARN
 from model_specs.schema import ServiceType
@@ -28,8 +29,10 @@ from model_specs.schema import ServiceType
 
 class ModelStack(cdk.Stack):
     """image_uri / model_data_s3_uri: use these artifacts as given. artifact_parameters: declare the
-    EngineImageUri / ModelDataS3Uri parameters the pipeline's build stage fills. Neither: derive both from the
-    bootstrap's ECR repository and artifact bucket with deterministic keys (direct `cdk deploy`)."""
+    EngineImageUri / ModelDataS3Uri parameters the pipeline's build stage fills. Neither: the stack runs the
+    bootstrap's build itself for what is not given (direct `cdk deploy`, emd_constructs/model_build.py).
+    own_api_key: the stack creates the deployment's API key secret (direct `cdk deploy`; `emd deploy` and
+    GitOps create it before the stack), unless api_key_secret_name names an existing one to use instead."""
 
     def __init__(
         self,
@@ -39,7 +42,8 @@ class ModelStack(cdk.Stack):
         image_uri: str | None = None,
         model_data_s3_uri: str | None = None,
         artifact_parameters: bool = False,
-        image_tag: str | None = None,
+        own_api_key: bool = False,
+        api_key_secret_name: str | None = None,
     ) -> None:
         d = deployment
         if d.service_type is ServiceType.local:
@@ -62,14 +66,13 @@ class ModelStack(cdk.Stack):
         iam.PermissionsBoundary.of(self).apply(boundary)
 
         image_uri = image_uri or d.extra_params.engine_params.image_uri  # the user's image, used as is
-        derived = not image_uri and not artifact_parameters
         inputs = ArtifactInputs(
-            image_uri=image_uri,
-            model_data_s3_uri=model_data_s3_uri,
-            parameters=artifact_parameters,
-            image_tag=image_tag or (engine_image_tag(d) if derived else None),
+            image_uri=image_uri, model_data_s3_uri=model_data_s3_uri, parameters=artifact_parameters
         )
         self.artifacts = ModelArtifacts(self, "Artifacts", deployment=d, inputs=inputs)
+        self.api_key: ApiKeySecret | None = None
+        if own_api_key and d.api_key_secret_name and not api_key_secret_name:
+            self.api_key = ApiKeySecret(self, "ApiKey", deployment=d)
 
         self.endpoint_name: str | None = None
         self.base_url: str | None = None
@@ -115,7 +118,15 @@ class ModelStack(cdk.Stack):
             endpoint_name=self.endpoint_name,
             base_url=self.base_url,
             extra=extra,
+            api_key_secret_name=api_key_secret_name,
         )
+        if self.api_key is not None:  # the gateway finds the deployment only once its key exists
+            self.registration.node.add_dependency(self.api_key)
+        if own_api_key and self.registration.entry.api_key_secret_name:
+            # the name only: `aws secretsmanager get-secret-value --secret-id <name>` gives the key
+            cdk.CfnOutput(self, "ApiKeySecretName", value=self.registration.entry.api_key_secret_name)
+        if self.artifacts.build is not None:
+            cdk.CfnOutput(self, "BuildId", value=self.artifacts.build.build_id)
         if self.endpoint_name:
             cdk.CfnOutput(self, "EndpointName", value=self.endpoint_name)
         if self.base_url:
@@ -150,6 +161,7 @@ class ModelStack(cdk.Stack):
         if d.service_type in (ServiceType.sagemaker_realtime, ServiceType.sagemaker_async):
             self._sagemaker_acknowledgements()
         tag_deployment(self, d.model_id, d.model_tag)
+        bound_lambda_logs(self)
 
     def _sagemaker_acknowledgements(self) -> None:
         acknowledge(

@@ -38,10 +38,19 @@ def nag_violations(app: cdk.App) -> list[str]:
     found = []
     for plugin in report.get("pluginReports", []):
         for violation in plugin.get("violations", []):
+            if _is_annotation_warning(violation):
+                continue
             for construct in violation.get("violatingConstructs", []):
                 rule, path = violation["ruleName"], construct["constructPath"]
                 found.append(f"{rule} at {path}: {violation['description']}")
     return found
+
+
+def _is_annotation_warning(violation: dict[str, Any]) -> bool:
+    """A construct's warning annotation, which @aws-cdk/core:annotationsInValidationReport adds to the report:
+    CDK's advice, shown by synth anyway, not a cdk-nag finding."""
+    annotation = violation.get("ruleMetadata", {}).get("cdk:annotation") == "true"
+    return annotation and violation.get("severity") != "error"
 
 
 def templates_of(outdir: Path) -> dict[str, dict[str, Any]]:
@@ -71,8 +80,7 @@ def cfn_lint_findings(template: dict[str, Any], regions: list[str]) -> list[str]
 
 
 # keys whose values name AWS services ('<service>.amazonaws.com' in every partition, aws-cn included): they
-# are
-# identifiers, not endpoints
+# are identifiers, not endpoints
 _SERVICE_NAME_KEYS = ("Service", "iam:AWSServiceName", "iam:PassedToService", "ec2:AuthorizedService")
 
 

@@ -24,6 +24,7 @@ PARAM_ARTIFACT_BUCKET = f"{BOOTSTRAP_PARAM_PREFIX}/artifact-bucket-name"
 PARAM_ECR_REPOSITORY = f"{BOOTSTRAP_PARAM_PREFIX}/ecr-repository-name"
 PARAM_BOUNDARY_ARN = f"{BOOTSTRAP_PARAM_PREFIX}/model-permissions-boundary-arn"
 PARAM_CODEBUILD_PROJECT = f"{BOOTSTRAP_PARAM_PREFIX}/codebuild-project-name"
+PARAM_CODEBUILD_LOG_GROUP = f"{BOOTSTRAP_PARAM_PREFIX}/codebuild-log-group-name"
 PARAM_PIPELINE = f"{BOOTSTRAP_PARAM_PREFIX}/pipeline-name"
 # optional: where the build pulls engine base images from (China regions reach no public registry)
 PARAM_BASE_IMAGE_MIRROR = f"{BOOTSTRAP_PARAM_PREFIX}/base-image-mirror"

@@ -30,6 +30,8 @@ LOG_BUCKETS = r"ArtifactsAccessLogs.*|GatewayAlbAccessLogs.*"
 CDK_PROVIDER_HANDLERS = r"Custom.*CustomResourceProviderHandler.*"
 HTTP_LISTENER = r"GatewayAlbHttp.*"
 CLOUDFRONT = r"GatewayEdgeDistribution.*"
+DIRECT_BUILD_FUNCTIONS = r"ArtifactsBuild(OnEvent|IsComplete|Providerframework).*"
+DIRECT = r".*__direct\.template\.json"
 
 ACKNOWLEDGED = [
     Acknowledged(
@@ -106,5 +108,27 @@ ACKNOWLEDGED = [
         "No custom domain: the *.cloudfront.net certificate is CloudFront's own, which fixes the minimum "
         "protocol; clients negotiate TLS 1.2/1.3.",
         logical_id=CLOUDFRONT,
+    ),
+    *(
+        Acknowledged(
+            check,
+            "AWS::Lambda::Function",
+            "The build custom resource's handler and aws-cdk-lib's Provider framework functions "
+            "(emd_constructs/model_build.py) run during a stack deployment only, a few calls a minute: "
+            "no concurrency limit or dead-letter queue applies (CloudFormation reports a failure), they "
+            "call only AWS APIs (no VPC), and their environment holds a wait time, no secret.",
+            logical_id=DIRECT_BUILD_FUNCTIONS,
+            template=DIRECT,
+        )
+        for check in ("CKV_AWS_115", "CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_173")
+    ),
+    Acknowledged(
+        "CKV_AWS_149",
+        "AWS::SecretsManager::Secret",
+        "A directly deployed model's API key uses Secrets Manager's AWS-managed key, like the keys `emd "
+        "deploy` creates: the gateway reads every key secret with one grant; a customer key would need a key "
+        "policy per deployment.",
+        logical_id=r"ApiKeySecret.*",
+        template=DIRECT,
     ),
 ]

@@ -184,7 +184,7 @@ class AwsTarget:
 
     def _start(self, aws: Any, boot: Any, dep: Deployment, template: dict[str, Any]) -> str:
         from emd_cli.aws.pipeline import start_execution
-        from emd_cli.bundle import model_bundle
+        from emd_constructs.bundles import model_bundle
 
         deployment_id = f"emd-{uuid.uuid4()}"
         facts = _deployment_facts(dep)

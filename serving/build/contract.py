@@ -14,3 +14,5 @@ COMPLETION_MARKER = ".emd-complete"
 BUNDLE_TEMPLATE = "template.json"
 BUNDLE_DEPLOYMENT = "deployment.json"
 OUTPUT_PARAMETERS = "parameters.json"
+# the build's exported variables (buildspec env.exported-variables) -> the state key each one carries
+EXPORTED_OUTPUTS = {"EMD_ENGINE_IMAGE_URI": "engine_image_uri", "EMD_MODEL_DATA_S3_URI": "model_data_s3_uri"}

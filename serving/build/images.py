@@ -143,9 +143,30 @@ def plan_image(
     return outcome
 
 
-def run_builds(outcome: ImageOutcome, ecr: EcrImages, runner: Runner, src: Path) -> None:
+class ImageBuildError(RuntimeError):
+    """An image build failed; the message is one line (docker's own output is above it in the log)."""
+
+
+def run_builds(
+    outcome: ImageOutcome, ecr: EcrImages, runner: Runner, src: Path, log: Callable[[str], None] = print
+) -> None:
+    """Runs the builds. Tags are content hashes in an immutable repository, so a tag that another build (a
+    parallel pipeline execution, a GitOps wave) pushed meanwhile is the same image: it is used, not rebuilt,
+    and a push refused because that build got there first is not a failure."""
     if not outcome.builds:
         return
     runner(["docker", "login", "--username", "AWS", "--password-stdin", ecr.registry], ecr.password(), None)
     for argv in outcome.builds:
-        runner(argv, None, src)
+        tag = argv[argv.index("--tag") + 1].rsplit(":", 1)[1]
+        if ecr.has(tag):
+            log(f"image: {tag} was pushed by another build meanwhile: no build")
+            continue
+        try:
+            runner(argv, None, src)
+        except subprocess.CalledProcessError as exc:
+            if ecr.has(tag):
+                log(f"image: {tag} was pushed by another build meanwhile: using it")
+                continue
+            raise ImageBuildError(
+                f"docker buildx build of {tag} failed (exit {exc.returncode}): see its output above"
+            ) from None

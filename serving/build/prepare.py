@@ -3,6 +3,7 @@
     python3 -m serving.build.prepare weights     # hub -> S3 cache by revision (weights.py, transfer.py)
     python3 -m serving.build.prepare image       # ECR tag = content hash; no build when it exists (images.py)
     python3 -m serving.build.prepare parameters  # parameters.json for the CloudFormation deploy action
+    eval "$(python3 -m serving.build.prepare outputs)"  # the same two values as exported build variables
 
 Steps share state through .emd-build/state.json in the source directory. Secrets (the optional Hugging Face
 token) are passed to the hub client only, never printed or written.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -20,7 +22,16 @@ from typing import Any
 
 from model_specs.images import engine_image
 from serving.build import contract
-from serving.build.images import EcrImages, Runner, mirrored, plan_image, read_mirror, run_builds, run_command
+from serving.build.images import (
+    EcrImages,
+    ImageBuildError,
+    Runner,
+    mirrored,
+    plan_image,
+    read_mirror,
+    run_builds,
+    run_command,
+)
 from serving.build.sources import WeightsError
 from serving.build.weights import prepare_weights, publish_location
 
@@ -139,7 +150,7 @@ def step_image(runner: Runner = run_command) -> None:
         log(f"image: building {outcome.uri} ({len(outcome.builds)} build(s), base {base})")
     else:
         log(f"image: {outcome.uri} ({outcome.reason}): no build")
-    run_builds(outcome, ecr, runner, src_root())
+    run_builds(outcome, ecr, runner, src_root(), log)
     write_state(engine_image_uri=outcome.uri, image_builds=len(outcome.builds))
 
 
@@ -185,6 +196,18 @@ def step_parameters() -> None:
     log(f"parameters: {', '.join(sorted(config['Parameters'])) or '(none)'}")
 
 
+def step_outputs() -> None:
+    """Print `export NAME=value` lines for the buildspec to eval: CodeBuild exports these variables with the
+    build (BatchGetBuilds' exportedEnvironmentVariables), where a directly deployed stack's custom resource
+    reads them (serving/build_resource). Only what the earlier steps prepared; nothing on a failed build."""
+    if os.environ.get("CODEBUILD_BUILD_SUCCEEDING") == "0":
+        return
+    state = read_state()
+    for name, key in contract.EXPORTED_OUTPUTS.items():
+        if state.get(key):
+            print(f"export {name}={shlex.quote(str(state[key]))}")
+
+
 def step_check() -> None:
     dep = load_deployment()
     log(
@@ -193,7 +216,13 @@ def step_check() -> None:
     )
 
 
-STEPS = {"check": step_check, "weights": step_weights, "image": step_image, "parameters": step_parameters}
+STEPS = {
+    "check": step_check,
+    "weights": step_weights,
+    "image": step_image,
+    "parameters": step_parameters,
+    "outputs": step_outputs,
+}
 
 
 def main(argv: list[str]) -> int:
@@ -202,7 +231,7 @@ def main(argv: list[str]) -> int:
         return 2
     try:
         STEPS[argv[0]]()
-    except (BuildError, WeightsError) as exc:
+    except (BuildError, WeightsError, ImageBuildError) as exc:
         print(f"[emd-build] error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:

@@ -205,25 +205,18 @@ def _published(name):
 
 
 @pytest.mark.slow
-def test_a_direct_stack_reads_the_folder_the_build_published(build, hf_hub, tmp_path):
-    """The stack names the SSM parameter at synth time (no commit guessed); the build writes it after the
-    completion marker, with the commit folder and the GGUF suffix; a cache hit writes it again."""
-    from emd_stacks.synth import synth_model_stack
-    from model_specs.deployment import resolve_deployment
+def test_the_build_publishes_the_folder_and_exports_it(build, hf_hub, capsys):
+    """The build writes the weights folder to its SSM parameter (named by the revision asked for and the GGUF
+    file pattern) after the completion marker, with the commit folder; a cache hit writes it again; and
+    `outputs` exports it for a directly deployed stack's custom resource (serving/build_resource)."""
+    from model_specs.weights_cache import file_pattern, weights_parameter_name
 
     wanted = "SmolLM2-135M-Instruct.Q4_1.gguf"
     write_repo(hf_hub, GGUF_HF_ID, {wanted: b"GGUF" + os.urandom(1000), "README.md": "# SmolLM2"})
-    direct = resolve_deployment(
-        model_id=GGUF_MODEL, instance_type="m7i.xlarge", engine_type="llama.cpp", service_type="ec2",
-        region="us-east-1",
-    )  # fmt: skip
-    path = synth_model_stack(direct, tmp_path / "cdk.out", artifact_parameters=False)
-    defaults = [p.get("Default", "") for p in json.loads(path.read_text())["Parameters"].values()]
-    (name,) = [d for d in defaults if d.startswith("/emd/weights/")]
+    name = weights_parameter_name(GGUF_MODEL, None, file_pattern(catalogue().model(GGUF_MODEL), "llama.cpp"))
     ssm = boto3.client("ssm")
     if _published(name) is not None:
         ssm.delete_parameter(Name=name)
-    assert _published(name) is None  # a deploy now fails on the missing parameter: the build never ran
 
     deploy(build, GGUF_MODEL, "llama.cpp")
     assert prepare.main(["weights"]) == 0
@@ -238,6 +231,9 @@ def test_a_direct_stack_reads_the_folder_the_build_published(build, hf_hub, tmp_
     hf_hub.stats.reset()
     assert prepare.main(["weights"]) == 0
     assert _published(name) == folder and hf_hub.stats.bytes_sent == 0  # cache hit, published again
+    capsys.readouterr()
+    assert prepare.main(["outputs"]) == 0
+    assert capsys.readouterr().out == f"export EMD_MODEL_DATA_S3_URI=s3://{BUCKET}/{folder}\n"
 
 
 def test_purged_weights_take_the_builds_pointers_with_them(build, hf_hub):

@@ -120,3 +120,41 @@ def test_list_from_the_wheel_matches_the_source_tree(installed: Installed, tmp_p
     wheel = _run([installed.emd, *args], cwd=installed.workdir, env=env)
     source = _run([sys.executable, "-m", "emd_cli", *args], cwd=ROOT, env=env)
     assert json.loads(wheel.stdout) == json.loads(source.stdout)
+
+
+DIRECT_SYNTH = """
+import sys
+import emd_constructs
+from emd_stacks.model import ModelStack
+from emd_stacks.synth import cloudformation_app
+from model_specs.deployment import resolve_deployment
+
+app = cloudformation_app(sys.argv[1])
+d = resolve_deployment(model_id="SmolLM2-135M-Instruct-GGUF", instance_type="g4dn.xlarge",
+                       engine_type="llama.cpp", service_type="ecs", region="cn-north-1")
+ModelStack(app, d, own_api_key=True)
+app.synth()
+"""
+
+
+def test_a_direct_model_stack_from_the_wheel_has_the_assets_of_the_source_tree(installed: Installed) -> None:
+    """`cdk deploy -c model_id=…`'s stack carries two assets built from package files (the build inputs and
+    the custom resource's handler): the same keys whether the packages come from the wheel or the tree."""
+    ours, theirs = installed.workdir / "direct-wheel", installed.workdir / "direct-source"
+    runs = [
+        subprocess.Popen(
+            [python, "-c", DIRECT_SYNTH, out], cwd=cwd, env=_env(), stderr=subprocess.PIPE, text=True
+        )
+        for python, out, cwd in ((installed.python, ours, installed.workdir), (sys.executable, theirs, ROOT))
+    ]
+    errors = [run.communicate(timeout=300)[1] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], errors
+    (name,) = [p.name for p in theirs.glob("*.template.json")]
+    wheel, source = (json.loads((d / name).read_text()) for d in (ours, theirs))
+    assert wheel == source
+    keys = {
+        r["Properties"].get("SourceKey")
+        for r in source["Resources"].values()
+        if r["Type"] == "Custom::EmdModelBuild"
+    }
+    assert len(keys) == 1 and None not in keys and (theirs / f"asset.{next(iter(keys))}").exists()

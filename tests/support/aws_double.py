@@ -3,9 +3,10 @@
     python -m tests.support.aws_double -H 127.0.0.1 -p 5000     # then AWS_ENDPOINT_URL=http://127.0.0.1:5000
 
 What it adds to moto 5.x, all in this process (the CLI under test only ever sees AWS's own APIs):
-- CloudFormation models for AWS::CodeBuild::Project, AWS::CodePipeline::Pipeline and
-  AWS::ServiceDiscovery::PrivateDnsNamespace (moto's CloudFormation skips them, and a GetAtt on one is an
-  error), created in moto's own backends; and for AWS::CloudFront::Distribution and
+- CloudFormation models for AWS::CodeBuild::Project, AWS::CodePipeline::Pipeline,
+  AWS::ServiceDiscovery::PrivateDnsNamespace and AWS::SecretsManager::Secret (with its generated value)
+  (moto's CloudFormation skips them, and a GetAtt on one is an error), created in moto's own backends; and for
+  AWS::CloudFront::Distribution and
   AWS::CloudFront::VpcOrigin, which moto's CloudFront cannot hold (a VPC origin), as ids and a
   *.cloudfront.net domain name only, so a gateway behind CloudFront (`emd bootstrap`'s default) deploys and
   publishes its https URL;
@@ -225,6 +226,69 @@ class PrivateDnsNamespaceModel(_Named, CloudFormationModel):
 
         backend = servicediscovery_backends[account_id][region_name]
         backend.namespaces.pop(resource_name, None)
+
+
+class SecretModel(_Typed, CloudFormationModel):
+    """AWS::SecretsManager::Secret with GenerateSecretString, as a directly deployed model stack declares its
+    API key: Secrets Manager generates the value; deleting the stack deletes the secret."""
+
+    __module__ = "moto.secretsmanager.models"
+    cfn_type, cfn_attributes = "AWS::SecretsManager::Secret", ("Id",)
+
+    def __init__(self, arn: str) -> None:
+        self.arn = arn
+
+    @property
+    def physical_resource_id(self) -> str:  # Ref gives the secret's ARN
+        return self.arn
+
+    def get_cfn_attribute(self, attribute_name: str) -> str:
+        return self.arn
+
+    @classmethod
+    def create_from_cloudformation_json(  # type: ignore[misc, override]
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str,
+        **kwargs: Any,
+    ) -> SecretModel:  # fmt: skip
+        from moto.secretsmanager.models import secretsmanager_backends
+
+        props = cloudformation_json["Properties"]
+        backend = secretsmanager_backends[account_id][region_name]
+        generate = props.get("GenerateSecretString")
+        value = props.get("SecretString")
+        if generate is not None:
+            value = backend.get_random_password(
+                password_length=int(generate.get("PasswordLength", 32)),
+                exclude_characters=generate.get("ExcludeCharacters", ""),
+                exclude_numbers=bool(generate.get("ExcludeNumbers", False)),
+                exclude_punctuation=bool(generate.get("ExcludePunctuation", False)),
+                exclude_uppercase=bool(generate.get("ExcludeUppercase", False)),
+                exclude_lowercase=bool(generate.get("ExcludeLowercase", False)),
+                include_space=bool(generate.get("IncludeSpace", False)),
+                require_each_included_type=bool(generate.get("RequireEachIncludedType", True)),
+            )
+            value = json.loads(value)["RandomPassword"] if value.startswith("{") else value
+        backend.create_secret(
+            name=props.get("Name") or resource_name,
+            secret_string=value,
+            secret_binary=None,
+            description=props.get("Description"),
+            tags=props.get("Tags"),
+            kms_key_id=None,
+            client_request_token=None,
+            replica_regions=[],
+            force_overwrite=False,
+        )
+        return cls(backend.describe_secret(props.get("Name") or resource_name).arn)
+
+    @classmethod
+    def delete_from_cloudformation_json(  # type: ignore[misc, override]
+        cls, resource_name: str, cloudformation_json: dict[str, Any], account_id: str, region_name: str
+    ) -> None:
+        from moto.secretsmanager.models import secretsmanager_backends
+
+        name = (cloudformation_json.get("Properties") or {}).get("Name") or resource_name
+        secretsmanager_backends[account_id][region_name].delete_secret(name, None, True)
 
 
 class _CloudFrontResource(_Typed):
@@ -596,6 +660,7 @@ class AwsDouble:
         self.url = f"http://127.0.0.1:{self.port}"
         self.quotas_file = self.workdir / "quotas.json"
         self.hold_file = self.workdir / "hold"
+        self.hold_builds_file = self.workdir / "hold-builds"
         self._extra_env = dict(extra_env or {})
         self._proc: Any = None
 
@@ -612,6 +677,7 @@ class AwsDouble:
             "AWS_DEFAULT_REGION": "us-east-1",
             "EMD_DOUBLE_QUOTAS": str(self.quotas_file),
             "EMD_DOUBLE_HOLD": str(self.hold_file),
+            "EMD_DOUBLE_HOLD_BUILDS": str(self.hold_builds_file),
         }
         root = Path(__file__).resolve().parents[2]
         with open(self.workdir / "double.log", "ab") as log:

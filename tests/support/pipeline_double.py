@@ -17,7 +17,8 @@ Hugging Face variables (HF_ENDPOINT, …) reach the build from this process's en
 
 Knobs (environment of the double): EMD_DOUBLE_STEP_SECONDS pauses between actions (default 0.3) so a client
 sees each state; while the file named by EMD_DOUBLE_HOLD exists, executions wait before their Deploy stage
-(or the stage named by EMD_DOUBLE_HOLD_BEFORE).
+(or the stage named by EMD_DOUBLE_HOLD_BEFORE); while the file named by EMD_DOUBLE_HOLD_BUILDS exists, builds
+started with StartBuild stay IN_PROGRESS before their first phase.
 """
 
 from __future__ import annotations
@@ -90,6 +91,9 @@ class Build:
     ended: datetime | None = None
     proc: subprocess.Popen[bytes] | None = None
     stop: bool = False
+    source_location: str | None = None
+    environment: list[dict[str, str]] = field(default_factory=list)
+    exported: dict[str, str] = field(default_factory=dict)
 
     @property
     def stream(self) -> str:
@@ -107,6 +111,9 @@ class Build:
             "endTime": _iso(self.ended),
             "phases": self.phases,
             "logs": {"groupName": self.log_group, "streamName": self.stream},
+            "source": {"type": "S3", "location": self.source_location},
+            "environment": {"environmentVariables": self.environment},
+            "exportedEnvironmentVariables": [{"name": k, "value": v} for k, v in self.exported.items()],
         }
 
 
@@ -135,12 +142,16 @@ def _log_lines(build: Build, lines: list[str]) -> None:
 
 def run_build(build: Build, source: Path, buildspec: dict[str, Any], env: dict[str, str]) -> bool:
     """The buildspec's phases as CodeBuild runs them (install skipped): a failed pre_build ends the build, a
-    failed build still runs post_build with CODEBUILD_BUILD_SUCCEEDING=0. Output goes to CloudWatch Logs."""
+    failed build still runs post_build with CODEBUILD_BUILD_SUCCEEDING=0. Output goes to CloudWatch Logs.
+    Buildspec 0.2 runs every command in one shell environment: what a command exports of the buildspec's
+    env.exported-variables reaches the next commands and, at the end, the build's exported variables."""
     logs = _client("logs")
     with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
         logs.create_log_group(logGroupName=build.log_group)
     logs.create_log_stream(logGroupName=build.log_group, logStreamName=build.stream)
     variables = {k: str(v) for k, v in (buildspec.get("env", {}).get("variables") or {}).items()}
+    exported_names = list(buildspec.get("env", {}).get("exported-variables") or [])
+    exports = source / ".emd-double-exports"
     full_env = {
         **os.environ,
         **variables,
@@ -174,8 +185,10 @@ def run_build(build: Build, source: Path, buildspec: dict[str, Any], env: dict[s
             if build.stop:
                 raise Stopped
             _log_lines(build, [f"[Container] Running command {command}"])
+            capture = "".join(f'printf "%s=%s\\0" {n} "${{{n}-}}"; ' for n in exported_names)
+            script = f'{command}\n__rc=$?; {{ {capture}}} > "{exports}"; exit $__rc' if capture else command
             build.proc = subprocess.Popen(
-                ["bash", "-c", command],
+                ["bash", "-c", script],
                 cwd=source,
                 env=full_env,
                 stdout=subprocess.PIPE,
@@ -183,6 +196,12 @@ def run_build(build: Build, source: Path, buildspec: dict[str, Any], env: dict[s
             )
             out, _ = build.proc.communicate()
             _log_lines(build, out.decode(errors="replace").splitlines())
+            if exports.exists():
+                for item in exports.read_text().split("\0"):
+                    name, _, value = item.partition("=")
+                    if name and value:
+                        full_env[name] = build.exported[name] = value
+                exports.unlink()
             if build.stop:
                 raise Stopped
             if build.proc.returncode != 0:
@@ -241,15 +260,17 @@ def start_build(params: dict[str, Any]) -> Build:
     project = _project(name)
     build = new_build(name)
     overrides = {v["name"]: str(v["value"]) for v in params.get("environmentVariablesOverride") or []}
+    build.source_location = params.get("sourceLocationOverride") or project["source"]["location"]
+    variables = {**_project_env(project), **overrides}
+    build.environment = [{"name": k, "value": v, "type": "PLAINTEXT"} for k, v in variables.items()]
 
     def work() -> None:
         workdir = Path(tempfile.mkdtemp(prefix="emd-build-"))
+        hold = os.environ.get("EMD_DOUBLE_HOLD_BUILDS")
+        while hold and Path(hold).exists() and not build.stop:
+            time.sleep(0.1)
         try:
-            _download_source(
-                params.get("sourceLocationOverride") or project["source"]["location"],
-                params.get("sourceVersion"),
-                workdir,
-            )
+            _download_source(build.source_location or "", params.get("sourceVersion"), workdir)
             spec = _buildspec(project, workdir, params.get("buildspecOverride"))
             run_build(build, workdir, spec, {**_project_env(project), **overrides})
         except Stopped:
@@ -530,5 +551,11 @@ def install_executor() -> None:
         ids = json.loads(self.body).get("ids", [])
         return ActionResult({"builds": [BUILDS[i].to_api() for i in ids if i in BUILDS]})
 
+    def cb_list_builds_for_project(self: CodeBuildResponse) -> ActionResult:
+        name = json.loads(self.body).get("projectName")
+        mine = [b for b in BUILDS.values() if b.project == name]
+        return ActionResult({"ids": [b.id for b in sorted(mine, key=lambda b: b.started, reverse=True)]})
+
     CodeBuildResponse.start_build = cb_start_build  # type: ignore[method-assign]
+    CodeBuildResponse.list_builds_for_project = cb_list_builds_for_project  # type: ignore[method-assign]
     CodeBuildResponse.batch_get_builds = cb_batch_get_builds  # type: ignore[method-assign]

@@ -17,7 +17,7 @@ from emd_stacks.bootstrap import BootstrapStack
 from emd_stacks.context import AppConfig
 from emd_stacks.gateway import GatewayStack
 from emd_stacks.model import ModelStack
-from tests.unit.model_stack_helpers import Variant
+from tests.unit.model_stack_helpers import Variant, direct_kwargs
 from tests.unit.stack_fixtures import make_app
 
 SERVICE_TYPES = ("sagemaker_realtime", "sagemaker_async", "ecs", "ec2")
@@ -44,7 +44,7 @@ GATEWAYS = {
 @dataclass(frozen=True)
 class Synthesized:
     region: str
-    kind: str  # bootstrap | gateway | model
+    kind: str  # bootstrap | gateway | model (what the pipeline deploys) | direct (npx cdk deploy -c model_id)
     template: dict[str, Any]
     file: Path
 
@@ -69,11 +69,18 @@ def model_variants() -> dict[str, Variant]:
             "vpc_id": "vpc-0123456789abcdef0",
             "subnet_ids": ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0bbbbbbbbbbbbbbb2"],
         }},
+        stack_kwargs={"artifact_parameters": True},
     )  # fmt: skip
     variants["us-east-1/asyncout"] = Variant(
         *REGION_MODELS["us-east-1"], "sagemaker_async", model_tag="asyncout",
         extra_params={"service_params": {"s3_output_path": "s3://my-results/emd"}},
+        stack_kwargs={"artifact_parameters": True},
     )  # fmt: skip
+    # what `npx cdk deploy -c model_id=…` synthesizes: the stack's own build and API key secret
+    for region, (model, instance, engine) in REGION_MODELS.items():
+        variants[f"{region}/direct"] = Variant(
+            model, instance, engine, "sagemaker_async", region=region, model_tag="direct"
+        )
     return variants
 
 
@@ -93,8 +100,9 @@ def synthesize_all(outdir: Path) -> dict[str, Synthesized]:
             gateway = GatewayStack(stage, config=AppConfig(region=region, **options), env=env, image=image)
             kinds[f"{region}/gateway-{name}"] = (region, "gateway", gateway)
     for name, variant in model_variants().items():
-        stack = ModelStack(app, variant.deployment(), **variant.stack_kwargs)
-        kinds[name] = (variant.region, "model", stack)
+        kwargs = direct_kwargs(variant.stack_kwargs)
+        stack = ModelStack(app, variant.deployment(), **kwargs)
+        kinds[name] = (variant.region, "direct" if kwargs["own_api_key"] else "model", stack)
     assembly = app.synth()
     flat = outdir / "flat"
     flat.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ CloudFormation intrinsics, find resources by type."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,13 @@ class Variant:
         )
 
 
+def direct_kwargs(stack_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A variant that neither fills pipeline parameters nor brings an image is what `npx cdk deploy -c
+    model_id=…` synthesizes: app.py has the stack create its own API key secret."""
+    direct = not stack_kwargs.get("artifact_parameters") and not stack_kwargs.get("image_uri")
+    return {"own_api_key": direct, **stack_kwargs}
+
+
 def build_app(outdir: Path, variants: dict[str, Variant]):  # type: ignore[no-untyped-def]
     from emd_stacks.model import ModelStack
 
@@ -42,7 +50,7 @@ def build_app(outdir: Path, variants: dict[str, Variant]):  # type: ignore[no-un
     stacks = {}
     for name, v in variants.items():
         d = v.deployment()
-        stacks[name] = ModelStack(app, d, **dict(v.stack_kwargs))
+        stacks[name] = ModelStack(app, d, **direct_kwargs(v.stack_kwargs))
     return app, stacks
 
 
@@ -63,6 +71,13 @@ def render(value: Any) -> str:
         if "Fn::Split" in value:
             return f"<Split:{render(value['Fn::Split'][1])}>"
     return json.dumps(value)
+
+
+def with_build_outputs(text: str) -> str:
+    """Rendered text with the build custom resource's outputs (GetAtt placeholders) as it returns them."""
+    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/emd:vllm-0123"
+    text = re.sub(r"<GetAtt:\w+\.ImageUri>", image, text)
+    return re.sub(r"<GetAtt:\w+\.ModelDataS3Uri>", "s3://emd-artifacts/models/m/0123abcd/", text)
 
 
 def registry_entry(template: dict[str, Any]) -> tuple[str, dict[str, Any]]:

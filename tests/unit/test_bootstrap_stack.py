@@ -16,6 +16,7 @@ from emd_stacks.bootstrap import (
     PARAM_ECR,
     PARAM_PIPELINE,
     PARAM_PROJECT,
+    PARAM_PROJECT_LOGS,
     BootstrapStack,
 )
 from emd_stacks.context import AppConfig
@@ -429,10 +430,41 @@ def test_ssm_contract_parameters(us_east):
         p["Properties"]["Name"]: p["Properties"]
         for p in resources_of(us_east.template, "AWS::SSM::Parameter").values()
     }
-    assert set(params) == {PARAM_BUCKET, PARAM_ECR, PARAM_BOUNDARY, PARAM_PROJECT, PARAM_PIPELINE}
+    expected = {PARAM_BUCKET, PARAM_ECR, PARAM_BOUNDARY, PARAM_PROJECT, PARAM_PROJECT_LOGS, PARAM_PIPELINE}
+    assert set(params) == expected
     assert params[PARAM_BUCKET]["Value"] == {"Ref": BUCKET_ID}
     assert params[PARAM_ECR]["Value"] == {"Ref": REPOSITORY_ID}
     assert params[PARAM_PIPELINE]["Value"] == {"Ref": "DeployPipeline74E14360"}
+    groups = resources_of(us_east.template, "AWS::Logs::LogGroup")
+    (build_logs,) = [k for k in groups if k.startswith("BuildLogs")]
+    assert params[PARAM_PROJECT_LOGS]["Value"] == {"Ref": build_logs}
+
+
+def test_direct_deploys_build_within_the_boundary_and_the_build_reads_cdk_assets(us_east, china):
+    """A directly deployed model stack's build custom resource (emd_constructs/model_build.py): its roles
+    carry the model boundary, which allows starting and reading builds of this project only, reading its log,
+    and the Provider framework's own calls between EMD-Model-* functions and state machines; the build role
+    reads the build inputs from the CDK bootstrap's asset bucket of this account and region."""
+    for synth in (us_east, china):
+        t = synth.template
+        _, statements = _boundary(t)
+        by_sid = {s.get("Sid"): s for s in statements}
+        (project,) = resources_of(t, "AWS::CodeBuild::Project")
+        assert by_sid["DirectDeployBuild"]["Resource"] == {"Fn::GetAtt": [project, "Arn"]}
+        assert set(by_sid["DirectDeployBuild"]["Action"]) == {
+            "codebuild:StartBuild",
+            "codebuild:BatchGetBuilds",
+            "codebuild:ListBuildsForProject",
+        }
+        log = json.dumps(by_sid["DirectDeployBuildLog"]["Resource"])
+        assert '{"Ref": "BuildLogs' in log and log.endswith(':log-stream:*"]]}')
+        assert ":function:EMD-Model-*" in json.dumps(by_sid["DirectDeployProvider"]["Resource"])
+        assert ":stateMachine:EMD-Model-*" in json.dumps(by_sid["DirectDeployWaiter"]["Resource"])
+        build_role = _role_statements(t, "BuildProjectRole")
+        reads = [s for s in build_role if "s3:GetObject" in as_list(s["Action"]) and "cdk-" in json.dumps(s)]
+        (read,) = reads
+        assert "cdk-*-assets-" in json.dumps(read["Resource"]) and "AWS::AccountId" in json.dumps(read)
+        assert ("arn:aws-cn:s3:::cdk-" if synth is china else "arn:aws:s3:::cdk-") in json.dumps(read)
 
 
 def test_everything_taggable_is_tagged(us_east):

@@ -227,3 +227,30 @@ def test_parameters_name_what_the_build_cannot_fill(bundle, monkeypatch):
 
 def test_usage():
     assert prepare.main([]) == 2 and prepare.main(["deploy"]) == 2
+
+
+def test_a_tag_pushed_by_a_parallel_build_is_used_and_a_real_failure_is_one_line(
+    bundle, engine_repo, capsys, monkeypatch
+):
+    ecr, uri = engine_repo
+    tag = _adapter_tag(bundle).adapter_tag
+
+    def pushed_first_by_another_build(argv, stdin, cwd):
+        if argv[:3] == ["docker", "buildx", "build"]:
+            _push(ecr, tag)  # the other execution's push lands, then ECR refuses ours: the tag is immutable
+            raise subprocess.CalledProcessError(1, argv)
+
+    prepare.step_image(pushed_first_by_another_build)
+    assert prepare.read_state()["engine_image_uri"] == f"{uri}:{tag}"
+    assert f"{tag} was pushed by another build meanwhile: using it" in capsys.readouterr().out
+
+    ecr.batch_delete_image(repositoryName="emd-engines", imageIds=[{"imageTag": tag}])
+
+    def broken(argv, stdin, cwd):
+        if argv[:3] == ["docker", "buildx", "build"]:
+            raise subprocess.CalledProcessError(17, argv)
+
+    monkeypatch.setitem(prepare.STEPS, "image", lambda: prepare.step_image(broken))
+    assert prepare.main(["image"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"[emd-build] error: docker buildx build of {tag} failed (exit 17): see its output above"

@@ -8,7 +8,7 @@ import json
 import zipfile
 from pathlib import Path
 
-from emd_cli.bundle import PACKAGES_ROOT, gateway_bundle, model_bundle
+from emd_constructs.bundles import PACKAGES_ROOT, gateway_bundle, model_bundle
 from emd_stacks.model_inputs import engine_image_tag
 from model_specs.catalogue import catalogue
 from model_specs.deployment import resolve_deployment

@@ -75,7 +75,7 @@ def test_ours_and_cdks_pass_anything_else_is_refused() -> None:
 
 def test_the_shipped_flags_are_the_only_ones() -> None:
     flags = json.loads(SHIPPED_CONTEXT_FILE.read_text())
-    assert flags and all(k.startswith("@aws-cdk/") for k in flags)
+    assert flags and all(is_cdk_key(k) for k in flags)  # which ones: tests/unit/test_feature_flags.py
     # cdk.json carries none: app.py gives the shipped file to the App, as emd_stacks.synth does
     assert "context" not in json.loads((ROOT / "cdk.json").read_text())
 
@@ -148,6 +148,10 @@ def test_npx_cdk_outside_the_venv_runs_the_app_with_dot_venv_and_cdk_keys_pass(t
     assert result.returncode == 0, result.stderr[-3000:]
     assert (out / "EMD-Bootstrap.template.json").is_file()
     assert not (out / "EMD-Gateway.template.json").exists()
+    # the CLI read the App's feature-flag report and found every flag configured (it says 'N feature flags
+    # are not configured' otherwise)
+    assert (out / "manifest.json").read_text().count("cdk:feature-flag-report") == 1
+    assert "feature flags are not configured" not in result.stderr + result.stdout
 
 
 def test_without_a_venv_the_launcher_says_what_to_do(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
-"""The zip bundles EMD uploads for CodeBuild: the model bundle (pipeline source: template.json,
-deployment.json and what serving/build/buildspec.yml runs) and the gateway bundle (what
-serving/gateway/Dockerfile copies, plus the gateway build). Files come from the installed packages, so a wheel
-install ships the same bundle as the source tree; fixed timestamps: the same files give the same bytes."""
+"""The zip bundles CodeBuild runs on: the model bundle (the pipeline's source, which the CLI uploads, or a
+directly deployed model stack's build inputs, a CDK asset: template.json, deployment.json and what
+serving/build/buildspec.yml runs) and the gateway bundle (what serving/gateway/Dockerfile copies, plus the
+gateway build). Files come from the installed packages, so a wheel install ships the same bundle as the source
+tree; fixed timestamps: the same files give the same bytes. No aws_cdk here (the CLI imports this module)."""
 
 from __future__ import annotations
 
@@ -55,6 +56,32 @@ def model_bundle(template: dict[str, Any], deployment: dict[str, Any], root: Pat
             "deployment.json": json.dumps(deployment, indent=2).encode(),
         }
     )
+
+
+# What a directly deployed stack takes from its build (serving/build/contract.py): the build fills these in
+# parameters.json like a pipeline template's, and exports them to the stack's custom resource.
+DIRECT_BUILD_TEMPLATE = {
+    "Description": "The parameters a directly deployed EMD model stack takes from its build (cdk deploy)",
+    "Parameters": {
+        "EngineImageUri": {"Type": "String"},
+        "ModelDataS3Uri": {"Type": "String"},
+    },
+}
+# deployment.json keys the build reads (serving/build/prepare.py, weights.py): a change to anything else (the
+# instance type, scaling) changes no build input, so it starts no build
+BUILD_KEYS = ("model_id", "model_tag", "engine_type", "region", "stack_name")
+BUILD_EXTRA_PARAMS = ("model_params", "engine_params")
+
+
+def direct_build_bundle(deployment: dict[str, Any], root: Path = PACKAGES_ROOT) -> bytes:
+    """A directly deployed stack's build inputs: the model bundle with what the build reads of the deployment
+    (Deployment.to_public_dict: no secret) and DIRECT_BUILD_TEMPLATE."""
+    extra = deployment.get("extra_params") or {}
+    build_inputs = {
+        **{k: deployment[k] for k in BUILD_KEYS},
+        "extra_params": {k: extra[k] for k in BUILD_EXTRA_PARAMS if extra.get(k)},
+    }
+    return model_bundle(DIRECT_BUILD_TEMPLATE, build_inputs, root)
 
 
 def gateway_bundle(root: Path = PACKAGES_ROOT) -> bytes:
