@@ -7,7 +7,9 @@ one at a time at a steady pace, to its own HTTP deployment with its own key; its
 then during each attack:
 
 - sagemaker-streams: N concurrent SageMaker streams (each `--events` SSE events, one every `--event-ms`),
-  started again as they end
+  started again as they end. `--phase lockstep` (the default) starts every stream's events on the same beat,
+  a burst of N events at once every `--event-ms` (the worst case); `--phase random` delays each stream's first
+  event by a random fraction of `--event-ms`, as streams that began at different times arrive
 - never-readers: N clients that ask for a long SageMaker stream and never read a byte of it
 - multipart: clients each sending a 1 MiB multipart body of repeated `name="model"` lines every
   `--multipart-pace-ms` (0: back to back, which floods the gateway with bytes whatever they hold)
@@ -26,6 +28,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -49,7 +52,7 @@ ATTACK_SETTLE_SECONDS = 2.0
 # ---------------------------------------------------------------- the fake engine (its own process)
 
 
-def engine_app(events: int, event_ms: float) -> web.Application:
+def engine_app(events: int, event_ms: float, phase: str = "lockstep") -> web.Application:
     message = {"role": "assistant", "content": "ok"}
     completion = json.dumps(
         {"id": "b", "object": "chat.completion", "model": "served", "created": 0,
@@ -71,6 +74,8 @@ def engine_app(events: int, event_ms: float) -> web.Application:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
         try:
+            if phase == "random":
+                await asyncio.sleep(random.uniform(0, event_ms) / 1000)
             for i in range(events * (10 if body.get("long") else 1)):
                 await asyncio.sleep(event_ms / 1000)
                 await resp.write(event(f"t{i} "))
@@ -229,6 +234,10 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--events", type=int, default=50, help="SSE events per SageMaker stream")
     parser.add_argument("--event-ms", type=float, default=100.0, help="time between two events of a stream")
+    parser.add_argument(
+        "--phase", choices=("lockstep", "random"), default="lockstep",
+        help="SageMaker streams' events on one beat (a burst every --event-ms), or each stream on its own",
+    )  # fmt: skip
     parser.add_argument("--tenant-requests", type=int, default=300, help="tenant requests per measurement")
     parser.add_argument("--tenant-pace-ms", type=float, default=10.0, help="pause between tenant requests")
     parser.add_argument("--rounds", type=int, default=3, help="idle + attack measurements per attack")
@@ -249,8 +258,8 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.serve_engine:
-        web.run_app(engine_app(args.events, args.event_ms), host="127.0.0.1", port=args.serve_engine,
-                    access_log=None, print=None)  # fmt: skip
+        app = engine_app(args.events, args.event_ms, args.phase)
+        web.run_app(app, host="127.0.0.1", port=args.serve_engine, access_log=None, print=None)
         return
     if args.serve_sagemaker:
         from tests.integration.conftest import fake_sagemaker_runtime
@@ -263,7 +272,8 @@ def main() -> None:
         return
 
     procs: list[subprocess.Popen] = []
-    me = [sys.executable, __file__, "--events", str(args.events), "--event-ms", str(args.event_ms)]
+    me = [sys.executable, __file__, "--events", str(args.events), "--event-ms", str(args.event_ms),
+          "--phase", args.phase]  # fmt: skip
     try:
         moto_port, engine_port, streamer_port, sm_port, gw_port = (free_port() for _ in range(5))
         moto_url, engine_url = f"http://127.0.0.1:{moto_port}", f"http://127.0.0.1:{engine_port}"
@@ -296,7 +306,7 @@ def main() -> None:
             f"gateway={args.gateway_root}\ntenant: "
             f"{args.rounds} x {args.tenant_requests} sequential requests idle and as many under each attack, "
             f"one every {args.tenant_pace_ms:.0f} ms; SageMaker streams: {args.events} events, one every "
-            f"{args.event_ms:.0f} ms"
+            f"{args.event_ms:.0f} ms, {args.phase}"
         )
         header = ("attack", "attackers", "idle p50", "idle p99", "p50 ms", "p99 ms", "p99/idle", "target",
                   "gw CPU")  # fmt: skip
