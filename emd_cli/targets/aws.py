@@ -351,7 +351,7 @@ class AwsTarget:
     def _read_key(self, aws: Any, route: str) -> str | None:
         sm = aws.client("secretsmanager")
         try:
-            return str(sm.get_secret_value(SecretId=api_key_secret_name(*parse_route(route)))["SecretString"])
+            return str(sm.get_secret_value(SecretId=_key_secret_name(aws, route))["SecretString"])
         except sm.exceptions.ResourceNotFoundException:
             return None
 
@@ -429,7 +429,7 @@ class AwsTarget:
         sm = aws.client("secretsmanager")
         key = api_key or generate_api_key()
         try:
-            sm.put_secret_value(SecretId=api_key_secret_name(model_id, tag), SecretString=key)
+            sm.put_secret_value(SecretId=_key_secret_name(aws, route), SecretString=key)
         except sm.exceptions.ResourceNotFoundException:
             raise EmdUserError(
                 f"{model_id}/{tag} has no API key in {aws.region} (not deployed there, or public)"
@@ -479,8 +479,8 @@ def _model_type(route: str) -> str:
     return catalogue().model(parse_route(route)[0]).type.value
 
 
-def _inference_component(aws: Any, route: str) -> str | None:
-    """The inference component a scale-to-zero real-time endpoint is invoked through (its registry entry)."""
+def _registry_entry(aws: Any, route: str) -> Any:
+    """The deployment's registry entry (model_specs.registry.RegistryEntry), or None."""
     from model_specs.registry import RegistryEntry
 
     ssm = aws.client("ssm")
@@ -489,9 +489,24 @@ def _inference_component(aws: Any, route: str) -> str | None:
     except ssm.exceptions.ParameterNotFound:
         return None
     try:
-        return RegistryEntry.model_validate_json(value).inference_component_name
+        return RegistryEntry.model_validate_json(value)
     except ValueError:
         return None
+
+
+def _inference_component(aws: Any, route: str) -> str | None:
+    """The inference component a scale-to-zero real-time endpoint is invoked through (its registry entry)."""
+    entry = _registry_entry(aws, route)
+    return entry.inference_component_name if entry else None
+
+
+def _key_secret_name(aws: Any, route: str) -> str:
+    """The secret holding the deployment's key: the one its registry entry names (a directly deployed stack
+    may use an existing secret, `-c api_key_secret_name`), else emd/<model-id>/<tag>/api-key."""
+    entry = _registry_entry(aws, route)
+    if entry is not None and entry.api_key_secret_name:
+        return str(entry.api_key_secret_name)
+    return api_key_secret_name(*parse_route(route))
 
 
 def _sagemaker_endpoint_name(route: str) -> str:

@@ -222,3 +222,23 @@ def test_the_stack_secret_is_generated_rotated_by_emd_and_deleted_with_the_stack
     cfn.delete_stack(StackName=d.stack_name)
     names = [s["Name"] for s in sm.list_secrets()["SecretList"]]
     assert name not in names
+
+
+def test_keys_rotate_writes_the_existing_secret_a_direct_stack_names(direct: Direct) -> None:
+    """`-c api_key_secret_name=emd/team/api-key`: the registry entry names that secret, and `emd keys rotate`
+    rotates it (not emd/<model-id>/<tag>/api-key, which does not exist)."""
+    from model_specs.registry import RegistryEntry, registry_parameter_name
+
+    sm = direct.double.client("secretsmanager")
+    sm.create_secret(Name="emd/team/api-key", SecretString="emd-old-team-key")
+    entry = RegistryEntry(
+        model_id=MODEL, model_tag="team", model_type="llm", service_type="sagemaker_realtime",
+        backend="sagemaker", endpoint_name="emd-team", api_key_secret_name="emd/team/api-key",
+    )  # fmt: skip
+    direct.double.client("ssm").put_parameter(
+        Name=registry_parameter_name(MODEL, "team"), Value=entry.model_dump_json(), Type="String"
+    )
+    rotated = direct.run("keys", "rotate", f"{MODEL}/team", "--region", "us-east-1")
+    assert rotated.returncode == 0, rotated.stdout + rotated.stderr
+    new_key = rotated.stdout.split("'")[1]
+    assert sm.get_secret_value(SecretId="emd/team/api-key")["SecretString"] == new_key != "emd-old-team-key"
