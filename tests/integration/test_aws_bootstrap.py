@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 from rich.console import Console
 
 from tests.support.aws_double import AwsDouble
+from tests.support.cli import environ_without, run_emd
 
 pytestmark = [pytest.mark.integration]
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,17 +30,7 @@ def double(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AwsDouble]:
 
 
 def emd(double: AwsDouble, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(double.env(), COLUMNS="200")
-    return subprocess.run(
-        [sys.executable, "-m", "emd_cli", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
+    return run_emd(*args, env={**environ_without("AWS_"), **double.env(), "COLUMNS": "200"}, timeout=timeout)
 
 
 def emd_parameters(double: AwsDouble) -> dict[str, str]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import signal
 import subprocess
@@ -32,6 +31,7 @@ import pytest
 from model_specs.catalogue import catalogue
 from tests.integration.conftest import Gateway, fake_sagemaker_runtime, start_gateway, stop
 from tests.support.aws_double import DEFAULT_QUOTAS, AwsDouble
+from tests.support.cli import environ_without, run_emd
 from tests.support.hf_server import HubServer
 from tests.support.servers import ServerThread, free_port
 
@@ -51,20 +51,12 @@ class World:
     outputs: list[str] = field(default_factory=list)  # every CLI output, for the key-leak check
 
     def emd(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [sys.executable, "-m", "emd_cli", *args],
-            cwd=ROOT,
-            env=self.env(),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-        )
+        result = run_emd(*args, env=self.env(), timeout=timeout)
         self.outputs.append(result.stdout + result.stderr)
         return result
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "EMD_"))}
+        env = environ_without("AWS_", "EMD_")
         env.update(self.double.env(), XDG_STATE_HOME=str(self.home / "state"), COLUMNS="200")
         env["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] = self.runtime_url  # SageMaker straight, no gateway
         return env

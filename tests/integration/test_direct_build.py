@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -26,6 +24,7 @@ from model_specs.catalogue import catalogue
 from model_specs.deployment import Deployment, resolve_deployment
 from serving.build_resource import handler
 from tests.support.aws_double import AwsDouble
+from tests.support.cli import environ_without, run_emd
 from tests.support.hf_server import HubServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -42,12 +41,9 @@ class Direct:
     project: str
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "EMD_"))}
+        env = environ_without("AWS_", "EMD_")
         env.update(self.double.env(), XDG_STATE_HOME=str(self.double.workdir / "state"))
-        return subprocess.run(
-            [sys.executable, "-m", "emd_cli", *args],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+        return run_emd(*args, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -227,14 +223,12 @@ def test_the_stack_secret_is_generated_rotated_by_emd_and_deleted_with_the_stack
 def test_keys_rotate_writes_the_existing_secret_a_direct_stack_names(direct: Direct) -> None:
     """`-c api_key_secret_name=emd/team/api-key`: the registry entry names that secret, and `emd keys rotate`
     rotates it (not emd/<model-id>/<tag>/api-key, which does not exist)."""
-    from model_specs.registry import RegistryEntry, registry_parameter_name
+    from model_specs.registry import registry_parameter_name
+    from tests.entries import sm_entry
 
     sm = direct.double.client("secretsmanager")
     sm.create_secret(Name="emd/team/api-key", SecretString="emd-old-team-key")
-    entry = RegistryEntry(
-        model_id=MODEL, model_tag="team", model_type="llm", service_type="sagemaker_realtime",
-        backend="sagemaker", endpoint_name="emd-team", api_key_secret_name="emd/team/api-key",
-    )  # fmt: skip
+    entry = sm_entry(MODEL, "team", "emd-team").model_copy(update={"api_key_secret_name": "emd/team/api-key"})
     direct.double.client("ssm").put_parameter(
         Name=registry_parameter_name(MODEL, "team"), Value=entry.model_dump_json(), Type="String"
     )

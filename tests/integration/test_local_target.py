@@ -13,7 +13,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,7 +23,8 @@ import openai
 import psutil
 import pytest
 
-from tests.integration.conftest import ROOT, free_port, smollm_gguf
+from tests.integration.conftest import free_port, smollm_gguf
+from tests.support.cli import environ_without, run_emd
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -46,21 +46,13 @@ class Emd:
         return self.xdg / "emd" / "local"
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("EMD_")}
-        return {**env, "XDG_STATE_HOME": str(self.xdg), "HF_HUB_OFFLINE": "1", **self.extra_env}
+        local = {"XDG_STATE_HOME": str(self.xdg), "HF_HUB_OFFLINE": "1"}
+        return {**environ_without("EMD_"), **local, **self.extra_env}
 
     def __call__(
         self, *args: str, stdin: str | None = None, timeout: float = 180
     ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "emd_cli", *args],
-            cwd=ROOT,
-            env=self.env(),
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        return run_emd(*args, env=self.env(), timeout=timeout, stdin=stdin)
 
     def deploy(self, *args: str) -> subprocess.CompletedProcess[str]:
         return self("deploy", "--model-id", MODEL, "-s", "local", "--port", str(self.port), *args)
