@@ -101,7 +101,7 @@ class AwsTarget:
             raise
         console.print(f"Pipeline execution {execution_id} started for {dep.route}")
         endpoint = self._endpoint_for(
-            aws, boot, dep.route, key, _deployment_facts(dep), dep.sagemaker_endpoint_name, deployed=False
+            aws, boot, dep.route, key, _deployment_facts(dep), dep.sagemaker_endpoint_name
         )
         try:
             from emd_cli.aws.pipeline import follow_execution
@@ -296,13 +296,14 @@ class AwsTarget:
         stack = stack_status(aws.client("cloudformation"), stack_name_of(route))
         outputs = outputs_of(stack) if stack else {}
         facts = json.loads(outputs.get("Deployment", "{}"))
-        key = None if facts.get("public") else self._read_key(aws, route)
+        entry = _registry_entry(aws, route)
+        key = None if facts.get("public") else self._read_key(aws, _key_secret_name(entry, route))
         if stack is None and key is None:  # building, or a failed first deployment of a public route
             name = stack_name_of(route)
             if not _without_destroyed(aws, boot, _latest_executions(aws, boot.pipeline, name), {}):
                 return None
         return self._endpoint_for(
-            aws, boot, outputs.get("Route", route), key, facts, outputs.get("EndpointName")
+            aws, boot, outputs.get("Route", route), key, facts, outputs.get("EndpointName"), entry=entry
         )
 
     def _endpoint_for(
@@ -314,20 +315,21 @@ class AwsTarget:
         facts: dict[str, Any],
         endpoint_name: str | None = None,
         *,
-        deployed: bool = True,
+        entry: Any = None,
     ) -> Endpoint:
         """How to call `route`: the gateway, or SageMaker straight without one. Behind an internal gateway a
         deployed real-time SageMaker deployment also gets its direct endpoint (for `emd invoke` from outside
-        the VPC); deployed=False (during `emd deploy`) reads nothing more."""
+        the VPC); entry, the deployment's registry entry (None during `emd deploy`), names its inference
+        component."""
         from emd_cli.exposure import INTERNAL, deployed_exposure
 
         model_type = facts.get("model_type") or _model_type(route)
         if not boot.gateway_url:
-            return self._direct_endpoint(aws, route, model_type, key, endpoint_name, deployed=deployed)
+            return self._direct_endpoint(aws, route, model_type, key, endpoint_name, entry=entry)
         exposure = deployed_exposure(boot.gateway_exposure, boot.gateway_url)
         realtime = facts.get("service_type") == ServiceType.sagemaker_realtime.value
         direct = (
-            self._direct_endpoint(aws, route, model_type, None, endpoint_name, deployed=deployed)
+            self._direct_endpoint(aws, route, model_type, None, endpoint_name, entry=entry)
             if exposure == INTERNAL and realtime
             else None
         )
@@ -337,21 +339,21 @@ class AwsTarget:
         )  # fmt: skip
 
     def _direct_endpoint(
-        self, aws: Any, route: str, model_type: str, key: str | None, name: str | None, *, deployed: bool
+        self, aws: Any, route: str, model_type: str, key: str | None, name: str | None, *, entry: Any
     ) -> Endpoint:
         """SageMaker's runtime, signed with the caller's credentials; a scale-to-zero endpoint's inference
-        component from the deployment's registry entry (one read)."""
+        component from the deployment's registry entry."""
         name = name or _sagemaker_endpoint_name(route)
-        component = _inference_component(aws, route) if deployed else None
+        component = entry.inference_component_name if entry is not None else None
         return Endpoint(
             route, "aws", name, route, model_type, key, via_gateway=False, sagemaker_endpoint_name=name,
             region=aws.region, inference_component_name=component,
         )  # fmt: skip
 
-    def _read_key(self, aws: Any, route: str) -> str | None:
+    def _read_key(self, aws: Any, secret_name: str) -> str | None:
         sm = aws.client("secretsmanager")
         try:
-            return str(sm.get_secret_value(SecretId=_key_secret_name(aws, route))["SecretString"])
+            return str(sm.get_secret_value(SecretId=secret_name)["SecretString"])
         except sm.exceptions.ResourceNotFoundException:
             return None
 
@@ -429,7 +431,8 @@ class AwsTarget:
         sm = aws.client("secretsmanager")
         key = api_key or generate_api_key()
         try:
-            sm.put_secret_value(SecretId=_key_secret_name(aws, route), SecretString=key)
+            secret = _key_secret_name(_registry_entry(aws, route), route)
+            sm.put_secret_value(SecretId=secret, SecretString=key)
         except sm.exceptions.ResourceNotFoundException:
             raise EmdUserError(
                 f"{model_id}/{tag} has no API key in {aws.region} (not deployed there, or public)"
@@ -494,16 +497,9 @@ def _registry_entry(aws: Any, route: str) -> Any:
         return None
 
 
-def _inference_component(aws: Any, route: str) -> str | None:
-    """The inference component a scale-to-zero real-time endpoint is invoked through (its registry entry)."""
-    entry = _registry_entry(aws, route)
-    return entry.inference_component_name if entry else None
-
-
-def _key_secret_name(aws: Any, route: str) -> str:
+def _key_secret_name(entry: Any, route: str) -> str:
     """The secret holding the deployment's key: the one its registry entry names (a directly deployed stack
     may use an existing secret, `-c api_key_secret_name`), else emd/<model-id>/<tag>/api-key."""
-    entry = _registry_entry(aws, route)
     if entry is not None and entry.api_key_secret_name:
         return str(entry.api_key_secret_name)
     return api_key_secret_name(*parse_route(route))
