@@ -78,8 +78,9 @@ def choose_exposure(
     nothing by surprise); else HTTPS through CloudFront, or internal in China (CloudFront there serves only an
     ICP-registered domain of your own). The deployed gateway's client CIDR blocks stay unless --allowed-cidrs
     is given again (a rerun never opens a restricted gateway up) or the exposure becomes CloudFront."""
-    choice = _choose(config, given=set(given), deployed=deployed)
-    keep = deployed_cidrs and "allowed_cidrs" not in given and choice.config.gateway
+    chosen = set(given)
+    choice = _choose(config, given=chosen, deployed=deployed)
+    keep = deployed_cidrs and "allowed_cidrs" not in chosen and choice.config.gateway
     if not keep or choice.config.cloudfront:
         return choice
     kept = replace(choice.config, allowed_cidrs=tuple(deployed_cidrs))
